@@ -1,0 +1,41 @@
+"""The one application factory: tests, the dev runner and gunicorn all build the app here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from marketsvc.auth import TOKEN_CODEC, TokenCodec, access_middleware
+from marketsvc.db import Database
+from marketsvc.handlers import ROUTE_TABLES
+from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.middlewares import error_middleware, tag_response
+from marketsvc.settings import Settings
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    database = Database(app[SETTINGS])
+    app[DATABASE] = database
+    yield
+    await database.dispose()
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings.from_env()
+    app = web.Application(
+        middlewares=[error_middleware, access_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[TOKEN_CODEC] = TokenCodec(settings)
+    app.cleanup_ctx.append(database_ctx)
+    app.on_response_prepare.append(tag_response)
+    for table in ROUTE_TABLES:
+        app.add_routes(table)
+    return app
+
+
+async def gunicorn_app() -> web.Application:
+    """Entry point for ``gunicorn marketsvc.app:gunicorn_app``."""
+    return create_app()

@@ -1,0 +1,90 @@
+"""Customers and their addresses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_rows
+from marketsvc.errors import CustomerNotFound, EmailTaken
+from marketsvc.models import Address, Customer
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    stmt = select(Customer).options(joinedload(Customer.address)).where(Customer.id == customer_id)
+    customer = (await session.execute(stmt)).scalar_one_or_none()
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
+    found = await session.scalar(select(Customer.id).where(Customer.id == customer_id))
+    return found is not None
+
+
+async def create_customer(session: AsyncSession, data: dict[str, Any]) -> Customer:
+    await _ensure_email_free(session, data["email"])
+    customer = Customer(name=data["name"], email=data["email"], address=Address(**data["address"]))
+    session.add(customer)
+    await _flush(session, data["email"])
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: int, changes: dict[str, Any]
+) -> Customer:
+    customer = await get_customer(session, customer_id)
+    if "email" in changes and changes["email"] != customer.email:
+        await _ensure_email_free(session, changes["email"])
+    for field in ("name", "email"):
+        if field in changes:
+            setattr(customer, field, changes[field])
+    for field, value in changes.get("address", {}).items():
+        setattr(customer.address, field, value)
+    await _flush(session, changes.get("email", ""))
+    return customer
+
+
+def customers_query(after_id: int = 0, limit: int | None = None) -> Any:
+    columns = (
+        Customer.id,
+        Customer.name,
+        Customer.email,
+        Address.street,
+        Address.flat_number,
+        Address.city,
+        Address.post_code,
+        Address.country,
+    )
+    stmt = select(*columns).join(Address, Address.customer_id == Customer.id)
+    return page(stmt, Customer.id, after_id, limit)
+
+
+async def stream_customers(
+    session: AsyncSession,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Row[Any]]]:
+    async for chunk in stream_rows(session, customers_query(after_id, limit), chunk_rows):
+        yield chunk
+
+
+async def _ensure_email_free(session: AsyncSession, email: str) -> None:
+    if await session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
+        raise EmailTaken(email)
+
+
+async def _flush(session: AsyncSession, email: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "email" in str(exc.orig):
+            raise EmailTaken(email) from None
+        raise

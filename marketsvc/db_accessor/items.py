@@ -1,0 +1,46 @@
+"""The catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_entities
+from marketsvc.errors import ItemNotFound
+from marketsvc.models import Item
+
+
+async def get_item(session: AsyncSession, item_id: int) -> Item:
+    item = await session.get(Item, item_id)
+    if item is None:
+        raise ItemNotFound(item_id)
+    return item
+
+
+async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
+    item = Item(**data)
+    session.add(item)
+    await session.flush()
+    return item
+
+
+async def update_item(session: AsyncSession, item_id: int, changes: dict[str, Any]) -> Item:
+    item = await get_item(session, item_id)
+    for field, value in changes.items():
+        setattr(item, field, value)
+    await session.flush()
+    return item
+
+
+async def stream_items(
+    session: AsyncSession,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Item]]:
+    stmt = page(select(Item), Item.id, after_id, limit)
+    async for chunk in stream_entities(session, stmt, chunk_rows):
+        yield chunk

@@ -1,0 +1,92 @@
+"""Domain errors raised by accessors and handlers; one middleware turns them into problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class CustomerNotFound(NotFound):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} does not exist")
+
+
+class ItemNotFound(NotFound):
+    def __init__(self, item_id: int) -> None:
+        super().__init__(f"item {item_id} does not exist")
+
+
+class OrderNotFound(NotFound):
+    def __init__(self, order_id: int) -> None:
+        super().__init__(f"order {order_id} does not exist")
+
+
+class UserNotFound(NotFound):
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")
+
+
+class PetNotFound(NotFound):
+    def __init__(self, pet_id: int) -> None:
+        super().__init__(f"pet {pet_id} does not exist")
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class EmailTaken(Conflict):
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            f"a customer with email {email!r} already exists",
+            {"email": ["A customer with this email already exists."]},
+        )
+
+
+class OutOfStock(Conflict):
+    def __init__(self, item_ids: Iterable[int]) -> None:
+        self.item_ids = sorted(item_ids)
+        super().__init__(
+            "not enough stock for items " + ", ".join(map(str, self.item_ids)),
+            {"lines": [f"Not enough stock for item {i}." for i in self.item_ids]},
+        )
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"an order cannot move from {current!r} to {target!r}")
+
+
+class InvalidInput(DomainError):
+    """Well-formed input that names something that does not exist or cannot be used."""
+
+    status = 422
+    title = "Unprocessable content"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("the request is not valid: " + ", ".join(sorted(errors)), errors)
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"

@@ -1,0 +1,12 @@
+"""HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
+
+from marketsvc.handlers import customers, items, ops, orders, pets, users
+
+ROUTE_TABLES = (
+    ops.routes,
+    items.routes,
+    customers.routes,
+    orders.routes,
+    users.routes,
+    pets.routes,
+)

@@ -1,0 +1,95 @@
+"""Customers: admins see all, a customer sees only itself (others are 404, not 403)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from marketsvc.db_accessor import customers
+from marketsvc.errors import CustomerNotFound
+from marketsvc.http import created, json_response, path_id, read_json, read_query
+from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.routing import Access, endpoint
+from marketsvc.schemas.common import PageQuery
+from marketsvc.schemas.customers import CustomerCreate, CustomerOut, CustomerPatch, customer_row
+from marketsvc.streaming import stream_json
+
+routes = web.RouteTableDef()
+customer_out = CustomerOut()
+
+
+def own_customer_id(request: web.Request) -> int:
+    """The path's customer id, if the caller may see that customer; else 404."""
+    customer_id = path_id(request)
+    scope = request[PRINCIPAL].customer_id
+    if scope is not None and scope != customer_id:
+        raise CustomerNotFound(customer_id)
+    return customer_id
+
+
+@routes.get("/api/v1/customers")
+@endpoint(
+    summary="Stream all customers",
+    access=Access.ADMIN,
+    tag="customers",
+    query=PageQuery(),
+    response=CustomerOut(),
+    stream=True,
+)
+async def list_customers(request: web.Request) -> web.StreamResponse:
+    q = read_query(request, PageQuery())
+    chunk = request.app[SETTINGS].stream_chunk_rows
+    return await stream_json(
+        request,
+        request.app[DATABASE].read,
+        lambda s: customers.stream_customers(s, q["after_id"], q["limit"], chunk),
+        lambda rows: [customer_row(r) for r in rows],
+    )
+
+
+@routes.get(r"/api/v1/customers/{id}")
+@endpoint(
+    summary="One customer with its address",
+    access=Access.CUSTOMER,
+    tag="customers",
+    response=CustomerOut(),
+    errors=(404,),
+)
+async def get_customer(request: web.Request) -> web.Response:
+    customer_id = own_customer_id(request)
+    async with request.app[DATABASE].read() as session:
+        customer = await customers.get_customer(session, customer_id)
+    return json_response(customer_out.dump(customer))
+
+
+@routes.post("/api/v1/customers")
+@endpoint(
+    summary="Add a customer",
+    access=Access.ADMIN,
+    tag="customers",
+    body=CustomerCreate(),
+    response=CustomerOut(),
+    status=201,
+    errors=(409,),
+)
+async def create_customer(request: web.Request) -> web.Response:
+    data = await read_json(request, CustomerCreate())
+    async with request.app[DATABASE].write.begin() as session:
+        customer = await customers.create_customer(session, data)
+    return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
+
+
+@routes.patch(r"/api/v1/customers/{id}")
+@endpoint(
+    summary="Change a customer or its address",
+    access=Access.CUSTOMER,
+    tag="customers",
+    body=CustomerPatch(),
+    response=CustomerOut(),
+    errors=(404, 409),
+)
+async def update_customer(request: web.Request) -> web.Response:
+    customer_id = own_customer_id(request)
+    changes = await read_json(request, CustomerPatch())
+    async with request.app[DATABASE].write.begin() as session:
+        customer = await customers.update_customer(session, customer_id, changes)
+    return json_response(customer_out.dump(customer))

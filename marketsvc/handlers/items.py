@@ -1,0 +1,77 @@
+"""The catalogue: public reads, admin writes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from marketsvc.db_accessor import items
+from marketsvc.http import created, json_response, path_id, read_json, read_query
+from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.routing import Access, endpoint
+from marketsvc.schemas.common import PageQuery
+from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
+from marketsvc.streaming import stream_json
+
+routes = web.RouteTableDef()
+item_out = ItemOut()
+
+
+@routes.get("/api/v1/items")
+@endpoint(
+    summary="Stream the catalogue",
+    access=Access.PUBLIC,
+    tag="items",
+    query=PageQuery(),
+    response=ItemOut(),
+    stream=True,
+)
+async def list_items(request: web.Request) -> web.StreamResponse:
+    q = read_query(request, PageQuery())
+    chunk = request.app[SETTINGS].stream_chunk_rows
+    return await stream_json(
+        request,
+        request.app[DATABASE].read,
+        lambda s: items.stream_items(s, q["after_id"], q["limit"], chunk),
+        lambda chunk: item_out.dump(chunk, many=True),
+    )
+
+
+@routes.get(r"/api/v1/items/{id}")
+@endpoint(summary="One item", access=Access.PUBLIC, tag="items", response=ItemOut(), errors=(404,))
+async def get_item(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as session:
+        item = await items.get_item(session, path_id(request))
+    return json_response(item_out.dump(item))
+
+
+@routes.post("/api/v1/items")
+@endpoint(
+    summary="Add an item",
+    access=Access.ADMIN,
+    tag="items",
+    body=ItemCreate(),
+    response=ItemOut(),
+    status=201,
+)
+async def create_item(request: web.Request) -> web.Response:
+    data = await read_json(request, ItemCreate())
+    async with request.app[DATABASE].write.begin() as session:
+        item = await items.create_item(session, data)
+    return created(item_out.dump(item), f"/api/v1/items/{item.id}")
+
+
+@routes.patch(r"/api/v1/items/{id}")
+@endpoint(
+    summary="Change an item",
+    access=Access.ADMIN,
+    tag="items",
+    body=ItemPatch(),
+    response=ItemOut(),
+    errors=(404,),
+)
+async def update_item(request: web.Request) -> web.Response:
+    item_id = path_id(request)
+    changes = await read_json(request, ItemPatch())
+    async with request.app[DATABASE].write.begin() as session:
+        item = await items.update_item(session, item_id, changes)
+    return json_response(item_out.dump(item))

@@ -1,0 +1,45 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from marketsvc.http import json_response
+from marketsvc.keys import DATABASE
+from marketsvc.migrate import head_revision
+from marketsvc.problems import problem
+from marketsvc.routing import Access, endpoint
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+@endpoint(summary="The process serves", access=Access.PUBLIC, tag="operations")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+@endpoint(
+    summary="The database answers and its schema is current",
+    access=Access.PUBLIC,
+    tag="operations",
+    errors=(503,),
+)
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[DATABASE].read() as session:
+            current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        return problem(
+            503, f"the database is not ready: {type(exc).__name__}", headers={"Retry-After": "5"}
+        )
+    if current != head_revision():
+        return problem(
+            503,
+            f"the schema is at {current}, expected {head_revision()}",
+            headers={"Retry-After": "5"},
+        )
+    return json_response({"status": "ready", "schema": current})

@@ -1,0 +1,5 @@
+"""Orders (issue 3)."""
+
+from aiohttp import web
+
+routes = web.RouteTableDef()

@@ -1,0 +1,5 @@
+"""Pets (issue 4)."""
+
+from aiohttp import web
+
+routes = web.RouteTableDef()

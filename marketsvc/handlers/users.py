@@ -1,0 +1,5 @@
+"""Users (issue 4)."""
+
+from aiohttp import web
+
+routes = web.RouteTableDef()

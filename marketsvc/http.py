@@ -1,0 +1,66 @@
+"""Request parsing and JSON responses shared by every handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from marshmallow import Schema
+
+from marketsvc.errors import DomainError, NotFound
+
+MAX_ID = 2**63 - 1
+
+
+class MalformedJSON(DomainError):
+    status = 400
+    title = "Malformed JSON"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    title = "Unsupported media type"
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A path id that is not a positive 64-bit integer names nothing: 404."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+        raise NotFound(f"no resource with {name} {raw!r}")
+    return int(raw)
+
+
+async def read_json(request: web.Request, schema: Schema) -> Any:
+    """The body, parsed as JSON and loaded (validated) by ``schema``."""
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the body must be application/json, not {request.content_type or 'missing'!r}"
+        )
+    body = await request.read()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJSON(f"the body is not valid JSON: {exc}") from None
+    return schema.load(data)
+
+
+def read_query(request: web.Request, schema: Schema) -> Any:
+    """The query string loaded by ``schema``: a repeated parameter is invalid, not silently lost."""
+    data: dict[str, str | list[str]] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values[0] if len(values) == 1 else values
+    return schema.load(data)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def created(data: dict[str, Any], location: str) -> web.Response:
+    return json_response(data, status=201, headers={"Location": location})

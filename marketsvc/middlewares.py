@@ -1,0 +1,114 @@
+"""One place that turns every failure into problem+json and tags every response."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from marshmallow import ValidationError
+from sqlalchemy import exc as sa_exc
+
+from marketsvc.errors import DomainError, Unauthorized
+from marketsvc.keys import REQUEST_ID
+from marketsvc.problems import flatten_errors, problem
+from marketsvc.routing import Handler
+
+log = logging.getLogger("marketsvc.errors")
+
+_REQUEST_ID_OK = re.compile(r"^[\w.:@/+=-]{1,200}$")
+RETRY_AFTER_SECONDS = "5"
+DB_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def request_id_of(request: web.Request) -> str:
+    if REQUEST_ID not in request:
+        given = request.headers.get("X-Request-ID", "")
+        request[REQUEST_ID] = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex
+    return request[REQUEST_ID]
+
+
+async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every response, streamed or not, carries the request id."""
+    response.headers["X-Request-ID"] = request_id_of(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id_of(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(
+            exc.status, exc.reason if exc.text is None else _http_detail(exc), headers=headers
+        )
+    except Unauthorized as exc:
+        headers = {"WWW-Authenticate": 'Bearer realm="marketsvc"'}
+        return problem(exc.status, exc.detail, title=exc.title, headers=headers)
+    except DomainError as exc:
+        return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
+    except ValidationError as exc:
+        errors = flatten_errors(exc.messages)
+        return problem(422, "the request is not valid", errors=errors)
+    except asyncio.CancelledError:
+        raise
+    except DB_UNAVAILABLE as exc:
+        if isinstance(exc, sa_exc.DBAPIError) and not _is_unavailable(exc):
+            return _server_error(request, exc)
+        log.warning("database unavailable: %s", exc, extra={"request_id": request[REQUEST_ID]})
+        return problem(
+            503,
+            "the database is unavailable; try again shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    except Exception as exc:  # the last line of defence: log it, never leak it
+        return _server_error(request, exc)
+
+
+def _http_detail(exc: web.HTTPException) -> str:
+    text = exc.text or exc.reason
+    return text.removeprefix(f"{exc.status}: ")
+
+
+def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+        return True
+    message = str(exc.orig).lower()
+    return any(
+        hint in message
+        for hint in (
+            "connect",
+            "unable to open",
+            "readonly",
+            "disk i/o",
+            "not a database",
+            "terminat",
+            "shutting down",
+            "closed",
+            "timeout",
+            "locked",
+        )
+    )
+
+
+def _server_error(request: web.Request, exc: BaseException) -> web.Response:
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.path,
+        exc_info=exc,
+        extra={"request_id": request[REQUEST_ID]},
+    )
+    return problem(500, f"internal error; quote request id {request[REQUEST_ID]}")

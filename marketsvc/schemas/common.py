@@ -1,0 +1,127 @@
+"""Field types and base schemas shared by every resource."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+MAX_ID = 2**63 - 1
+MONEY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
+MAX_PAGE = 1000
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def format_cents(cents: int) -> str:
+    """Integer minor units as a decimal string with exactly two decimals."""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+def parse_cents(text: str) -> int:
+    return int((Decimal(text) * 100).to_integral_value())
+
+
+class Money(fields.Field):
+    """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float."""
+
+    default_error_messages = {
+        "invalid": 'Money is a decimal string with at most two decimals, such as "10.50".'
+    }
+
+    def _serialize(self, value: int | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else format_cents(value)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not MONEY_PATTERN.match(value):
+            raise self.make_error("invalid")
+        return parse_cents(value)
+
+
+class StrictInt(fields.Integer):
+    """An integer that is a JSON number, not a bool, a float or a string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class Id(StrictInt):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class QueryInt(fields.Integer):
+    """An integer from a query string: digits only."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
+            raise self.make_error("invalid")
+        return int(value)
+
+
+class UtcDateTime(fields.DateTime):
+    """RFC 3339 in UTC with a ``Z``; an input without an offset is taken as UTC."""
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return format_timestamp(value)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{value.microsecond:06d}Z" if value.microsecond else "Z"
+    )
+
+
+class Name(fields.String):
+    """Non-blank text, trimmed, of bounded length; Unicode is kept as given."""
+
+    def __init__(self, max_length: int = 200, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ValidationError("Must not be blank.")
+        if any(ord(c) < 32 for c in text):
+            raise ValidationError("Must not contain control characters.")
+        return text
+
+
+class PageQuery(StrictSchema):
+    after_id = QueryInt(validate=validate.Range(min=0, max=MAX_ID), load_default=0)
+    limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=None)
+
+
+class ProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))

@@ -1,0 +1,68 @@
+"""Customer and address shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from marketsvc.schemas.common import Id, Name, StrictSchema
+from marketsvc.schemas.countries import ISO_COUNTRIES
+
+
+class Country(fields.String):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        code = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        if code not in ISO_COUNTRIES:
+            raise ValidationError("Must be an ISO 3166-1 alpha-2 country code, such as 'GB'.")
+        return code
+
+
+class Email(fields.Email):
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+class AddressSchema(StrictSchema):
+    street = Name(max_length=200, required=True)
+    flat_number = fields.String(
+        validate=validate.Length(max=20), allow_none=True, load_default=None
+    )
+    city = Name(max_length=100, required=True)
+    post_code = Name(max_length=20, required=True)
+    country = Country(required=True)
+
+
+class CustomerCreate(StrictSchema):
+    name = Name(max_length=200, required=True)
+    email = Email(required=True, validate=validate.Length(max=320))
+    address = fields.Nested(AddressSchema, required=True)
+
+
+class CustomerPatch(StrictSchema):
+    name = Name(max_length=200)
+    email = Email(validate=validate.Length(max=320))
+    address = fields.Nested(AddressSchema(partial=True))
+
+
+class CustomerOut(StrictSchema):
+    id = Id(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    address = fields.Nested(AddressSchema, required=True)
+
+
+def customer_row(row: Any) -> dict[str, Any]:
+    """A flat customer-and-address row in the ``CustomerOut`` shape, without marshmallow's cost."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "address": {
+            "street": row.street,
+            "flat_number": row.flat_number,
+            "city": row.city,
+            "post_code": row.post_code,
+            "country": row.country,
+        },
+    }

@@ -1,0 +1,281 @@
+"""Deterministic demo data, inserted in bulk: COPY on PostgreSQL, executemany on SQLite."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tqdm import tqdm
+
+from marketsvc.db import create_engine
+from marketsvc.models import ORDER_STATUSES, Base
+from marketsvc.settings import Settings
+
+BATCH = 20_000
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Linus",
+    "Guido",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Dennis",
+    "Katherine",
+    "Ívar",
+    "Zoë",
+    "Søren",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Torvalds",
+    "van Rossum",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Ritchie",
+    "Øster",
+]
+STREETS = [
+    "High Street",
+    "Station Road",
+    "Church Lane",
+    "Mill Road",
+    "Kingsway",
+    "Rue de Rivoli",
+    "Hauptstraße",
+    "Calle Mayor",
+    "Via Roma",
+    "Main Street",
+]
+CITIES = [
+    ("London", "GB"),
+    ("Leeds", "GB"),
+    ("Paris", "FR"),
+    ("Berlin", "DE"),
+    ("Madrid", "ES"),
+    ("Rome", "IT"),
+    ("Dublin", "IE"),
+    ("Boston", "US"),
+    ("Oslo", "NO"),
+    ("Turku", "FI"),
+]
+GOODS = [
+    "Kettle",
+    "Lamp",
+    "Chair",
+    "Notebook",
+    "Teapot",
+    "Backpack",
+    "Umbrella",
+    "Headphones",
+    "Mug",
+    "Blanket",
+    "Bicycle bell",
+    "Desk",
+    "Candle",
+    "Scarf",
+    "Clock",
+]
+ADJECTIVES = ["Blue", "Small", "Large", "Vintage", "Modern", "Oak", "Steel", "Wool", "Ceramic"]
+PETS = ["Rex", "Mittens", "Bubbles", "Nibbles", "Biscuit", "Pepper", "Luna", "Ziggy", "Mochi"]
+STATUS_WEIGHTS = (30, 25, 20, 15, 10)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    customers: int = 100
+    items: int = 50
+    orders: int = 300
+    users: int = 20
+    pets_per_user: int = 3
+    lines_per_order: int = 3
+    random_seed: int = 1
+
+
+async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None) -> dict[str, int]:
+    """Append ``plan``'s rows after whatever the database already holds; returns row counts."""
+    engine = create_engine(settings)
+    rng = random.Random(plan.random_seed)
+    show = sys.stderr.isatty() if progress is None else progress
+    counts: dict[str, int] = {}
+    try:
+        async with engine.begin() as conn:
+            tables = ("customers", "addresses", "items", "orders", "order_lines", "users", "pets")
+            start = {t: await _max_id(conn, t) for t in tables}
+            c_ids = range(start["customers"] + 1, start["customers"] + plan.customers + 1)
+            i_ids = range(start["items"] + 1, start["items"] + plan.items + 1)
+            o_ids = range(start["orders"] + 1, start["orders"] + plan.orders + 1)
+            u_ids = range(start["users"] + 1, start["users"] + plan.users + 1)
+            all_customers = range(1, c_ids.stop)
+            bar = tqdm(total=_total(plan), unit="rows", disable=not show, desc="seeding")
+            with bar:
+                writer = _Writer(conn, bar)
+                counts["customers"] = await writer.insert("customers", _customers(rng, c_ids))
+                counts["addresses"] = await writer.insert(
+                    "addresses", _addresses(rng, c_ids, start["addresses"])
+                )
+                counts["items"] = await writer.insert("items", _items(rng, i_ids))
+                catalogue = (
+                    await conn.execute(text("SELECT id, name, price_cents FROM items"))
+                ).all()
+                if plan.orders and (not all_customers or len(catalogue) < plan.lines_per_order):
+                    raise ValueError("orders need customers and at least lines-per-order items")
+                counts["orders"] = await writer.insert("orders", _orders(rng, o_ids, all_customers))
+                lines = _order_lines(
+                    rng, o_ids, catalogue, plan.lines_per_order, start["order_lines"]
+                )
+                counts["order_lines"] = await writer.insert("order_lines", lines)
+                counts["users"] = await writer.insert("users", _users(rng, u_ids))
+                pets = _pets(rng, u_ids, plan.pets_per_user, start["pets"])
+                counts["pets"] = await writer.insert("pets", pets)
+            await _reset_sequences(conn)
+    finally:
+        await engine.dispose()
+    return counts
+
+
+def _total(plan: SeedPlan) -> int:
+    return (
+        2 * plan.customers
+        + plan.items
+        + plan.orders * (1 + plan.lines_per_order)
+        + plan.users * (1 + plan.pets_per_user)
+    )
+
+
+class _Writer:
+    def __init__(self, conn: AsyncConnection, bar: tqdm) -> None:
+        self.conn = conn
+        self.bar = bar
+        self.postgres = conn.dialect.name == "postgresql"
+
+    async def insert(self, table: str, rows: Iterator[tuple[Any, ...]]) -> int:
+        columns = [c.name for c in Base.metadata.tables[table].columns]
+        count = 0
+        while batch := list(islice(rows, BATCH)):
+            if self.postgres:
+                raw = (await self.conn.get_raw_connection()).driver_connection
+                await raw.copy_records_to_table(table, records=batch, columns=columns)
+            else:
+                marks = ", ".join("?" * len(columns))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                await self.conn.exec_driver_sql(sql, [_sqlite_row(r) for r in batch])
+            count += len(batch)
+            self.bar.update(len(batch))
+        return count
+
+
+def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(
+        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+        for v in row
+    )
+
+
+async def _max_id(conn: AsyncConnection, table: str) -> int:
+    return (await conn.scalar(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))) or 0
+
+
+async def _reset_sequences(conn: AsyncConnection) -> None:
+    if conn.dialect.name != "postgresql":
+        return
+    for table in Base.metadata.tables:
+        await conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+        )
+
+
+def _customers(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    for i in ids:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        yield (i, f"{first} {last}", f"customer{i}@example.com")
+
+
+def _addresses(rng: random.Random, ids: range, address_id: int) -> Iterator[tuple[Any, ...]]:
+    for i in ids:
+        address_id += 1
+        city, country = rng.choice(CITIES)
+        flat = str(rng.randint(1, 40)) if rng.random() < 0.3 else None
+        post_code = (
+            f"{rng.randint(0, 99999):05d}"
+            if country != "GB"
+            else f"LS{rng.randint(1, 28)} {rng.randint(1, 9)}AB"
+        )
+        yield (
+            address_id,
+            i,
+            f"{rng.randint(1, 300)} {rng.choice(STREETS)}",
+            flat,
+            city,
+            post_code,
+            country,
+        )
+
+
+def _items(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    for i in ids:
+        name = f"{rng.choice(ADJECTIVES)} {rng.choice(GOODS)} #{i}"
+        yield (
+            i,
+            name,
+            f"A {name.lower()} for every home.",
+            rng.randint(99, 25_000),
+            rng.randint(50, 5_000),
+        )
+
+
+def _orders(rng: random.Random, ids: range, customers: range) -> Iterator[tuple[Any, ...]]:
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in ids:
+        status = rng.choices(ORDER_STATUSES, STATUS_WEIGHTS)[0]
+        placed = epoch + timedelta(seconds=rng.randint(0, 300 * 86_400))
+        yield (i, rng.choice(customers), status, placed)
+
+
+def _order_lines(
+    rng: random.Random, ids: range, catalogue: Sequence[Any], per_order: int, line_id: int
+) -> Iterator[tuple[Any, ...]]:
+    for order_id in ids:
+        for item_id, name, price_cents in rng.sample(catalogue, per_order):
+            line_id += 1
+            yield (line_id, order_id, item_id, name, price_cents, rng.randint(1, 5))
+
+
+def _users(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    for i in ids:
+        yield (i, f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+
+
+def _pets(
+    rng: random.Random, users: range, per_user: int, pet_id: int
+) -> Iterator[tuple[Any, ...]]:
+    for user_id in users:
+        for _ in range(per_user):
+            pet_id += 1
+            yield (pet_id, rng.choice(PETS), user_id)

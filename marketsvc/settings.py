@@ -1,0 +1,99 @@
+"""Typed settings read once from ``MARKETSVC_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///" + str(Path("var") / "marketsvc.db")
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low:
+        raise SettingsError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    environment: str = "development"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_public_key_file: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    pool_size: int = 10
+    max_overflow: int = 5
+    pool_timeout: float = 5.0
+    statement_timeout: float = 10.0
+    stream_chunk_rows: int = 500
+    slow_query_ms: int = 200
+    log_level: str = "INFO"
+    idempotency_ttl_hours: int = 24
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+        settings = cls(
+            database_url=env.get("MARKETSVC_DATABASE_URL") or d.database_url,
+            host=env.get("MARKETSVC_HOST") or d.host,
+            port=_int(env, "MARKETSVC_PORT", d.port, 1),
+            workers=_int(env, "MARKETSVC_WORKERS", d.workers, 1),
+            environment=env.get("MARKETSVC_ENV") or d.environment,
+            jwt_secret=env.get("MARKETSVC_JWT_SECRET") or d.jwt_secret,
+            jwt_public_key_file=env.get("MARKETSVC_JWT_PUBLIC_KEY_FILE") or None,
+            max_body_bytes=_int(env, "MARKETSVC_MAX_BODY_BYTES", d.max_body_bytes, 1),
+            pool_size=_int(env, "MARKETSVC_DB_POOL_SIZE", d.pool_size, 1),
+            max_overflow=_int(env, "MARKETSVC_DB_MAX_OVERFLOW", d.max_overflow),
+            pool_timeout=_float(env, "MARKETSVC_DB_POOL_TIMEOUT", d.pool_timeout),
+            statement_timeout=_float(env, "MARKETSVC_DB_TIMEOUT", d.statement_timeout),
+            stream_chunk_rows=_int(env, "MARKETSVC_STREAM_CHUNK_ROWS", d.stream_chunk_rows, 1),
+            slow_query_ms=_int(env, "MARKETSVC_SLOW_QUERY_MS", d.slow_query_ms),
+            log_level=(env.get("MARKETSVC_LOG_LEVEL") or d.log_level).upper(),
+            idempotency_ttl_hours=_int(env, "MARKETSVC_IDEMPOTENCY_TTL_HOURS", 24, 24),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError(
+                "MARKETSVC_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
+        if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
+            raise SettingsError(
+                "MARKETSVC_JWT_SECRET must be set to at least 32 characters "
+                f"when MARKETSVC_ENV={self.environment!r}"
+            )

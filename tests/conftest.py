@@ -1,0 +1,113 @@
+"""Fixtures: every database test runs on SQLite and, when configured, on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from marketsvc.app import create_app
+from marketsvc.auth import TokenCodec
+from marketsvc.settings import Settings
+from tests.dbs import BACKENDS, POSTGRES_URL, empty_tables, fresh_database
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def _backend_params() -> list[Any]:
+    skip_pg = pytest.mark.skipif(not POSTGRES_URL, reason="MARKETSVC_TEST_POSTGRES_URL not set")
+    return [pytest.param(b, marks=skip_pg if b == "postgresql" else ()) for b in BACKENDS]
+
+
+@pytest.fixture(scope="session", params=_backend_params())
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per backend per test run, built by ``alembic upgrade head``."""
+    with fresh_database(backend, tmp_path_factory.mktemp(backend)) as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(migrated_url: str) -> AsyncIterator[str]:
+    """The migrated database, emptied after the test (tests commit for real)."""
+    yield migrated_url
+    await empty_tables(migrated_url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, jwt_secret=TEST_SECRET, pool_size=5)
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> TokenCodec:
+    return TokenCodec(settings)
+
+
+@pytest.fixture
+def admin(tokens: TokenCodec) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens.issue('admin', 'admin')}"}
+
+
+@pytest.fixture
+def as_customer(tokens: TokenCodec) -> Callable[[int], dict[str, str]]:
+    def headers(customer_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens.issue(str(customer_id), 'customer')}"}
+
+    return headers
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> TestClient:
+    return await aiohttp_client(create_app(settings))
+
+
+NewCustomer = Callable[..., Awaitable[dict[str, Any]]]
+NewItem = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def new_customer(client: TestClient, admin: dict[str, str]) -> NewCustomer:
+    counter = iter(range(1, 1_000_000))
+
+    async def make(**overrides: Any) -> dict[str, Any]:
+        n = next(counter)
+        body = {
+            "name": f"Customer {n}",
+            "email": f"customer{n}@example.com",
+            "address": {
+                "street": f"{n} High Street",
+                "flat_number": None,
+                "city": "Leeds",
+                "post_code": "LS1 4AP",
+                "country": "GB",
+            },
+        } | overrides
+        resp = await client.post("/api/v1/customers", json=body, headers=admin)
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+    return make
+
+
+@pytest.fixture
+def new_item(client: TestClient, admin: dict[str, str]) -> NewItem:
+    async def make(price: str = "10.00", stock: int = 100, name: str = "Kettle") -> dict[str, Any]:
+        body = {"name": name, "description": "", "price": price, "stock": stock}
+        resp = await client.post("/api/v1/items", json=body, headers=admin)
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

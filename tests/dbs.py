@@ -1,0 +1,70 @@
+"""Test databases: a migrated SQLite file, and a throwaway PostgreSQL database per test run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from marketsvc.migrate import upgrade
+from marketsvc.models import Base
+
+POSTGRES_URL = os.environ.get("MARKETSVC_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def asyncpg_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_dir: Path, migrate: bool = True) -> Iterator[str]:
+    """A new, empty database URL (migrated to head unless told not to); dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_dir / f'marketsvc-{uuid.uuid4().hex[:8]}.db'}"
+        if migrate:
+            upgrade(url)
+        yield url
+        return
+    admin_url = asyncpg_url(POSTGRES_URL)
+    name = f"marketsvc_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def empty_tables(url: str) -> None:
+    """Remove every row the test committed, so the next test starts from an empty schema."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    try:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(text(f"DELETE FROM {table}"))
+    finally:
+        await engine.dispose()

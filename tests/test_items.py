@@ -1,0 +1,75 @@
+"""The catalogue over HTTP: exact money, validation, public reads."""
+
+from __future__ import annotations
+
+import pytest
+
+
+async def test_create_then_read_item(client, admin) -> None:
+    body = {"name": "Kettle", "description": "Boils", "price": "10.50", "stock": 3}
+    resp = await client.post("/api/v1/items", json=body, headers=admin)
+    assert resp.status == 201
+    item = await resp.json()
+    assert resp.headers["Location"] == f"/api/v1/items/{item['id']}"
+    assert item == {
+        "id": item["id"],
+        "name": "Kettle",
+        "description": "Boils",
+        "price": "10.50",
+        "stock": 3,
+    }
+    got = await client.get(f"/api/v1/items/{item['id']}")  # public: no token
+    assert await got.json() == item
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"), [("7", "7.00"), ("0.1", "0.10"), ("12345.99", "12345.99")]
+)
+async def test_money_is_normalised_to_two_decimals(client, admin, given, stored) -> None:
+    resp = await client.post(
+        "/api/v1/items", json={"name": "x", "price": given, "stock": 0}, headers=admin
+    )
+    assert (await resp.json())["price"] == stored
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "price": 10.5, "stock": 1}, "price"),
+        ({"name": "x", "price": "10.555", "stock": 1}, "price"),
+        ({"name": "x", "price": "-1.00", "stock": 1}, "price"),
+        ({"name": "x", "price": "NaN", "stock": 1}, "price"),
+        ({"name": "x", "price": "1.00", "stock": -1}, "stock"),
+        ({"name": "x", "price": "1.00", "stock": 1.5}, "stock"),
+        ({"name": "x", "price": "1.00", "stock": True}, "stock"),
+        ({"name": "", "price": "1.00", "stock": 1}, "name"),
+        ({"name": "   ", "price": "1.00", "stock": 1}, "name"),
+        ({"price": "1.00", "stock": 1}, "name"),
+        ({"name": "x", "price": "1.00", "stock": 1, "id": 5}, "id"),
+    ],
+)
+async def test_invalid_items_are_422_naming_the_field(client, admin, body, field) -> None:
+    resp = await client.post("/api/v1/items", json=body, headers=admin)
+    assert resp.status == 422
+    assert resp.content_type == "application/problem+json"
+    assert field in (await resp.json())["errors"]
+
+
+async def test_patch_changes_only_given_fields(client, admin, new_item) -> None:
+    item = await new_item(price="1.00", stock=5)
+    resp = await client.patch(f"/api/v1/items/{item['id']}", json={"price": "2.50"}, headers=admin)
+    assert resp.status == 200
+    assert await resp.json() == item | {"price": "2.50"}
+
+
+async def test_patch_unknown_item_is_404(client, admin) -> None:
+    resp = await client.patch("/api/v1/items/999", json={"stock": 1}, headers=admin)
+    assert resp.status == 404
+
+
+async def test_items_stream_in_id_order_with_paging(client, new_item) -> None:
+    ids = [(await new_item(name=f"item {n}"))["id"] for n in range(5)]
+    everything = await (await client.get("/api/v1/items")).json()
+    assert [i["id"] for i in everything] == ids
+    page = await (await client.get(f"/api/v1/items?after_id={ids[1]}&limit=2")).json()
+    assert [i["id"] for i in page] == ids[2:4]
