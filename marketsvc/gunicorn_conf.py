@@ -21,3 +21,8 @@ loglevel = _settings.log_level.lower()
 def on_starting(server: object) -> None:
     """Runs once in the arbiter, before any worker forks: the schema is current before serving."""
     upgrade(_settings.database_url)
+
+
+def post_worker_init(worker: object) -> None:
+    """Signal handlers are installed by now: a SIGTERM from here on is a graceful stop."""
+    worker.log.info("worker ready (pid: %s)", worker.pid)  # type: ignore[attr-defined]
