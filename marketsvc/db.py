@@ -34,7 +34,15 @@ class Database:
         await self.engine.dispose()
 
 
+def ensure_sqlite_directory(database_url: str) -> None:
+    """SQLite creates the file but not its folder (``./var/`` is not in a fresh clone)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
+    ensure_sqlite_directory(settings.database_url)
     url = make_url(settings.database_url)
     options: dict[str, Any] = {
         "pool_size": settings.pool_size,
@@ -43,8 +51,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "pool_pre_ping": True,
     }
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, **options)
         _configure_sqlite(engine)
