@@ -11,7 +11,7 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tqdm import tqdm
 
 from marketsvc.db import create_engine
@@ -152,6 +152,7 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
                 pets = _pets(rng, u_ids, plan.pets_per_user, start["pets"])
                 counts["pets"] = await writer.insert("pets", pets)
             await _reset_sequences(conn)
+        await _analyze(engine)
     finally:
         await engine.dispose()
     return counts
@@ -209,6 +210,14 @@ async def _reset_sequences(conn: AsyncConnection) -> None:
                 f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             )
         )
+
+
+async def _analyze(engine: AsyncEngine) -> None:
+    """Fresh planner statistics: without them PostgreSQL sorts a bulk-loaded table before
+    streaming the first row instead of walking its primary key."""
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
 
 
 def _customers(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
