@@ -19,9 +19,7 @@ async def make_user(
 async def make_pet(
     client: TestClient, admin: dict[str, str], name: str = "Rex", user_id: int | None = None
 ) -> dict[str, Any]:
-    resp = await client.post(
-        "/api/v1/pets", json={"name": name, "user_id": user_id}, headers=admin
-    )
+    resp = await client.post("/api/v1/pets", json={"name": name, "user_id": user_id}, headers=admin)
     assert resp.status == 201, await resp.text()
     return await resp.json()
 
