@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from marketsvc.db_accessor.users import find_owner
+from marketsvc.keys import DATABASE
+from marketsvc.models import Pet
 from marketsvc.schemas.users import PetOut
 from marketsvc.seed import SeedPlan, seed
 from tests.pets_api import get_json, make_pet, make_user
@@ -191,3 +195,23 @@ async def test_seed_creates_users_with_pets(client, admin, settings) -> None:
     owners = {u["id"]: {"id": u["id"], "name": u["name"]} for u in users}
     assert len(pets) == 15
     assert all(p["user"] == owners[p["user"]["id"]] for p in pets)
+
+
+async def test_deleting_the_user_a_pet_is_being_handed_to_never_breaks_the_key(
+    client, admin
+) -> None:
+    """The receiving user is locked until the hand-over commits; then its deletion frees the pet.
+
+    Without the lock, PostgreSQL would let the DELETE commit in between and the hand-over's
+    UPDATE would fail on the foreign key (a 500); SQLite serialises the two writers anyway.
+    """
+    grace = await make_user(client, admin, "Grace")
+    pet = await make_pet(client, admin, "Rex")
+    async with client.app[DATABASE].write.begin() as session:
+        owner = await find_owner(session, grace["id"])
+        deleting = asyncio.create_task(client.delete(f"/api/v1/users/{grace['id']}", headers=admin))
+        await asyncio.sleep(0.3)  # let the DELETE reach the database and wait there
+        assert not deleting.done()
+        (await session.get(Pet, pet["id"])).user_id = owner.id
+    assert (await deleting).status == 204
+    assert (await get_json(client, admin, f"/api/v1/pets/{pet['id']}"))["user"] is None
