@@ -53,7 +53,9 @@ async def delete_pet(session: AsyncSession, pet_id: int) -> None:
         raise PetNotFound(pet_id)
 
 
-def pets_query(after_id: int = 0, limit: int | None = None, user_id: int | None = None) -> Select:
+def pets_query(
+    after_id: int = 0, limit: int | None = None, user_id: int | None = None
+) -> Select[Any]:
     # A many-to-one joinedload is one LEFT OUTER JOIN, compatible with yield_per: no extra query.
     stmt = select(Pet).options(joinedload(Pet.user))
     if user_id is not None:
