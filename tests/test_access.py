@@ -27,6 +27,7 @@ PUBLIC_READ = (200, 200, 200, 200, 200, 200)
 ADMIN_ONLY = (401, 401, 401, 200, 403, 403)
 ADMIN_CREATES = (401, 401, 401, 201, 403, 403)
 OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
+ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
 
 RULES = [
     Rule("GET", "/api/v1/items", PUBLIC_READ),
@@ -46,6 +47,18 @@ RULES = [
     ),
     Rule("GET", "/api/v1/customers/{customer}", OWNER_OR_ADMIN),
     Rule("PATCH", "/api/v1/customers/{customer}", OWNER_OR_ADMIN, {"name": "Renamed"}),
+    Rule("GET", "/api/v1/users", ADMIN_ONLY),
+    Rule("POST", "/api/v1/users", ADMIN_CREATES, {"name": "Uma"}),
+    Rule("GET", "/api/v1/users/{user}", ADMIN_ONLY),
+    Rule("PATCH", "/api/v1/users/{user}", ADMIN_ONLY, {"name": "Ulla"}),
+    Rule("DELETE", "/api/v1/users/{user}", ADMIN_DELETES),
+    Rule("GET", "/api/v1/users/{user}/pets", ADMIN_ONLY),
+    Rule("POST", "/api/v1/users/{user}/pets", ADMIN_CREATES, {"name": "Rex"}),
+    Rule("GET", "/api/v1/pets", ADMIN_ONLY),
+    Rule("POST", "/api/v1/pets", ADMIN_CREATES, {"name": "Tom", "user_id": None}),
+    Rule("GET", "/api/v1/pets/{pet}", ADMIN_ONLY),
+    Rule("PATCH", "/api/v1/pets/{pet}", ADMIN_ONLY, {"user_id": None}),
+    Rule("DELETE", "/api/v1/pets/{pet}", ADMIN_DELETES),
 ]
 
 
@@ -80,6 +93,8 @@ async def build_world(client, admin) -> dict[str, int]:
         ),
         "item": await post("/api/v1/items", {"name": "Kettle", "price": "10.00", "stock": 100}),
     }
+    world["user"] = await post("/api/v1/users", {"name": "Uri"})
+    world["pet"] = await post(f"/api/v1/users/{world['user']}/pets", {"name": "Pip"})
     return world
 
 
