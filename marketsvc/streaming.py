@@ -9,9 +9,12 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from marshmallow import Schema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketsvc.keys import REQUEST_ID
+from marketsvc.http import read_query
+from marketsvc.keys import DATABASE, REQUEST_ID, SETTINGS
+from marketsvc.schemas.common import PageQuery
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -86,3 +89,22 @@ async def stream_json(
             return response
     await response.write_eof()
     return response
+
+
+async def stream_list(
+    request: web.Request,
+    chunks: Callable[..., AsyncIterator[Sequence[T]]],
+    dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    query: Schema | None = None,
+    **fixed: Any,
+) -> web.StreamResponse:
+    """A collection GET: the query string (``after_id``, ``limit``, filters) validated by
+    ``query`` and passed with ``fixed`` as keywords to the accessor's ``chunks(session, ...)``."""
+    params = read_query(request, query or PageQuery())
+    chunk_rows = request.app[SETTINGS].stream_chunk_rows
+    return await stream_json(
+        request,
+        request.app[DATABASE].read,
+        lambda session: chunks(session, chunk_rows=chunk_rows, **params, **fixed),
+        dump,
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_entities
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.db_accessor.users import find_owner, user_exists
 from marketsvc.errors import InvalidInput, PetNotFound, UserNotFound
 from marketsvc.models import Pet, User
@@ -73,7 +73,7 @@ async def stream_pets(
     """Pets with their owners; with ``user_id``, that user's pets (404 if there is no user)."""
     if user_id is not None and not await user_exists(session, user_id):
         raise UserNotFound(user_id)
-    async for chunk in stream_entities(session, pets_query(after_id, limit, user_id), chunk_rows):
+    async for chunk in stream_chunks(session, pets_query(after_id, limit, user_id), chunk_rows):
         yield chunk
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_entities
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import UserNotFound
 from marketsvc.models import Pet, User
 
@@ -77,5 +77,5 @@ async def stream_users(
 ) -> AsyncIterator[Sequence[User]]:
     """Users with their pets: one query for the users, plus one ``IN`` query per chunk."""
     stmt = page(select(User).options(selectinload(User.pets)), User.id, after_id, limit)
-    async for chunk in stream_entities(session, stmt, chunk_rows):
+    async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE, PRINCIPAL
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.customers import CustomerCreate, CustomerOut, CustomerPatch, customer_row
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 customer_out = CustomerOut()
@@ -36,13 +36,8 @@ def own_customer_id(request: web.Request) -> int:
     stream=True,
 )
 async def list_customers(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: customers.stream_customers(s, q["after_id"], q["limit"], chunk),
-        lambda rows: [customer_row(r) for r in rows],
+    return await stream_list(
+        request, customers.stream_customers, lambda rows: [customer_row(r) for r in rows]
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 item_out = ItemOut()
@@ -26,13 +26,8 @@ item_out = ItemOut()
     stream=True,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: items.stream_items(s, q["after_id"], q["limit"], chunk),
-        lambda chunk: item_out.dump(chunk, many=True),
+    return await stream_list(
+        request, items.stream_items, lambda chunk: item_out.dump(chunk, many=True)
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, pet_dict
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 
@@ -25,14 +25,7 @@ routes = web.RouteTableDef()
     stream=True,
 )
 async def list_pets(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: pets.stream_pets(s, q["after_id"], q["limit"], chunk),
-        lambda rows: [pet_dict(p) for p in rows],
-    )
+    return await stream_list(request, pets.stream_pets, lambda rows: [pet_dict(p) for p in rows])
 
 
 @routes.post("/api/v1/pets")

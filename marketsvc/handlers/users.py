@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets, users
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import (
@@ -18,7 +18,7 @@ from marketsvc.schemas.users import (
     pet_dict,
     user_dict,
 )
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 
@@ -33,14 +33,7 @@ routes = web.RouteTableDef()
     stream=True,
 )
 async def list_users(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: users.stream_users(s, q["after_id"], q["limit"], chunk),
-        lambda rows: [user_dict(u) for u in rows],
-    )
+    return await stream_list(request, users.stream_users, lambda rows: [user_dict(u) for u in rows])
 
 
 @routes.post("/api/v1/users")
@@ -116,14 +109,11 @@ async def delete_user(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def list_user_pets(request: web.Request) -> web.StreamResponse:
-    user_id = path_id(request)
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
+    return await stream_list(
         request,
-        request.app[DATABASE].read,
-        lambda s: pets.stream_pets(s, q["after_id"], q["limit"], chunk, user_id=user_id),
+        pets.stream_pets,
         lambda rows: [pet_dict(p) for p in rows],
+        user_id=path_id(request),
     )
 
 
