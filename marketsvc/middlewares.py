@@ -65,6 +65,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except asyncio.CancelledError:
         raise
     except DB_UNAVAILABLE as exc:
+        if request.transport is None:  # the client left (mid-upload, say): not the database
+            log.info("client went away: %s", exc, extra={"request_id": request[REQUEST_ID]})
+            return web.Response(status=499, reason="Client Closed Request")
         if isinstance(exc, sa_exc.DBAPIError) and not _is_unavailable(exc):
             return _server_error(request, exc)
         log.warning("database unavailable: %s", exc, extra={"request_id": request[REQUEST_ID]})

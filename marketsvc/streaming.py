@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketsvc.keys import REQUEST_ID
+from marketsvc.metrics import count_streamed_rows
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -71,8 +72,10 @@ async def stream_json(
         await response.prepare(request)
         try:
             await response.write(encoder.opening() + (encoder.chunk(dump(first)) if first else b""))
+            count_streamed_rows(request, len(first) if first else 0)
             async for chunk in rows:
                 await response.write(encoder.chunk(dump(chunk)))
+                count_streamed_rows(request, len(chunk))
             await response.write(encoder.closing())
         except ConnectionError:
             log.info("client went away mid-stream", extra={"request_id": request[REQUEST_ID]})
