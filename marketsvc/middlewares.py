@@ -21,6 +21,7 @@ log = logging.getLogger("marketsvc.errors")
 _REQUEST_ID_OK = re.compile(r"^[\w.:@/+=-]{1,200}$")
 RETRY_AFTER_SECONDS = "5"
 DB_UNAVAILABLE = (
+    sa_exc.DatabaseError,  # bare: SQLite's "file is not a database"; subclasses sorted below
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
@@ -86,6 +87,8 @@ def _http_detail(exc: web.HTTPException) -> str:
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+        return False  # the statement was wrong, not the database
     if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
         return True
     message = str(exc.orig).lower()
