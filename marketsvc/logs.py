@@ -20,6 +20,7 @@ from marketsvc.middlewares import request_id_of
 from marketsvc.routing import Handler
 
 request_log = logging.getLogger("marketsvc.request")
+STREAMED_BYTES = web.RequestKey[int]("streamed_bytes")
 UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series
 
 # The attributes every LogRecord has; anything else was passed in ``extra=`` and is logged.
@@ -124,8 +125,8 @@ def _log_request(request: web.Request, response: web.StreamResponse | None, star
         status, size = 499, 0
     elif isinstance(response, web.Response):
         status, size = response.status, response.content_length or 0
-    else:  # a stream, already written: count what went out
-        status, size = response.status, response.body_length
+    else:  # a stream, already written: the body bytes it counted
+        status, size = response.status, request.get(STREAMED_BYTES, 0)
     fields = {
         "method": request.method,
         "route": route_of(request),

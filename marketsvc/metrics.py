@@ -26,7 +26,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from marketsvc.logs import route_of
+from marketsvc.logs import STREAMED_BYTES, route_of
 from marketsvc.routing import Handler
 
 REQUESTS = Counter(
@@ -84,8 +84,10 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         LATENCY.labels(*labels).observe(time.perf_counter() - start)
 
 
-def count_streamed_rows(request: web.Request, rows: int) -> None:
+def streamed(request: web.Request, rows: int, body_bytes: int) -> None:
+    """A streaming response wrote ``rows`` rows in ``body_bytes`` bytes."""
     ROWS_STREAMED.labels(route_of(request)).inc(rows)
+    request[STREAMED_BYTES] = request.get(STREAMED_BYTES, 0) + body_bytes
 
 
 def observe_pool(engine: AsyncEngine, pool_size: int) -> None:

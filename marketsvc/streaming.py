@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketsvc.keys import REQUEST_ID
-from marketsvc.metrics import count_streamed_rows
+from marketsvc.metrics import streamed
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -71,12 +71,15 @@ async def stream_json(
         )
         await response.prepare(request)
         try:
-            await response.write(encoder.opening() + (encoder.chunk(dump(first)) if first else b""))
-            count_streamed_rows(request, len(first) if first else 0)
+            head = encoder.opening() + (encoder.chunk(dump(first)) if first else b"")
+            await response.write(head)
+            streamed(request, len(first) if first else 0, len(head))
             async for chunk in rows:
-                await response.write(encoder.chunk(dump(chunk)))
-                count_streamed_rows(request, len(chunk))
+                body = encoder.chunk(dump(chunk))
+                await response.write(body)
+                streamed(request, len(chunk), len(body))
             await response.write(encoder.closing())
+            streamed(request, 0, len(encoder.closing()))
         except ConnectionError:
             log.info("client went away mid-stream", extra={"request_id": request[REQUEST_ID]})
             return response
