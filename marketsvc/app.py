@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,6 +16,8 @@ from marketsvc.metrics import metrics_middleware, observe_pool
 from marketsvc.middlewares import error_middleware, tag_response
 from marketsvc.settings import Settings
 
+log = logging.getLogger("marketsvc.app")
+
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     database = Database(app[SETTINGS])
@@ -22,6 +25,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = database
     yield
     await database.dispose()
+    log.info("database connections closed")
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -69,15 +69,6 @@ def formatter_class(stream: TextIO = sys.stderr) -> type[logging.Formatter]:
     return JsonFormatter if wants_json(stream) else HumanFormatter
 
 
-def configure_logging(level: str = "INFO", stream: TextIO = sys.stderr) -> None:
-    """For processes gunicorn does not configure (the dev runner, the CLI)."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter_class(stream)())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 def gunicorn_log_config(level: str) -> dict[str, Any]:
     """``logconfig_dict`` so gunicorn's own lines and the app's share one format and stream."""
     factory = f"{__name__}.{formatter_class().__name__}"

@@ -68,7 +68,7 @@ ORDERS_PLACED = Counter(
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
-    status = 500  # what the client sees if the handler is cancelled or escapes every other layer
+    status = 499  # cancelled: the client went away before an answer existed (nginx's code)
     IN_FLIGHT.inc()
     try:
         response = await handler(request)
