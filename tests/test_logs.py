@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -112,3 +113,23 @@ def test_human_lines_on_a_terminal_json_elsewhere(tmp_path, monkeypatch) -> None
     line = HumanFormatter().format(record)
     assert "INFO" in line
     assert "GET /x 200 route=/x status=200" in line
+
+
+async def test_a_client_gone_mid_upload_is_logged_as_499_not_an_error(
+    client, admin, caplog
+) -> None:
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    head = (
+        "POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {admin['Authorization']}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.INFO):
+        writer.write(head.encode() + b'{"name": ')
+        await writer.drain()
+        writer.close()
+        async with asyncio.timeout(10):
+            while not json_lines(caplog, "marketsvc.request"):  # noqa: ASYNC110 (the server logs)
+                await asyncio.sleep(0.02)
+    [line] = json_lines(caplog, "marketsvc.request")
+    assert line["status"] == 499
+    assert not json_lines(caplog, "marketsvc.errors")

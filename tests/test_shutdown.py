@@ -123,3 +123,28 @@ async def test_sigterm_lets_200_in_flight_requests_finish(database_url, tmp_path
 
 async def _at_least(value: Awaitable[float], floor: float) -> bool:
     return await value >= floor
+
+
+async def test_an_upload_cut_off_during_shutdown_is_the_clients_loss(
+    database_url, tmp_path
+) -> None:
+    """aiohttp stops reading a connection once shutdown begins, so a body still on its way never
+    arrives. The upload that dies is logged as the client's loss (499), never as a database
+    outage (503) or an error."""
+    token = run_cli("token", "--admin", database_url=database_url).stdout.strip()
+    with live_server(database_url, tmp_path, 1, None, TEST_SECRET) as server:
+        _, writer = await asyncio.open_connection(*urlsplit(server.url).netloc.split(":"))
+        writer.write(
+            b"POST /api/v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"name": '
+        )
+        await until(lambda: _at_least(in_flight(server.url), 1 + 1))
+        server.process.send_signal(signal.SIGTERM)
+        await until(lambda: refuses(server.url))
+        writer.close()
+        assert await asyncio.to_thread(server.process.wait, 30) == 0
+    lines = [json.loads(line) for line in server.log().splitlines()]
+    [upload] = [line for line in lines if line.get("route") == "/api/v1/items"]
+    assert upload["status"] == 499
+    assert not [line for line in lines if line["level"] in ("WARNING", "ERROR")]
