@@ -71,7 +71,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return web.Response(status=499, reason="Client Closed Request")
         if isinstance(exc, sa_exc.DBAPIError) and not _is_unavailable(exc):
             return _server_error(request, exc)
-        log.warning("database unavailable: %s", exc, extra={"request_id": request[REQUEST_ID]})
+        log.warning(
+            "database unavailable: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"request_id": request[REQUEST_ID]},
+        )
         return problem(
             503,
             "the database is unavailable; try again shortly",
