@@ -58,11 +58,14 @@ POOL_OVERFLOW = Gauge(
 ROWS_STREAMED = Counter(
     "marketsvc_rows_streamed_total", "Rows written by streaming list responses", ["route"]
 )
+ORDER_OUTCOMES = ("placed", "replayed", "out_of_stock", "invalid", "conflict")
 ORDERS_PLACED = Counter(
     "marketsvc_orders_placed_total",
-    "Order placement attempts by outcome (placed, replayed, out_of_stock, invalid, conflict)",
+    "Order placement attempts by outcome: " + ", ".join(ORDER_OUTCOMES),
     ["outcome"],
 )
+for _outcome in ORDER_OUTCOMES:  # every series exists from zero, so rates work from the start
+    ORDERS_PLACED.labels(_outcome)
 
 
 @web.middleware

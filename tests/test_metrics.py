@@ -84,9 +84,10 @@ async def test_pool_checked_out_and_overflow(client, settings) -> None:
     assert sample(idle, "marketsvc_db_pool_overflow") == 0
 
 
-async def test_orders_placed_counter_is_exposed(client) -> None:
-    resp = await client.get("/metrics")
-    assert "# TYPE marketsvc_orders_placed_total counter" in await resp.text()
+async def test_orders_placed_counter_is_exposed_for_every_outcome(client) -> None:
+    metrics = await scrape(client)
+    for outcome in ("placed", "replayed", "out_of_stock", "invalid", "conflict"):
+        assert ("marketsvc_orders_placed_total", frozenset({("outcome", outcome)})) in metrics
 
 
 def requests_by_pid(log: str, route: str) -> Counter[int]:
