@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from marketsvc.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
+slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
@@ -54,13 +57,33 @@ def create_engine(settings: Settings) -> AsyncEngine:
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, **options)
         _configure_sqlite(engine)
-        return engine
-    options["connect_args"] = {
-        "timeout": settings.statement_timeout,
-        "command_timeout": settings.statement_timeout,
-        "server_settings": {"application_name": "marketsvc"},
-    }
-    return create_async_engine(url, **options)
+    else:
+        options["connect_args"] = {
+            # a database that is down must cost a request seconds, not the statement timeout
+            "timeout": settings.connect_timeout,
+            "command_timeout": settings.statement_timeout,
+            "server_settings": {"application_name": "marketsvc"},
+        }
+        engine = create_async_engine(url, **options)
+    _log_slow_queries(engine, settings.slow_query_ms)
+    return engine
+
+
+def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
+    """Log every statement slower than ``threshold_ms`` with its duration (never its parameters)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn: Connection, *_: Any) -> None:
+        conn.info["query_started"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["query_started"]) * 1000
+        if elapsed_ms > threshold_ms:
+            slow_log.warning(
+                "slow query",
+                extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]},
+            )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

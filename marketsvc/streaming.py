@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketsvc.http import read_query
 from marketsvc.keys import DATABASE, REQUEST_ID, SETTINGS
+from marketsvc.metrics import streamed
 from marketsvc.schemas.common import PageQuery
 
 log = logging.getLogger("marketsvc.streaming")
@@ -73,14 +74,19 @@ async def stream_json(
         )
         await response.prepare(request)
         try:
-            await response.write(encoder.opening() + (encoder.chunk(dump(first)) if first else b""))
+            head = encoder.opening() + (encoder.chunk(dump(first)) if first else b"")
+            await response.write(head)
+            streamed(request, len(first) if first else 0, len(head))
             async for chunk in rows:
-                await response.write(encoder.chunk(dump(chunk)))
+                body = encoder.chunk(dump(chunk))
+                await response.write(body)
+                streamed(request, len(chunk), len(body))
             await response.write(encoder.closing())
+            streamed(request, 0, len(encoder.closing()))
         except ConnectionError:
             log.info("client went away mid-stream", extra={"request_id": request[REQUEST_ID]})
             return response
-        except Exception:
+        except Exception:  # the headers are out: nothing but cutting the connection can answer
             log.exception(
                 "stream failed after it started", extra={"request_id": request[REQUEST_ID]}
             )
