@@ -92,6 +92,8 @@ def _http_detail(exc: web.HTTPException) -> str:
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if _schema_missing(exc):
+        return True  # an unmigrated database cannot serve yet; /readyz says the same
     if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
         return False  # the statement was wrong, not the database
     if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
@@ -111,6 +113,14 @@ def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
             "timeout",
             "locked",
         )
+    )
+
+
+def _schema_missing(exc: sa_exc.DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return "no such table" in message or (
+        getattr(exc.orig, "sqlstate", None) == "42P01"  # PostgreSQL undefined_table
+        or ("relation" in message and "does not exist" in message)
     )
 
 

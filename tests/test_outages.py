@@ -150,3 +150,17 @@ def replace_file(path: Path, replacement: str) -> Path:
 def put_back(away: Path, path: Path) -> None:
     path.rmdir() if path.is_dir() else path.unlink()
     away.rename(path)
+
+
+@pytest.fixture
+def unmigrated_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(backend, tmp_path, migrate=False) as url:
+        yield url
+
+
+async def test_an_unmigrated_database_is_503_not_500(aiohttp_client, unmigrated_url) -> None:
+    client = await aiohttp_client(create_app(Settings(database_url=unmigrated_url)))
+    for path in ("/api/v1/items", "/api/v1/items/1", "/readyz"):
+        resp = await client.get(path)
+        assert resp.status == 503, (path, await resp.text())
+        assert resp.headers["Retry-After"]
