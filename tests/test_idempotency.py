@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -143,3 +144,20 @@ async def test_keys_outlive_a_day_and_expired_ones_are_purged(
     assert "old" not in keys
     assert "day-old" in keys
     assert unanswered == 0
+
+
+async def test_key_that_is_not_utf8_is_422(client, admin, new_customer, new_item) -> None:
+    customer, item = await new_customer(), await new_item(stock=10)
+    body = json.dumps(order_body(customer["id"], (item["id"], 1))).encode()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/v1/orders HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        + f"Authorization: {admin['Authorization']}\r\n".encode()
+        + b"Content-Type: application/json\r\nIdempotency-Key: \xff\xfe-key\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 422")
+    assert await stock_of(client, item["id"]) == 10

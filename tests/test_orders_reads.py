@@ -114,6 +114,7 @@ async def test_customer_orders_path_streams_that_customers_orders(seeded, admin)
         ("?after_id=-1", "after_id"),
         ("?status=paid&status=shipped", "status"),
         ("?colour=red", "colour"),
+        ("?placed_after=9999-12-31T23:59:59-01:00", "placed_after"),
     ],
 )
 async def test_malformed_filter_is_422(client, admin, query, field) -> None:
@@ -139,3 +140,12 @@ async def test_a_customer_sees_only_its_own_orders(seeded, admin, as_customer) -
     assert (await client.get(f"/api/v1/orders/{mine[0]['id']}", headers=me)).status == 200
     for path in (f"/api/v1/orders/{theirs['id']}", f"/api/v1/orders/{theirs['id']}/total"):
         assert (await client.get(path, headers=me)).status == 404
+
+
+async def test_extreme_but_valid_dates_filter(client, admin, new_customer, new_item) -> None:
+    customer, item = await new_customer(), await new_item()
+    order = await place(client, admin, customer["id"], (item["id"], 1))
+    early, late = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"
+    assert await _all(client, admin, f"?placed_after={late}") == []
+    assert await _all(client, admin, f"?placed_before={early}") == []
+    assert await _all(client, admin, f"?placed_after={early}&placed_before={late}") == [order]

@@ -48,8 +48,11 @@ class KeyInFlight(Conflict):
 
 def idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise InvalidInput({IDEMPOTENCY_HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
+    # isprintable() also refuses the lone surrogates that stand in for bytes that are not UTF-8
+    if key is not None and not (1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()):
+        raise InvalidInput(
+            {IDEMPOTENCY_HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]}
+        )
     return key
 
 
