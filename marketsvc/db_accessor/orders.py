@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -59,9 +59,19 @@ async def place_order(
     if short:
         await _raise_unknown_items(session, short)
         raise OutOfStock(line.item_id for line in short)
+    return await _write_order(session, customer_id, lines, taken)
+
+
+async def _write_order(
+    session: AsyncSession, customer_id: int, lines: Sequence[LineRequest], taken: dict[int, Any]
+) -> Order:
+    """Insert the order, then all its lines in one executemany (no per-line RETURNING)."""
     order = Order(customer_id=customer_id, status="pending", placed_at=utcnow())
+    values = {"customer_id": customer_id, "status": order.status, "placed_at": order.placed_at}
+    order.id = await session.scalar(insert(Order).values(values).returning(Order.id))
     order.lines = [
         OrderLine(
+            order_id=order.id,
             item_id=line.item_id,
             name=taken[line.item_id].name,
             unit_price_cents=taken[line.item_id].price_cents,
@@ -69,9 +79,10 @@ async def place_order(
         )
         for line in lines
     ]
-    session.add(order)
-    await session.flush()
-    return order
+    columns = ("order_id", "item_id", "name", "unit_price_cents", "quantity")
+    rows = [{c: getattr(line, c) for c in columns} for line in order.lines]
+    await session.execute(insert(OrderLine), rows)
+    return order  # built in memory, never added to the session: nothing more to flush
 
 
 async def _take_stock(session: AsyncSession, item_id: int, quantity: int) -> Any:
