@@ -59,7 +59,7 @@ async def place_order(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     if key is not None:
         return await place_keyed(request, data, key)
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         order = await orders.place_order(session, data["customer_id"], data["lines"])
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
 
@@ -196,6 +196,6 @@ async def get_order_total(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     target = (await read_json(request, OrderStatusPatch()))["status"]
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
     return json_response(order_dict(order))

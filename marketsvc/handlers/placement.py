@@ -69,7 +69,7 @@ def request_hash(data: dict[str, Any]) -> str:
 async def place_keyed(request: web.Request, data: dict[str, Any], key: str) -> web.Response:
     digest = request_hash(data)
     database = request.app[DATABASE]
-    async with database.write.begin() as session:
+    async with database.write_transaction() as session:
         claimed = await idempotency.claim(session, request[PRINCIPAL].owner, key, digest)
         if isinstance(claimed, int):
             status, body = await _attempt(session, data)
@@ -78,7 +78,7 @@ async def place_keyed(request: web.Request, data: dict[str, Any], key: str) -> w
         return _replay(claimed, digest)
     if claimed % PURGE_EVERY == 0:
         cutoff = utcnow() - timedelta(hours=request.app[SETTINGS].idempotency_ttl_hours)
-        async with database.write.begin() as session:
+        async with database.write_transaction() as session:
             await idempotency.purge_expired(session, cutoff)
     return keyed_response(status, body, replayed=False)
 
