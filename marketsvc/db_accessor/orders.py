@@ -183,12 +183,11 @@ async def change_status(
     The status check is the UPDATE's WHERE clause, so of two racing moves only one matches; the
     loser sees the new status and gets 409. Cancelling puts the stock back in the same transaction.
     """
-    if scope is not None and target != "cancelled":
-        await get_order(session, order_id, scope)
-        raise Forbidden("a customer may only cancel its own pending orders")
-    allowed = CUSTOMER_MAY_CANCEL if scope is not None else TRANSITIONS[target]
-    moved = await _move(session, order_id, target, allowed, scope)
-    if not moved:
+    if scope is None:
+        allowed = TRANSITIONS[target]
+    else:
+        allowed = CUSTOMER_MAY_CANCEL if target == "cancelled" else ()
+    if not await _move(session, order_id, target, allowed, scope):
         await _refuse_move(session, order_id, target, scope)
     if target == "cancelled":
         await _restore_stock(session, order_id)
@@ -221,8 +220,8 @@ async def _refuse_move(
     current = await session.scalar(stmt)
     if current is None:
         raise OrderNotFound(order_id)
-    if current in TRANSITIONS[target]:  # legal, but not for this customer caller
-        raise Forbidden(f"a customer may not move an order from {current!r} to {target!r}")
+    if scope is not None and (target != "cancelled" or current in TRANSITIONS[target]):
+        raise Forbidden("a customer may only cancel its own pending orders")
     raise IllegalTransition(current, target)
 
 
