@@ -13,7 +13,14 @@ from sqlalchemy.orm import selectinload
 
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_entities
-from marketsvc.errors import Forbidden, IllegalTransition, InvalidInput, OrderNotFound, OutOfStock
+from marketsvc.errors import (
+    CustomerNotFound,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    OrderNotFound,
+    OutOfStock,
+)
 from marketsvc.models import Item, Order, OrderLine, utcnow
 from marketsvc.schemas.orders import LineRequest
 
@@ -30,12 +37,13 @@ CUSTOMER_MAY_CANCEL = ("pending",)
 
 @dataclass(frozen=True)
 class OrderFilter:
-    """Which orders a list shows; ``customer_id`` is also how a customer caller is scoped."""
+    """Which orders a list shows; ``scope`` is the only customer a customer caller may see."""
 
     customer_id: int | None = None
     status: str | None = None
     placed_after: datetime | None = None
     placed_before: datetime | None = None
+    scope: int | None = None
 
 
 async def place_order(
@@ -125,8 +133,9 @@ async def get_order(session: AsyncSession, order_id: int, scope: int | None = No
 
 def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
     stmt = select(Order)
-    if where.customer_id is not None:
-        stmt = stmt.where(Order.customer_id == where.customer_id)
+    for customer_id in (where.customer_id, where.scope):  # another customer's id: no rows
+        if customer_id is not None:
+            stmt = stmt.where(Order.customer_id == customer_id)
     if where.status is not None:
         stmt = stmt.where(Order.status == where.status)
     if where.placed_after is not None:
@@ -145,6 +154,21 @@ async def stream_orders(
 ) -> AsyncIterator[Sequence[Order]]:
     """Orders in chunks; selectinload fetches each chunk's lines in one more query."""
     async for chunk in stream_entities(session, orders_query(where, after_id, limit), chunk_rows):
+        yield chunk
+
+
+async def stream_customer_orders(
+    session: AsyncSession,
+    where: OrderFilter,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Order]]:
+    """``where.customer_id``'s orders; raises ``CustomerNotFound`` before any row if none."""
+    customer_id = where.customer_id or 0
+    if not await customer_exists(session, customer_id):
+        raise CustomerNotFound(customer_id)
+    async for chunk in stream_orders(session, where, after_id, limit, chunk_rows):
         yield chunk
 
 

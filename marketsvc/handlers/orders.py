@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor import orders
-from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.orders import OrderFilter
-from marketsvc.errors import CustomerNotFound, Forbidden
+from marketsvc.errors import Forbidden
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
 from marketsvc.http import created, json_response, path_id, read_json, read_query
@@ -33,6 +32,7 @@ from marketsvc.schemas.orders import (
 from marketsvc.streaming import stream_json
 
 routes = web.RouteTableDef()
+OrderChunks = AsyncIterator[Sequence[Order]]
 
 
 def scope_of(request: web.Request) -> int | None:
@@ -95,11 +95,10 @@ async def order_totals(request: web.Request) -> web.Response:
 )
 async def list_orders(request: web.Request) -> web.StreamResponse:
     q = read_query(request, OrdersQuery())
-    scope = scope_of(request)
-    customer_id = q.get("customer_id", scope)
-    if scope is not None and customer_id != scope:  # another customer's orders: none to see
-        return await _stream(request, q, None)
-    return await _stream(request, q, _filter(q, customer_id))
+    where = _filter(q, q.get("customer_id"), scope_of(request))
+    return await _stream(
+        request, lambda s, rows: orders.stream_orders(s, where, q["after_id"], q["limit"], rows)
+    )
 
 
 @routes.get(r"/api/v1/customers/{id}/orders")
@@ -115,42 +114,32 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
 async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     customer_id = own_customer_id(request)
     q = read_query(request, CustomerOrdersQuery())
-    return await _stream(request, q, _filter(q, customer_id), must_exist=True)
+    where = _filter(q, customer_id)
+    return await _stream(
+        request,
+        lambda s, rows: orders.stream_customer_orders(s, where, q["after_id"], q["limit"], rows),
+    )
 
 
-def _filter(q: dict[str, Any], customer_id: int | None) -> OrderFilter:
+def _filter(q: dict[str, Any], customer_id: int | None, scope: int | None = None) -> OrderFilter:
     return OrderFilter(
         customer_id=customer_id,
         status=q.get("status"),
         placed_after=q.get("placed_after"),
         placed_before=q.get("placed_before"),
+        scope=scope,
     )
 
 
 async def _stream(
-    request: web.Request,
-    q: dict[str, Any],
-    where: OrderFilter | None,
-    must_exist: bool = False,
+    request: web.Request, source: Callable[[AsyncSession, int], OrderChunks]
 ) -> web.StreamResponse:
-    """Stream the orders ``where`` selects (``None``: none); ``must_exist``: 404 if no customer."""
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
-
-    async def chunks(session: AsyncSession) -> AsyncIterator[Sequence[Order]]:
-        if must_exist and where and not await customer_exists(session, where.customer_id or 0):
-            raise CustomerNotFound(where.customer_id or 0)
-        if where is None:
-            return
-        async for chunk in orders.stream_orders(
-            session, where, q["after_id"], q["limit"], chunk_rows
-        ):
-            yield chunk
-
     return await stream_json(
         request,
         request.app[DATABASE].read,
-        chunks,
-        lambda chunk: [order_dict(o) for o in chunk],
+        lambda session: source(session, chunk_rows),
+        lambda chunk: [order_dict(order) for order in chunk],
     )
 
 
