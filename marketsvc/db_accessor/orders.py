@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -69,7 +70,7 @@ async def place_order(
     if not await customer_exists(session, customer_id):
         raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]})
     taken, short = {}, []
-    for line in lines:
+    for line in sorted(lines, key=attrgetter("item_id")):
         row = await _take_stock(session, line.item_id, line.quantity)
         if row is None:
             short.append(line)

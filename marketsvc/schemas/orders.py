@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
@@ -61,11 +62,8 @@ class OrderCreate(StrictSchema):
             merged[line["item_id"]] = LineRequest(
                 line["item_id"], quantity, first.index if first else index
             )
-        return {"customer_id": data["customer_id"], "lines": sorted(merged.values(), key=_item)}
-
-
-def _item(line: LineRequest) -> int:
-    return line.item_id
+        lines = sorted(merged.values(), key=attrgetter("item_id"))
+        return {"customer_id": data["customer_id"], "lines": lines}
 
 
 class OrderLineOut(StrictSchema):
