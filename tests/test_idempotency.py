@@ -6,11 +6,17 @@ import asyncio
 import json
 from datetime import timedelta
 
+import aiohttp
+import pytest
 from sqlalchemy import func, select, update
 
+from marketsvc.auth import TokenCodec
 from marketsvc.handlers.placement import PURGE_EVERY
 from marketsvc.keys import DATABASE
 from marketsvc.models import IdempotencyKey, utcnow
+from marketsvc.settings import Settings
+from tests.conftest import TEST_SECRET
+from tests.live import live_server
 from tests.ordering import order_body, stock_of
 
 
@@ -161,3 +167,43 @@ async def test_key_that_is_not_utf8_is_422(client, admin, new_customer, new_item
     writer.close()
     assert response.startswith(b"HTTP/1.1 422")
     assert await stock_of(client, item["id"]) == 10
+
+
+@pytest.mark.slow
+def test_a_key_outlives_the_server_that_stored_it(database_url, tmp_path) -> None:
+    token = TokenCodec(Settings(jwt_secret=TEST_SECRET)).issue("admin", "admin")
+    admin = {"Authorization": f"Bearer {token}"}
+
+    async def setup(url: str) -> dict:
+        async with aiohttp.ClientSession(url, headers=admin) as http:
+            customer = await _made(http, "/api/v1/customers", CUSTOMER)
+            item = await _made(http, "/api/v1/items", {"name": "Mug", "price": "3.00", "stock": 5})
+        return order_body(customer["id"], (item["id"], 2))
+
+    async def post(url: str, body: dict) -> tuple[int, str | None, bytes]:
+        async with (
+            aiohttp.ClientSession(url, headers=admin | {"Idempotency-Key": "k"}) as http,
+            http.post("/api/v1/orders", json=body) as resp,
+        ):
+            return resp.status, resp.headers.get("Idempotent-Replayed"), await resp.read()
+
+    with live_server(database_url, tmp_path, workers=2, jwt_secret=TEST_SECRET) as server:
+        body = asyncio.run(setup(server.url))
+        first = asyncio.run(post(server.url, body))
+    with live_server(database_url, tmp_path, workers=2, jwt_secret=TEST_SECRET) as server:
+        again = asyncio.run(post(server.url, body))
+    assert first[:2] == (201, None)
+    assert again == (201, "true", first[2])
+
+
+async def _made(http: aiohttp.ClientSession, path: str, body: dict) -> dict:
+    async with http.post(path, json=body) as resp:
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+
+CUSTOMER = {
+    "name": "Buyer",
+    "email": "buyer@example.com",
+    "address": {"street": "1 Main Street", "city": "Leeds", "post_code": "LS1", "country": "GB"},
+}
