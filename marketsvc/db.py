@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from marketsvc.settings import Settings
 
@@ -18,7 +26,7 @@ slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
-    """One engine, two session factories: ``read`` for queries, ``write`` for changes.
+    """One engine; ``read()`` sessions for queries, ``write_transaction()`` for changes.
 
     On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that two processes never
     both read and then try to upgrade to a write lock (which fails at once, whatever the busy
@@ -32,6 +40,29 @@ class Database:
         writer = self.engine.execution_options(marketsvc_write=True)
         self.read = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)
+        self._writers = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncSession]:
+        """``write.begin()``, but on SQLite this process's writers first queue on an asyncio lock.
+
+        SQLite has one writer. Without the queue every pooled connection waits for the file lock
+        in SQLite's busy handler, which polls with sleeps of up to 100 ms (idle gaps, unfair
+        turns) while holding a connection that readers need. With it, one connection per process
+        contends for the file lock and the next writer starts the moment the last one commits.
+        The wait is bounded like a pool checkout: past ``pool_timeout`` it is a 503.
+        """
+        if self._writers is None:
+            async with self.write.begin() as session:
+                yield session
+            return
+        async with asyncio.timeout(self.settings.pool_timeout):
+            await self._writers.acquire()
+        try:
+            async with self.write.begin() as session:
+                yield session
+        finally:
+            self._writers.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ class Rule:
     method: str
     path: str  # {customer} {item} {order} {user} {pet} are filled from the world below
     statuses: tuple[int, int, int, int, int, int]  # in the order of CALLERS
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | Callable[[dict[str, int]], dict[str, Any]] | None = None
 
 
 PUBLIC_READ = (200, 200, 200, 200, 200, 200)
@@ -28,6 +29,7 @@ ADMIN_ONLY = (401, 401, 401, 200, 403, 403)
 ADMIN_CREATES = (401, 401, 401, 201, 403, 403)
 OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
 ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
+ANY_CUSTOMER = (401, 401, 401, 200, 200, 200)  # each sees only its own: see test below
 
 RULES = [
     Rule("GET", "/api/v1/items", PUBLIC_READ),
@@ -47,6 +49,19 @@ RULES = [
     ),
     Rule("GET", "/api/v1/customers/{customer}", OWNER_OR_ADMIN),
     Rule("PATCH", "/api/v1/customers/{customer}", OWNER_OR_ADMIN, {"name": "Renamed"}),
+    Rule("GET", "/api/v1/orders", ANY_CUSTOMER),
+    Rule(
+        "POST",
+        "/api/v1/orders",
+        (401, 401, 401, 201, 201, 403),
+        lambda w: {"customer_id": w["customer"], "lines": [{"item_id": w["item"], "quantity": 1}]},
+    ),
+    Rule("POST", "/api/v1/orders/totals", ANY_CUSTOMER, lambda w: {"order_ids": [w["order"]]}),
+    Rule("GET", "/api/v1/orders/{order}", OWNER_OR_ADMIN),
+    Rule("GET", "/api/v1/orders/{order}/total", OWNER_OR_ADMIN),
+    Rule("PATCH", "/api/v1/orders/{order}", OWNER_OR_ADMIN, {"status": "cancelled"}),
+    Rule("PATCH", "/api/v1/orders/{order}", (401, 401, 401, 200, 403, 404), {"status": "paid"}),
+    Rule("GET", "/api/v1/customers/{customer}/orders", OWNER_OR_ADMIN),
     Rule("GET", "/api/v1/users", ADMIN_ONLY),
     Rule("POST", "/api/v1/users", ADMIN_CREATES, {"name": "Uma"}),
     Rule("GET", "/api/v1/users/{user}", ADMIN_ONLY),
@@ -93,6 +108,10 @@ async def build_world(client, admin) -> dict[str, int]:
         ),
         "item": await post("/api/v1/items", {"name": "Kettle", "price": "10.00", "stock": 100}),
     }
+    world["order"] = await post(
+        "/api/v1/orders",
+        {"customer_id": world["customer"], "lines": [{"item_id": world["item"], "quantity": 2}]},
+    )
     world["user"] = await post("/api/v1/users", {"name": "Uri"})
     world["pet"] = await post(f"/api/v1/users/{world['user']}/pets", {"name": "Pip"})
     return world
@@ -104,13 +123,33 @@ async def test_access(client, admin, rule: Rule, caller: str) -> None:
     world = await build_world(client, admin)
     token = token_for(caller, world)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    resp = await client.request(
-        rule.method, rule.path.format(**world), json=rule.body, headers=headers
-    )
+    body = rule.body(world) if callable(rule.body) else rule.body
+    resp = await client.request(rule.method, rule.path.format(**world), json=body, headers=headers)
     expected = rule.statuses[CALLERS.index(caller)]
     assert resp.status == expected, await resp.text()
     if expected == 401:
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_customers_stream_only_their_own_orders(client, admin, as_customer) -> None:
+    world = await build_world(client, admin)
+    mine = await (await client.get("/api/v1/orders", headers=as_customer(world["customer"]))).json()
+    theirs = await (
+        await client.get("/api/v1/orders", headers=as_customer(world["other_customer"]))
+    ).json()
+    snooping = await client.get(
+        f"/api/v1/orders?customer_id={world['customer']}",
+        headers=as_customer(world["other_customer"]),
+    )
+    assert [o["id"] for o in mine] == [world["order"]]
+    assert theirs == []
+    assert await snooping.json() == []
+    totals = await client.post(
+        "/api/v1/orders/totals",
+        json={"order_ids": [world["order"]]},
+        headers=as_customer(world["other_customer"]),
+    )
+    assert await totals.json() == {"totals": [], "missing": [world["order"]]}
 
 
 def test_every_api_route_has_an_access_rule(settings) -> None:

@@ -68,7 +68,7 @@ async def get_customer(request: web.Request) -> web.Response:
 )
 async def create_customer(request: web.Request) -> web.Response:
     data = await read_json(request, CustomerCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.create_customer(session, data)
     return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
 
@@ -85,6 +85,6 @@ async def create_customer(request: web.Request) -> web.Response:
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
     changes = await read_json(request, CustomerPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.update_customer(session, customer_id, changes)
     return json_response(customer_out.dump(customer))

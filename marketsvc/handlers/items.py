@@ -50,7 +50,7 @@ async def get_item(request: web.Request) -> web.Response:
 )
 async def create_item(request: web.Request) -> web.Response:
     data = await read_json(request, ItemCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         item = await items.create_item(session, data)
     return created(item_out.dump(item), f"/api/v1/items/{item.id}")
 
@@ -67,6 +67,6 @@ async def create_item(request: web.Request) -> web.Response:
 async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_json(request, ItemPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         item = await items.update_item(session, item_id, changes)
     return json_response(item_out.dump(item))

@@ -40,7 +40,7 @@ async def list_pets(request: web.Request) -> web.StreamResponse:
 )
 async def create_pet(request: web.Request) -> web.Response:
     data = await read_json(request, PetCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         pet = await pets.create_pet(session, data)
     return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
 
@@ -71,7 +71,7 @@ async def get_pet(request: web.Request) -> web.Response:
 async def update_pet(request: web.Request) -> web.Response:
     pet_id = path_id(request)
     changes = await read_json(request, PetPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         pet = await pets.update_pet(session, pet_id, changes)
     return json_response(pet_dict(pet))
 
@@ -80,6 +80,6 @@ async def update_pet(request: web.Request) -> web.Response:
 @endpoint(summary="Delete a pet", access=Access.ADMIN, tag="pets", status=204, errors=(404,))
 async def delete_pet(request: web.Request) -> web.Response:
     pet_id = path_id(request)
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         await pets.delete_pet(session, pet_id)
     return web.Response(status=204)

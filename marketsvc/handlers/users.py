@@ -47,7 +47,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 )
 async def create_user(request: web.Request) -> web.Response:
     data = await read_json(request, UserCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         user = await users.create_user(session, data)
     return created(user_dict(user), f"/api/v1/users/{user.id}")
 
@@ -78,7 +78,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
     changes = await read_json(request, UserPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         user = await users.update_user(session, user_id, changes)
     return json_response(user_dict(user))
 
@@ -93,7 +93,7 @@ async def update_user(request: web.Request) -> web.Response:
 )
 async def delete_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         await users.delete_user(session, user_id)
     return web.Response(status=204)
 
@@ -130,6 +130,6 @@ async def list_user_pets(request: web.Request) -> web.StreamResponse:
 async def add_user_pet(request: web.Request) -> web.Response:
     user_id = path_id(request)
     data = await read_json(request, NameBody())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         pet = await pets.add_pet_to_user(session, user_id, data)
     return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
