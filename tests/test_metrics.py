@@ -90,6 +90,30 @@ async def test_orders_placed_counter_is_exposed_for_every_outcome(client) -> Non
         assert ("marketsvc_orders_placed_total", frozenset({("outcome", outcome)})) in metrics
 
 
+async def test_orders_are_counted_by_outcome(client, admin, new_customer, new_item) -> None:
+    customer, item = await new_customer(), await new_item(stock=1)
+    order = {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 1}]}
+    before = await scrape(client)
+    keyed = admin | {"Idempotency-Key": "k-1"}
+    assert (await client.post("/api/v1/orders", json=order, headers=keyed)).status == 201
+    assert (await client.post("/api/v1/orders", json=order, headers=keyed)).status == 201
+    assert (await client.post("/api/v1/orders", json=order, headers=admin)).status == 409
+    assert (await client.post("/api/v1/orders", json={"lines": []}, headers=admin)).status == 422
+    after = await scrape(client)
+
+    def grew(outcome: str) -> float:
+        series = ("marketsvc_orders_placed_total", frozenset({("outcome", outcome)}))
+        return after[series] - before[series]
+
+    assert {o: grew(o) for o in ("placed", "replayed", "out_of_stock", "invalid", "conflict")} == {
+        "placed": 1,
+        "replayed": 1,
+        "out_of_stock": 1,
+        "invalid": 1,
+        "conflict": 0,
+    }
+
+
 def requests_by_pid(log: str, route: str) -> Counter[int]:
     lines = [json.loads(line) for line in log.splitlines()]
     return Counter(line["pid"] for line in lines if line.get("route") == route)

@@ -6,15 +6,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from marshmallow import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor import orders
 from marketsvc.db_accessor.orders import OrderFilter
-from marketsvc.errors import Forbidden
+from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
 from marketsvc.http import created, json_response, path_id, read_json, read_query
 from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.metrics import ORDERS_PLACED
 from marketsvc.models import Order
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.orders import (
@@ -52,6 +54,23 @@ def scope_of(request: web.Request) -> int | None:
     headers=(IDEMPOTENCY_HEADER,),
 )
 async def place_order(request: web.Request) -> web.Response:
+    try:
+        response = await _place(request)
+    except (DomainError, ValidationError) as exc:
+        conflict = isinstance(exc, Conflict) and not isinstance(exc, OutOfStock)
+        status = exc.status if isinstance(exc, DomainError) else 422
+        ORDERS_PLACED.labels("conflict" if conflict else _outcome(status)).inc()
+        raise
+    replayed = "Idempotent-Replayed" in response.headers
+    ORDERS_PLACED.labels("replayed" if replayed else _outcome(response.status)).inc()
+    return response
+
+
+def _outcome(status: int) -> str:
+    return {201: "placed", 409: "out_of_stock"}.get(status, "invalid")
+
+
+async def _place(request: web.Request) -> web.Response:
     data = await read_json(request, OrderCreate())
     scope = scope_of(request)
     if scope is not None and scope != data["customer_id"]:
