@@ -20,7 +20,7 @@ class Plan:
     customers: int
     items: int
     orders: int
-    million: bool
+    million: int
     duration: int
     warmup: int
     connections: int
@@ -43,7 +43,14 @@ def parse(argv: list[str] | None = None) -> Plan:
         description="marketsvc against a raw aiohttp + driver baseline, side by side.",
     )
     p.add_argument("--customers", type=int, default=100_000)
-    p.add_argument("--million", action="store_true", help="also grow to 1M customers: stream+seed")
+    p.add_argument(
+        "--million",
+        action="store_const",
+        const=1_000_000,
+        default=0,
+        help="afterwards append customers up to 1M: seed rate, and the stream again at 1M",
+    )
+    p.add_argument("--grow-to", type=int, dest="million", help=argparse.SUPPRESS)
     p.add_argument("--items", type=int, default=1_000)
     p.add_argument("--orders", type=int, default=200_000, help="each with 3 lines")
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")

@@ -12,13 +12,11 @@ from typing import Any
 from harness import dbs, report
 from harness.config import JWT_SECRET, ROUTES, Plan, parse
 from harness.dbs import BenchError
-from harness.load import check_wrk, run_wrk
+from harness.load import call, check_wrk, run_wrk
 from harness.probe import probe
 from harness.profile import profile_route
 from harness.servers import Server, start_pair, stop_all
 from harness.stream import measure_stream
-
-MILLION = 1_000_000
 
 
 def say(message: str) -> None:
@@ -94,12 +92,12 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                 )
         if "stream" in plan.routes:
             out["stream"].append(stream_round(plan, backend, urls, env, token, plan.customers))
-            if plan.million and plan.customers < MILLION:
-                extra = MILLION - plan.customers
+            if plan.million > plan.customers:
+                extra = plan.million - plan.customers
                 for kind, url in urls.items():
                     say(f"{backend}: appending {extra} customers to {kind}")
-                    out["seed"][f"{kind} +{extra} customers"] = dbs.seed(url, env, extra, 0, 0)
-                out["stream"].append(stream_round(plan, backend, urls, env, token, MILLION))
+                    out["seed"][f"{kind} +{extra:,} customers"] = dbs.seed(url, env, extra, 0, 0)
+                out["stream"].append(stream_round(plan, backend, urls, env, token, plan.million))
     finally:
         stop_all()
         if not plan.keep:
@@ -163,6 +161,8 @@ def stream_round(
     servers = start_pair(urls, 1, env, logdir)
     samples: dict[str, list] = {kind: [] for kind in servers}
     try:
+        for server in servers.values():  # a first request opens the pool and warms the worker
+            call(server.base, "/api/v1/customers/1", token)
         for _ in range(plan.repeat):
             for kind, server in servers.items():
                 sample = measure_stream(server, token, rows)

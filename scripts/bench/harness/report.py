@@ -44,7 +44,8 @@ def header(plan: Plan, pg_version: str | None) -> list[str]:
         f"- Machine: {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg_version}" if pg_version else ""),
         f"- gunicorn: {plan.workers} workers, aiohttp.GunicornUVLoopWebWorker, the same settings "
-        "for both; the stream is measured with 1 worker",
+        "for both (except worker recycling, max_requests, off for both); the stream is measured "
+        "with 1 worker",
         f"- Load: wrk -t{plan.threads} -c{plan.connections} -d{plan.duration}s after a "
         f"{plan.warmup}s warm-up; marketsvc and baseline alternate (A B A B); median of "
         f"{plan.repeat} run(s)",

@@ -50,9 +50,10 @@ class Server:
             "MARKETSVC_HOST": "127.0.0.1",
             "MARKETSVC_PORT": str(self.port),
             "MARKETSVC_WORKERS": str(workers),
-            # gunicorn 27 opens a control socket at one fixed path per user by default: two
-            # arbiters (or another project's) would fight over it.
-            "GUNICORN_CMD_ARGS": "--no-control-socket",
+            # For both servers alike: gunicorn 27 opens a control socket at one fixed path per
+            # user (two arbiters would fight over it), and max_requests recycles every worker at
+            # once every ~20k requests, a second of refused load that would hit the faster more.
+            "GUNICORN_CMD_ARGS": "--no-control-socket --max-requests 0",
         }
         with log.open("w") as out:
             self.process = subprocess.Popen(
