@@ -29,6 +29,7 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     plan = parse(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with & (SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupted)
     signal.signal(signal.SIGHUP, _interrupted)
     try:
