@@ -98,6 +98,7 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                 for kind, url in urls.items():
                     say(f"{backend}: appending {extra} customers to {kind}")
                     out["seed"][f"{kind} +{extra:,} customers"] = dbs.seed(url, env, extra, 0, 0)
+                    dbs.analyze(url)
                 out["stream"].append(stream_round(plan, backend, urls, env, token, plan.million))
     finally:
         stop_all()
@@ -119,6 +120,7 @@ def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) 
     seeded = dbs.seed(url, env, plan.customers, plan.items, plan.orders)
     say(f"{backend}: {seeded.rows} rows in {seeded.seconds:.1f}s")
     dbs.restock(url)
+    dbs.analyze(url)
     return seeded
 
 

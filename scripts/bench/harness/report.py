@@ -6,10 +6,11 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.config import Plan
+from harness.config import ROOT, Plan
 
 LABELS = {
     "customer": "GET /api/v1/customers/{id}",
@@ -35,12 +36,27 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def revision() -> str:
+    """The marketsvc code measured: ``BENCH_REVISION``, else the git commit of the checkout."""
+    if os.environ.get("BENCH_REVISION"):
+        return os.environ["BENCH_REVISION"]
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown (not a git checkout)"
+
+
 def header(plan: Plan, pg_version: str | None) -> list[str]:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     data = f"{plan.customers:,} customers, {plan.items:,} items, {plan.orders:,} orders x 3 lines"
     return [
         f"## marketsvc vs the raw baseline ({now})",
         "",
+        f"- marketsvc revision: {revision()}",
         f"- Machine: {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg_version}" if pg_version else ""),
         f"- gunicorn: {plan.workers} workers, aiohttp.GunicornUVLoopWebWorker, the same settings "
