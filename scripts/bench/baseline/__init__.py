@@ -1,0 +1,1 @@
+"""The raw baseline: aiohttp + the bare driver, hand-written SQL, orjson, no ORM."""

@@ -1,0 +1,135 @@
+"""SQLite through a small pool of bare aiosqlite connections, configured like marketsvc's."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosqlite
+import orjson
+
+from baseline import sql
+from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems
+from baseline.wire import sqlite_now, sqlite_timestamp
+
+BUSY_TIMEOUT_S = 30
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}",
+)
+CUSTOMER, CUSTOMERS, ORDER, TOTAL = (
+    sql.qmarks(q) for q in (sql.CUSTOMER, sql.CUSTOMERS, sql.ORDER, sql.TOTAL)
+)
+TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE = (
+    sql.qmarks(q)
+    for q in (
+        sql.TOTALS_SQLITE,
+        sql.INSERT_ORDER_SQLITE,
+        sql.TAKE_STOCK,
+        sql.ITEM_EXISTS,
+        sql.INSERT_LINE_SQLITE,
+    )
+)
+
+
+class SqliteStore:
+    def __init__(self, connections: list[aiosqlite.Connection]) -> None:
+        self.all = connections
+        self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for conn in connections:
+            self.idle.put_nowait(conn)
+
+    @classmethod
+    async def open(cls, url: str, size: int) -> SqliteStore:
+        path = url.split(":///", 1)[1]
+        connections = []
+        for _ in range(size):
+            conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+            connections.append(conn)
+        return cls(connections)
+
+    async def close(self) -> None:
+        for conn in self.all:
+            await conn.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = await self.idle.get()
+        try:
+            yield conn
+        finally:
+            self.idle.put_nowait(conn)
+
+    async def _fetch(self, query: str, params: tuple) -> list:
+        async with self.connection() as conn:
+            return list(await conn.execute_fetchall(query, params))
+
+    async def customer(self, customer_id: int) -> tuple | None:
+        rows = await self._fetch(CUSTOMER, (customer_id,))
+        return rows[0] if rows else None
+
+    async def order(self, order_id: int) -> tuple | None:
+        rows = await self._fetch(ORDER, (order_id,))
+        if not rows:
+            return None
+        head = rows[0]
+        lines = [r[4:] for r in rows if r[4] is not None]
+        return head[0], head[1], head[2], sqlite_timestamp(head[3]), lines
+
+    async def order_total(self, order_id: int) -> int | None:
+        rows = await self._fetch(TOTAL, (order_id,))
+        return rows[0][1] if rows else None
+
+    async def order_totals(self, order_ids: list[int]) -> dict[int, int]:
+        return dict(await self._fetch(TOTALS, (orjson.dumps(order_ids).decode(),)))
+
+    async def place_order(self, customer_id: int, lines: list[tuple[int, int]]) -> tuple:
+        placed_at = sqlite_now()
+        async with self.connection() as conn:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                taken = await _place(conn, customer_id, placed_at, lines)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+        order_id, taken = taken
+        return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken
+
+    @asynccontextmanager
+    async def customer_chunks(self, rows: int) -> AsyncIterator[AsyncIterator[list]]:
+        async with self.connection() as conn, conn.execute(CUSTOMERS) as cursor:
+
+            async def chunks() -> AsyncIterator[list]:
+                while batch := await cursor.fetchmany(rows):
+                    yield batch
+
+            yield chunks()
+
+
+async def _place(
+    conn: aiosqlite.Connection, customer_id: int, placed_at: str, lines: list[tuple[int, int]]
+) -> tuple[int, list[tuple]]:
+    try:
+        rows = await conn.execute_fetchall(INSERT_ORDER, (customer_id, placed_at))
+    except sqlite3.IntegrityError:
+        raise UnknownCustomer() from None
+    order_id = next(iter(rows))[0]
+    taken, short = [], []
+    for item_id, quantity in lines:
+        found = list(await conn.execute_fetchall(TAKE_STOCK, (item_id, quantity)))
+        if found:
+            taken.append((item_id, found[0][0], found[0][1], quantity))
+        else:
+            short.append(item_id)
+    if short:
+        unknown = [i for i in short if not await conn.execute_fetchall(ITEM_EXISTS, (i,))]
+        raise UnknownItems(unknown) if unknown else OutOfStock(short)
+    await conn.executemany(INSERT_LINE, [(order_id, *line) for line in taken])
+    return order_id, taken

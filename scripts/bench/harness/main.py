@@ -1,0 +1,196 @@
+"""One command: seed both databases, start both servers, load them A B A B, print the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import dbs, report
+from harness.config import JWT_SECRET, ROUTES, Plan, parse
+from harness.dbs import BenchError
+from harness.load import call, check_wrk, run_wrk
+from harness.probe import probe
+from harness.profile import profile_route
+from harness.servers import Server, start_pair, stop_all
+from harness.stream import measure_stream
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = parse(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with & (SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGHUP, _interrupted)
+    try:
+        return run(plan)
+    except BenchError as exc:
+        say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        stop_all()
+
+
+def run(plan: Plan) -> int:
+    check_wrk()
+    pg_version = dbs.check_postgres(plan) if "postgresql" in plan.backends else None
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    plan.results.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MARKETSVC_JWT_SECRET": JWT_SECRET}
+    env.pop("MARKETSVC_DATABASE_URL", None)
+    results = []
+    for backend in plan.backends:
+        results.append(bench_backend(plan, backend, env))
+    text = report.render(plan, results, pg_version)
+    print(text)
+    (plan.results / "latest.md").write_text(text)
+    (plan.results / "latest.json").write_text(json.dumps(results, indent=1, default=vars))
+    say(f"written to {plan.results / 'latest.md'}")
+    return 0
+
+
+def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, Any]:
+    urls = dbs.database_urls(plan, backend)
+    out: dict[str, Any] = {"backend": backend, "seed": {}, "routes": {}, "stream": [], "notes": []}
+    for kind, url in urls.items():
+        out["seed"][kind] = prepare(plan, backend, kind, url, env)
+    token = dbs.marketsvc_cli(urls["marketsvc"], "token", "--admin", "--ttl", "86400", env=env)
+    token = token.stdout.strip()
+    first_new = {kind: dbs.max_order_id(url) for kind, url in urls.items()}
+    counts = (plan.customers, plan.orders, plan.items)
+    logdir = plan.workdir / f"logs-{backend}"
+    logdir.mkdir(exist_ok=True)
+    routes = [r for r in ROUTES if r in plan.routes]
+    try:
+        if routes:
+            say(f"{backend}: starting both servers with {plan.workers} workers")
+            servers = start_pair(urls, plan.workers, env, logdir)
+            for route in routes:
+                out["routes"][route] = measure_route(plan, backend, route, servers, token, counts)
+            if plan.profile:
+                profile_routes(plan, backend, routes, out, servers, token, counts)
+            stop_all()
+        if "place_order" in routes:
+            for kind, url in urls.items():
+                bad = dbs.oversold_items(url, first_new[kind])
+                made = dbs.max_order_id(url) - first_new[kind]
+                out["notes"].append(
+                    f"{kind}: {made} orders placed; stock accounting "
+                    + ("exact (no oversell)" if bad == 0 else f"WRONG for {bad} items")
+                )
+        if "stream" in plan.routes:
+            out["stream"].append(stream_round(plan, backend, urls, env, token, plan.customers))
+            if plan.million > plan.customers:
+                extra = plan.million - plan.customers
+                for kind, url in urls.items():
+                    say(f"{backend}: appending {extra} customers to {kind}")
+                    out["seed"][f"{kind} +{extra:,} customers"] = dbs.seed(url, env, extra, 0, 0)
+                    dbs.analyze(url)
+                out["stream"].append(stream_round(plan, backend, urls, env, token, plan.million))
+    finally:
+        stop_all()
+        if not plan.keep:
+            for url in urls.values():
+                dbs.drop(plan, backend, url)
+    return out
+
+
+def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) -> Any:
+    reusable = plan.reuse and dbs.exists(plan, backend, url)
+    if reusable and dbs.count(url, "customers") == plan.customers:
+        say(f"{backend}: reusing the {kind} database")
+        dbs.restock(url)
+        return None
+    dbs.recreate(plan, backend, url)
+    dbs.marketsvc_cli(url, "migrate", env=env)
+    say(f"{backend}: seeding the {kind} database")
+    seeded = dbs.seed(url, env, plan.customers, plan.items, plan.orders)
+    say(f"{backend}: {seeded.rows} rows in {seeded.seconds:.1f}s")
+    dbs.restock(url)
+    dbs.analyze(url)
+    return seeded
+
+
+def measure_route(
+    plan: Plan,
+    backend: str,
+    route: str,
+    servers: dict[str, Server],
+    token: str,
+    counts: tuple[int, int, int],
+) -> dict[str, Any]:
+    bases = {kind: s.base for kind, s in servers.items()}
+    checked = probe(route, bases, token, counts)
+    kinds = list(servers) if checked["available"] else ["baseline"]
+    if not checked["available"]:
+        say(f"{backend} {route}: marketsvc answers 404/405, measuring the baseline only")
+    for mismatch in checked["mismatches"]:
+        say(f"{backend} {route}: JSON DIFFERS {mismatch}")
+    for kind in kinds:
+        if plan.warmup:
+            run_wrk(bases[kind], route, plan, token, plan.warmup, counts)
+    samples: dict[str, list] = {kind: [] for kind in kinds}
+    for n in range(plan.repeat):
+        for kind in kinds:  # A B A B: drift of the machine hits both alike
+            sample = run_wrk(bases[kind], route, plan, token, plan.duration, counts)
+            samples[kind].append(sample)
+            say(
+                f"{backend} {route} {kind} {n + 1}/{plan.repeat}: {sample.rps:.0f} req/s, "
+                f"p50 {sample.p50_ms:.1f} ms, p99 {sample.p99_ms:.1f} ms, "
+                f"errors {sample.errors} {sample.kinds or ''} {sample.statuses or ''}"
+            )
+    return {**checked, "samples": samples}
+
+
+def stream_round(
+    plan: Plan, backend: str, urls: dict[str, str], env: dict[str, str], token: str, rows: int
+) -> dict[str, Any]:
+    logdir = plan.workdir / f"logs-{backend}-stream"
+    logdir.mkdir(exist_ok=True)
+    say(f"{backend}: streaming {rows} customers, one worker per server")
+    servers = start_pair(urls, 1, env, logdir)
+    samples: dict[str, list] = {kind: [] for kind in servers}
+    try:
+        for server in servers.values():  # a first request opens the pool and warms the worker
+            call(server.base, "/api/v1/customers/1", token)
+        for _ in range(plan.repeat):
+            for kind, server in servers.items():
+                sample = measure_stream(server, token, rows)
+                samples[kind].append(sample)
+                say(
+                    f"{backend} stream {kind}: {sample.total_s:.2f}s, "
+                    f"ttfb {sample.ttfb_s * 1000:.0f} ms, peak RSS {sample.rss_peak_mb:.0f} MB"
+                )
+    finally:
+        stop_all()
+    sizes = {kind: {s.bytes for s in ss} for kind, ss in samples.items()}
+    return {"rows": rows, "samples": samples, "same_bytes": sizes["marketsvc"] == sizes["baseline"]}
+
+
+def profile_routes(
+    plan: Plan,
+    backend: str,
+    routes: list[str],
+    out: dict[str, Any],
+    servers: dict[str, Server],
+    token: str,
+    counts: tuple[int, int, int],
+) -> None:
+    for route in routes:
+        if out["routes"][route]["available"]:
+            target = Path(plan.results) / f"profile-{backend}-{route}.txt"
+            say(f"{backend} {route}: py-spy on one marketsvc worker for {plan.profile}s")
+            profile_route(servers["marketsvc"], route, plan, token, counts, target)

@@ -1,0 +1,156 @@
+"""The results as one markdown document: routes, stream, seeding."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.config import ROOT, Plan
+
+LABELS = {
+    "customer": "GET /api/v1/customers/{id}",
+    "order": "GET /api/v1/orders/{id}",
+    "order_total": "GET /api/v1/orders/{id}/total",
+    "totals": "POST /api/v1/orders/totals (100 ids)",
+    "place_order": "POST /api/v1/orders (3 lines)",
+}
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def revision() -> str:
+    """The marketsvc code measured: ``BENCH_REVISION``, else the git commit of the checkout."""
+    if os.environ.get("BENCH_REVISION"):
+        return os.environ["BENCH_REVISION"]
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown (not a git checkout)"
+
+
+def header(plan: Plan, pg_version: str | None) -> list[str]:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    data = f"{plan.customers:,} customers, {plan.items:,} items, {plan.orders:,} orders x 3 lines"
+    return [
+        f"## marketsvc vs the raw baseline ({now})",
+        "",
+        f"- marketsvc revision: {revision()}",
+        f"- Machine: {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg_version}" if pg_version else ""),
+        f"- gunicorn: {plan.workers} workers, aiohttp.GunicornUVLoopWebWorker, the same settings "
+        "for both (except worker recycling, max_requests, off for both); the stream is measured "
+        "with 1 worker",
+        f"- Load: wrk -t{plan.threads} -c{plan.connections} -d{plan.duration}s after a "
+        f"{plan.warmup}s warm-up; marketsvc and baseline alternate (A B A B); median of "
+        f"{plan.repeat} run(s)",
+        f"- Data: {data} (`python -m marketsvc seed --random-seed 1`)",
+        "",
+    ]
+
+
+def route_rows(result: dict[str, Any]) -> list[str]:
+    rows = [
+        "| route | marketsvc req/s | baseline req/s | ratio | p50 ms (m / b) | p99 ms (m / b) "
+        "| errors (m / b) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for route, r in result["routes"].items():
+        s = r["samples"]
+        b = s["baseline"]
+        m = s.get("marketsvc")
+        b_rps = med([x.rps for x in b])
+        m_rps = med([x.rps for x in m]) if m else None
+        ratio = f"{m_rps / b_rps:.2f}" if m else "n/a"
+
+        def pair(attr: str, fmt: str = "{:.1f}", m=m, b=b) -> str:
+            left = fmt.format(med([getattr(x, attr) for x in m])) if m else "-"
+            return f"{left} / {fmt.format(med([getattr(x, attr) for x in b]))}"
+
+        errors = f"{_errors(m) if m else '-'} / {_errors(b)}"
+        m_cell = f"{m_rps:,.0f}" if m else "404 (route missing)"
+        rows.append(
+            f"| {LABELS[route]} | {m_cell} | {b_rps:,.0f} | {ratio} | {pair('p50_ms')} "
+            f"| {pair('p99_ms')} | {errors} |"
+        )
+    return rows
+
+
+def _errors(samples: list[Any]) -> str:
+    total = sum(x.errors for x in samples)
+    counts: dict[str, int] = {}
+    for x in samples:
+        kinds = {k: n for k, n in x.kinds.items() if k != "status" or not x.statuses}
+        for what, n in [*kinds.items(), *x.statuses.items()]:
+            counts[what] = counts.get(what, 0) + n
+    detail = ", ".join(f"{what} {n}" for what, n in sorted(counts.items()))
+    return f"{total}" + (f" ({detail})" if detail else "")
+
+
+def stream_rows(result: dict[str, Any]) -> list[str]:
+    rows = [
+        "| customers | server | rows/s | time to first byte | total | time vs baseline "
+        "| peak worker RSS | RSS before |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rnd in result["stream"]:
+        base_time = med([x.total_s for x in rnd["samples"]["baseline"]])
+        for kind, samples in rnd["samples"].items():
+            total = med([x.total_s for x in samples])
+            rows.append(
+                f"| {rnd['rows']:,} | {kind} | {med([x.rows_per_second for x in samples]):,.0f} "
+                f"| {1000 * med([x.ttfb_s for x in samples]):.0f} ms | {total:.2f} s "
+                f"| {total / base_time:.2f} x | {med([x.rss_peak_mb for x in samples]):.0f} MB "
+                f"| {med([x.rss_before_mb for x in samples]):.0f} MB |"
+            )
+        if not rnd["same_bytes"]:
+            rows.append(f"| {rnd['rows']:,} | | the two bodies differ in length! | | | | | |")
+    return rows
+
+
+def seed_rows(result: dict[str, Any]) -> list[str]:
+    rows = ["| database | rows | time | rows/s |", "|---|---:|---:|---:|"]
+    for name, s in result["seed"].items():
+        if s is None:
+            rows.append(f"| {name} | reused | | |")
+        else:
+            rows.append(f"| {name} | {s.rows:,} | {s.seconds:.1f} s | {s.rows_per_second:,.0f} |")
+    return rows
+
+
+def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) -> str:
+    lines = header(plan, pg_version)
+    for result in results:
+        lines += [f"### {result['backend']}", ""]
+        if result["routes"]:
+            lines += [*route_rows(result), ""]
+        for route, r in result["routes"].items():
+            lines += [f"- {LABELS[route]}: JSON differs: {m}" for m in r["mismatches"]]
+        lines += [f"- {note}" for note in result["notes"]]
+        if result["stream"]:
+            lines += ["", "Full `GET /api/v1/customers` stream (JSON array):", ""]
+            lines += [*stream_rows(result), ""]
+        lines += ["Seeding (`python -m marketsvc seed`, wall clock incl. start-up):", ""]
+        lines += [*seed_rows(result), ""]
+    return "\n".join(lines)
