@@ -39,9 +39,15 @@ class Principal:
 
 
 class TokenCodec:
+    """Issues and verifies tokens. A verified token is remembered (keyed by the whole signed
+    string) until it expires, so a client reusing its token pays for the signature once."""
+
+    CACHE_SIZE = 10_000
+
     def __init__(self, settings: Settings) -> None:
         self.secret = settings.jwt_secret
         self.public_key_file = settings.jwt_public_key_file
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @cached_property
     def _public_key(self) -> str | None:
@@ -53,6 +59,16 @@ class TokenCodec:
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def decode(self, token: str) -> Principal:
+        hit = self._verified.get(token)
+        if hit is not None and time.time() <= hit[1] + LEEWAY_SECONDS:
+            return hit[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") == "RS256" and self._public_key:
@@ -70,7 +86,7 @@ class TokenCodec:
             raise Unauthorized("the token has expired") from None
         except (jwt.InvalidTokenError, OSError, ValueError) as exc:
             raise Unauthorized(f"the token is not valid: {exc}") from None
-        return _principal(claims)
+        return _principal(claims), float(claims["exp"])
 
 
 def _principal(claims: dict[str, object]) -> Principal:

@@ -26,19 +26,30 @@ slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
-    """One engine; ``read()`` sessions for queries, ``write_transaction()`` for changes.
+    """One engine and three kinds of session.
 
-    On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that two processes never
-    both read and then try to upgrade to a write lock (which fails at once, whatever the busy
-    timeout); reads start a plain deferred transaction and never block writers under WAL.
+    - ``read()``: autocommit, for point reads: one round trip, no BEGIN/ROLLBACK around it.
+    - ``stream()``: a transaction, for lists: a server-side cursor lives inside one, and the whole
+      list comes from one snapshot.
+    - ``write_transaction()``: one transaction for a change. On SQLite it starts with
+      ``BEGIN IMMEDIATE`` so that two processes never both read and then try to upgrade to a
+      write lock (which fails at once, whatever the busy timeout); reads never block writers
+      under WAL.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        writer = self.engine.execution_options(marketsvc_write=True)
-        self.read = async_sessionmaker(self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            transactional = self.engine
+            autocommit = self.engine.execution_options(marketsvc_autocommit=True)
+        else:  # the engine's connections are autocommit (see create_engine): a free switch
+            transactional = self.engine.execution_options(isolation_level="READ COMMITTED")
+            autocommit = self.engine
+        writer = transactional.execution_options(marketsvc_write=True)
+        self.read = async_sessionmaker(autocommit, expire_on_commit=False)
+        self.stream = async_sessionmaker(transactional, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)
         self._writers = asyncio.Lock() if self.is_sqlite else None
 
@@ -82,13 +93,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
-        "pool_pre_ping": True,
     }
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, **options)
         _configure_sqlite(engine)
     else:
+        # Autocommit by default, so the pre-ping and a point read cost one round trip each, not
+        # BEGIN/statement/ROLLBACK; sessions that need a transaction ask for one (asyncpg
+        # switches isolation on the client, without a round trip).
+        options["isolation_level"] = "AUTOCOMMIT"
+        options["pool_pre_ping"] = True  # a restarted server: recover without a failed request
         options["connect_args"] = {
             # a database that is down must cost a request seconds, not the statement timeout
             "timeout": settings.connect_timeout,
@@ -130,5 +145,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("marketsvc_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("marketsvc_autocommit"):
+            return  # each statement is its own transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("marketsvc_write") else "BEGIN")

@@ -44,10 +44,9 @@ class JsonEncoder:
     def chunk(self, rows: Sequence[dict[str, Any]]) -> bytes:
         if not rows:
             return b""
-        encoded = [orjson.dumps(row) for row in rows]
         if self.ndjson:
-            return b"\n".join(encoded) + b"\n"
-        body = b",".join(encoded)
+            return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+        body = orjson.dumps(rows)[1:-1]  # one call for the chunk; the brackets are ours to place
         if self.first:
             self.first = False
             return body
@@ -110,7 +109,7 @@ async def stream_list(
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
     return await stream_json(
         request,
-        request.app[DATABASE].read,
+        request.app[DATABASE].stream,
         lambda session: chunks(session, chunk_rows=chunk_rows, **params, **fixed),
         dump,
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from marketsvc.db_accessor.core import execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.models import Address, Customer
@@ -23,9 +24,19 @@ async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
     return customer
 
 
+async def get_customer_row(session: AsyncSession, customer_id: int) -> Row[Any]:
+    """The customer and its address as one plain row (see ``schemas.customers.customer_row``)."""
+    row = (await execute(session, _CUSTOMER_BY_ID, {"customer_id": customer_id})).one_or_none()
+    if row is None:
+        raise CustomerNotFound(customer_id)
+    return row
+
+
+_CUSTOMER_ID = select(Customer.id).where(Customer.id == bindparam("customer_id"))
+
+
 async def customer_exists(session: AsyncSession, customer_id: int) -> bool:
-    found = await session.scalar(select(Customer.id).where(Customer.id == customer_id))
-    return found is not None
+    return (await execute(session, _CUSTOMER_ID, {"customer_id": customer_id})).first() is not None
 
 
 async def create_customer(session: AsyncSession, data: dict[str, Any]) -> Customer:
@@ -51,19 +62,21 @@ async def update_customer(
     return customer
 
 
+_CUSTOMER_ROWS = select(
+    Customer.id,
+    Customer.name,
+    Customer.email,
+    Address.street,
+    Address.flat_number,
+    Address.city,
+    Address.post_code,
+    Address.country,
+).join(Address, Address.customer_id == Customer.id)
+_CUSTOMER_BY_ID = _CUSTOMER_ROWS.where(Customer.id == bindparam("customer_id"))
+
+
 def customers_query(after_id: int = 0, limit: int | None = None) -> Any:
-    columns = (
-        Customer.id,
-        Customer.name,
-        Customer.email,
-        Address.street,
-        Address.flat_number,
-        Address.city,
-        Address.post_code,
-        Address.country,
-    )
-    stmt = select(*columns).join(Address, Address.customer_id == Customer.id)
-    return page(stmt, Customer.id, after_id, limit)
+    return page(_CUSTOMER_ROWS, Customer.id, after_id, limit)
 
 
 async def stream_customers(

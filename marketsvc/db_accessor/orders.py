@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from marketsvc.db_accessor.core import execute
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import (
@@ -88,7 +89,7 @@ async def _write_order(
     """Insert the order, then all its lines in one executemany (no per-line RETURNING)."""
     order = Order(customer_id=customer_id, status="pending", placed_at=utcnow())
     values = {"customer_id": customer_id, "status": order.status, "placed_at": order.placed_at}
-    order.id = await session.scalar(insert(Order).values(values).returning(Order.id))
+    order.id = (await execute(session, _INSERT_ORDER, values)).scalar_one()
     order.lines = [
         OrderLine(
             order_id=order.id,
@@ -101,19 +102,22 @@ async def _write_order(
     ]
     columns = ("order_id", "item_id", "name", "unit_price_cents", "quantity")
     rows = [{c: getattr(line, c) for c in columns} for line in order.lines]
-    await session.execute(insert(OrderLine), rows)
+    await execute(session, insert(OrderLine), rows)
     return order  # built in memory, never added to the session: nothing more to flush
 
 
+_INSERT_ORDER = insert(Order).returning(Order.id)
+_TAKE_STOCK = (
+    update(Item)
+    .where(Item.id == bindparam("item_id"), Item.stock >= bindparam("quantity"))
+    .values(stock=Item.stock - bindparam("quantity"))
+    .returning(Item.name, Item.price_cents)
+)
+
+
 async def _take_stock(session: AsyncSession, item_id: int, quantity: int) -> Any:
-    stmt = (
-        update(Item)
-        .where(Item.id == item_id, Item.stock >= quantity)
-        .values(stock=Item.stock - quantity)
-        .returning(Item.name, Item.price_cents)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).one_or_none()
+    params = {"item_id": item_id, "quantity": quantity}
+    return (await execute(session, _TAKE_STOCK, params)).one_or_none()
 
 
 async def _raise_unknown_items(session: AsyncSession, short: Sequence[LineRequest]) -> None:
@@ -132,15 +136,49 @@ def _with_lines(stmt: Select[Any]) -> Select[Any]:
     return stmt.options(selectinload(Order.lines))
 
 
-async def get_order(session: AsyncSession, order_id: int, scope: int | None = None) -> Order:
+@dataclass(frozen=True)
+class OrderView:
+    """An order and its lines as read by one joined query: what a response needs, no entity."""
+
+    id: int
+    customer_id: int
+    status: str
+    placed_at: datetime
+    lines: list[Any]
+
+
+_ORDER_ROWS = (
+    select(
+        Order.id,
+        Order.customer_id,
+        Order.status,
+        Order.placed_at,
+        OrderLine.item_id,
+        OrderLine.name,
+        OrderLine.unit_price_cents,
+        OrderLine.quantity,
+    )
+    .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+    .where(Order.id == bindparam("order_id"))
+    .order_by(OrderLine.item_id)
+)
+_ORDER_ROWS_IN_SCOPE = _ORDER_ROWS.where(Order.customer_id == bindparam("scope"))
+
+
+async def get_order(session: AsyncSession, order_id: int, scope: int | None = None) -> OrderView:
     """The order with its lines; a customer caller (``scope``) sees only its own."""
-    stmt = _with_lines(select(Order).where(Order.id == order_id))
-    if scope is not None:
-        stmt = stmt.where(Order.customer_id == scope)
-    order = (await session.execute(stmt)).scalar_one_or_none()
-    if order is None:
+    if scope is None:
+        result = await execute(session, _ORDER_ROWS, {"order_id": order_id})
+    else:
+        result = await execute(
+            session, _ORDER_ROWS_IN_SCOPE, {"order_id": order_id, "scope": scope}
+        )
+    rows = result.all()
+    if not rows:
         raise OrderNotFound(order_id)
-    return order
+    first = rows[0]
+    lines = [row for row in rows if row.item_id is not None]
+    return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
 
 
 def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
@@ -184,10 +222,14 @@ async def stream_customer_orders(
         yield chunk
 
 
-def _totals_query(which: ColumnElement[bool], scope: int | None) -> Select[Any]:
-    line_total = func.coalesce(func.sum(OrderLine.unit_price_cents * OrderLine.quantity), 0)
+_LINE_TOTAL = func.coalesce(func.sum(OrderLine.unit_price_cents * OrderLine.quantity), 0)
+
+
+def _totals_query(
+    which: ColumnElement[bool], scope: ColumnElement[Any] | int | None
+) -> Select[Any]:
     stmt = (
-        select(Order.id, line_total)
+        select(Order.id, _LINE_TOTAL)
         .outerjoin(OrderLine, OrderLine.order_id == Order.id)
         .where(which)
         .group_by(Order.id)
@@ -195,9 +237,17 @@ def _totals_query(which: ColumnElement[bool], scope: int | None) -> Select[Any]:
     return stmt.where(Order.customer_id == scope) if scope is not None else stmt
 
 
+_TOTAL = _totals_query(Order.id == bindparam("order_id"), None)
+_TOTAL_IN_SCOPE = _totals_query(Order.id == bindparam("order_id"), bindparam("scope"))
+
+
 async def order_total(session: AsyncSession, order_id: int, scope: int | None = None) -> int:
     """The order's total in cents, summed by the database."""
-    row = (await session.execute(_totals_query(Order.id == order_id, scope))).one_or_none()
+    if scope is None:
+        result = await execute(session, _TOTAL, {"order_id": order_id})
+    else:
+        result = await execute(session, _TOTAL_IN_SCOPE, {"order_id": order_id, "scope": scope})
+    row = result.one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
     return int(row[1])
@@ -212,13 +262,13 @@ async def order_totals(
         which = Order.id == any_(bindparam("order_ids", list(order_ids), ARRAY(BigInteger)))
     else:
         which = Order.id.in_(order_ids)
-    rows = (await session.execute(_totals_query(which, scope))).all()
+    rows = (await execute(session, _totals_query(which, scope))).all()
     return {order_id: int(total) for order_id, total in rows}
 
 
 async def change_status(
     session: AsyncSession, order_id: int, target: str, scope: int | None = None
-) -> Order:
+) -> OrderView:
     """Move the order to ``target`` if its current status allows it, atomically.
 
     The status check is the UPDATE's WHERE clause, so of two racing moves only one matches; the

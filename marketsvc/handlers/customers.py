@@ -52,8 +52,8 @@ async def list_customers(request: web.Request) -> web.StreamResponse:
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
     async with request.app[DATABASE].read() as session:
-        customer = await customers.get_customer(session, customer_id)
-    return json_response(customer_out.dump(customer))
+        row = await customers.get_customer_row(session, customer_id)
+    return json_response(customer_row(row))
 
 
 @routes.post("/api/v1/customers")

@@ -156,7 +156,7 @@ async def _stream(
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
     return await stream_json(
         request,
-        request.app[DATABASE].read,
+        request.app[DATABASE].stream,
         lambda session: source(session, chunk_rows),
         lambda chunk: [order_dict(order) for order in chunk],
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from marketsvc.models import ORDER_STATUSES, Order
+from marketsvc.models import ORDER_STATUSES
 from marketsvc.schemas.common import (
     MAX_ID,
     Id,
@@ -111,8 +111,9 @@ class TotalsOut(StrictSchema):
     missing = fields.List(Id(), required=True)
 
 
-def order_dict(order: Order) -> dict[str, Any]:
-    """An order with its loaded lines in the ``OrderOut`` shape, without marshmallow's cost."""
+def order_dict(order: Any) -> dict[str, Any]:
+    """An order (entity or ``OrderView``) with its lines in the ``OrderOut`` shape, without
+    marshmallow's cost (the contract tests check every response against ``OrderOut``)."""
     lines, total = [], 0
     for line in order.lines:
         line_total = line.unit_price_cents * line.quantity

@@ -9,7 +9,7 @@ CUSTOMERS = CUSTOMER_COLUMNS + " ORDER BY c.id"
 ORDER = (
     "SELECT o.id, o.customer_id, o.status, o.placed_at, "
     "l.item_id, l.name, l.unit_price_cents, l.quantity "
-    "FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.id"
+    "FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.item_id"
 )
 TOTALS_FROM = (
     "SELECT o.id, CAST(COALESCE(SUM(l.unit_price_cents * l.quantity), 0) AS BIGINT) "
