@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-import uuid
+import secrets
 
 from aiohttp import web
 from marshmallow import ValidationError
@@ -31,10 +32,27 @@ DB_UNAVAILABLE = (
 )
 
 
+class _RequestIds:
+    """32 hex digits, unique across processes: a random prefix per process and a counter
+    (``uuid4`` reads the kernel's entropy on every request; this does once per process)."""
+
+    def __init__(self) -> None:
+        self.pid = -1
+
+    def next(self) -> str:
+        if self.pid != os.getpid():  # a forked worker must not repeat its parent's ids
+            self.pid, self.prefix, self.counter = os.getpid(), secrets.token_hex(10), 0
+        self.counter += 1
+        return f"{self.prefix}{self.counter:012x}"
+
+
+_request_ids = _RequestIds()
+
+
 def request_id_of(request: web.Request) -> str:
     if REQUEST_ID not in request:
         given = request.headers.get("X-Request-ID", "")
-        request[REQUEST_ID] = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex
+        request[REQUEST_ID] = given if _REQUEST_ID_OK.match(given) else _request_ids.next()
     return request[REQUEST_ID]
 
 

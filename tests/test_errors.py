@@ -126,3 +126,9 @@ async def test_unexpected_error_is_500_without_traceback_and_logged(
     assert "Traceback" not in await resp.text()
     assert "req-500" in body["detail"]
     assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_made_request_ids_are_distinct(client) -> None:
+    ids = {(await client.get("/healthz")).headers["X-Request-ID"] for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
