@@ -16,7 +16,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
-@endpoint(summary="The process serves", access=Access.PUBLIC, tag="operations")
+@endpoint(summary="The process serves", access=Access.PUBLIC, tag="operations", database=False)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 

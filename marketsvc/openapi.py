@@ -1,0 +1,274 @@
+"""The OpenAPI 3.1 document, built once at start-up from every route's ``@endpoint`` metadata.
+
+Request and response shapes come from the same marshmallow schemas the handlers load and dump
+with (apispec's marshmallow plugin), so the document cannot drift from the code. Error responses
+are derived from what each route declares: a body can be malformed (400), too big (413), not JSON
+(415) or invalid (422); a query can be invalid (422); a token can be missing (401) or lack the
+right (403); a path id can name nothing (404); the database can be down (503).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from marshmallow import Schema, fields
+
+from marketsvc.problems import problem_body
+from marketsvc.routing import Access, Endpoint, endpoint_of
+from marketsvc.schemas.common import MAX_ID, MONEY_PATTERN, Money, Name, ProblemSchema
+from marketsvc.schemas.countries import ISO_COUNTRIES
+from marketsvc.schemas.customers import Country
+
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+# What each generic error status means, for every route it applies to.
+ERRORS: dict[int, str] = {
+    400: "The body is not valid JSON.",
+    401: "No bearer token, a bad signature or an expired token.",
+    403: "The token is valid but does not grant this operation.",
+    404: "No such resource, or not one the caller may see.",
+    409: "Conflicts with the resource's current state.",
+    413: "The body is over the configured size limit.",
+    415: "The body is not application/json.",
+    422: "Well-formed but invalid input; `errors` names each field.",
+    503: "The database is unavailable; retry after `Retry-After` seconds.",
+}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def schema_name(schema: type[Schema] | Schema) -> str:
+    name = resolve_schema_cls(schema).__name__.removesuffix("Schema")
+    return name + "Partial" if getattr(schema, "partial", False) else name
+
+
+def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """JSON Schema details of the project's own field types (their base types map by MRO)."""
+    if isinstance(field, Money):
+        return {"pattern": MONEY_PATTERN.pattern, "examples": ["10.50"]}
+    if isinstance(field, Country):
+        return {"enum": sorted(ISO_COUNTRIES)}
+    if isinstance(field, Name):
+        return {"pattern": NAME_PATTERN}
+    return {}
+
+
+def build_spec(app: web.Application) -> APISpec:
+    plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
+    spec = APISpec(
+        title="marketsvc",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[plugin],
+        info={"description": "A marketplace order service. Money is a decimal string."},
+    )
+    plugin.map_to_openapi_type(Money, "string", None)
+    plugin.converter.add_attribute_function(custom_field_properties)
+    _components(spec)
+    for path, operations in sorted(_operations(app).items()):
+        spec.path(path=path, operations=operations)
+    return spec
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    document = build_spec(app).to_dict()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for param in operation.get("parameters", ()):
+                _no_null_in_query(param)
+    return document
+
+
+def _no_null_in_query(param: dict[str, Any]) -> None:
+    """A query string cannot carry null: an optional parameter is simply left out."""
+    schema = param.get("schema", {})
+    if param.get("in") == "query" and isinstance(schema.get("type"), list):
+        schema["type"] = next(t for t in schema["type"] if t != "null")
+        if schema.get("default", 0) is None:
+            del schema["default"]
+
+
+def undocumented_routes(app: web.Application, document: dict[str, Any]) -> list[str]:
+    """Routes with no ``@endpoint`` metadata, or missing from ``document``: each is a bug."""
+    missing = []
+    for route in app.router.routes():
+        if route.method not in DOCUMENTED_METHODS or isinstance(route.resource, web.StaticResource):
+            continue
+        spec, path = endpoint_of(route.handler), route.resource.canonical
+        if spec is None:
+            missing.append(f"{route.method} {path}: no @endpoint metadata")
+        elif route.method.lower() not in document["paths"].get(path, {}):
+            missing.append(f"{route.method} {path}: not in the OpenAPI document")
+    return missing
+
+
+async def publish_document(app: web.Application) -> None:
+    """``on_startup``: the routes are final now; serialize the document once for every request."""
+    app[OPENAPI_JSON] = orjson.dumps(build_document(app))
+
+
+def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, Endpoint]]:
+    """(method, path, handler, endpoint) of every route the document describes."""
+    for route in app.router.routes():
+        spec = endpoint_of(route.handler)
+        if route.method in DOCUMENTED_METHODS and spec is not None:
+            yield route.method, route.resource.canonical, route.handler, spec
+
+
+def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = defaultdict(dict)
+    for method, path, handler, spec in documented_routes(app):
+        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path))
+    return paths
+
+
+def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": handler.__name__,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "parameters": _parameters(spec, path_params),
+        "responses": _responses(spec, path_params),
+    }
+    if handler.__doc__:
+        operation["description"] = handler.__doc__.strip()
+    if spec.access is not Access.PUBLIC:
+        operation["security"] = [{"bearerAuth": []}]
+    if spec.body is not None:
+        media: dict[str, Any] = {"schema": spec.body}
+        if spec.request_example is not None:
+            media["example"] = spec.request_example
+        operation["requestBody"] = {"required": True, "content": {"application/json": media}}
+    return operation
+
+
+def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+        for name in path_params
+    ]
+    if spec.query is not None:
+        params.append({"in": "query", "schema": spec.query})
+    for header in spec.headers:
+        schema = REQUEST_HEADERS.get(header, {"type": "string"})
+        params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    params.append("RequestId")  # type: ignore[arg-type]  # apispec resolves a name to a $ref
+    return params
+
+
+def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
+    """Every error status this route can answer, from what it declares about itself."""
+    statuses = set(spec.errors)
+    if spec.body is not None:
+        statuses |= {400, 413, 415, 422}
+    if spec.query is not None:
+        statuses.add(422)
+    if spec.access is not Access.PUBLIC:
+        statuses |= {401, 403}
+    if path_params:
+        statuses.add(404)
+    if spec.database:
+        statuses.add(503)
+    return statuses
+
+
+def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+    success: dict[str, Any] = {
+        "description": HTTPStatus(spec.status).phrase,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+    }
+    if spec.status == 201:
+        success["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+    if spec.status != 204:
+        success["content"] = _success_content(spec)
+    responses: dict[str, Any] = {str(spec.status): success}
+    for status in sorted(error_statuses(spec, path_params)):
+        responses[str(status)] = _problem_name(status)
+    return responses
+
+
+def _success_content(spec: Endpoint) -> dict[str, Any]:
+    if spec.media_type != "application/json":
+        return {spec.media_type: {"schema": {"type": "string"}}}
+    schema: Any = spec.response if spec.response is not None else {"type": "object"}
+    if not spec.stream:
+        media: dict[str, Any] = {"schema": schema}
+        if spec.response_example is not None:
+            media["example"] = spec.response_example
+        return {"application/json": media}
+    array: dict[str, Any] = {"schema": {"type": "array", "items": schema}}
+    lines: dict[str, Any] = {
+        "schema": {"type": "string", "description": "One JSON object per line, as in the array."}
+    }
+    if spec.response_example is not None:
+        array["example"] = [spec.response_example]
+        lines["example"] = orjson.dumps(spec.response_example).decode() + "\n"
+    return {"application/json": array, "application/x-ndjson": lines}
+
+
+def _problem_name(status: int) -> str:
+    return "Problem" + str(status)
+
+
+def _components(spec: APISpec) -> None:
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    spec.components.header(
+        "X-Request-ID",
+        {"description": "Echoed from the request, or made up.", "schema": {"type": "string"}},
+    )
+    spec.components.header(
+        "Location", {"description": "The new resource.", "schema": {"type": "string"}}
+    )
+    spec.components.parameter(
+        "RequestId",
+        "header",
+        {
+            "name": "X-Request-ID",
+            "required": False,
+            "description": "Echoed in the response; made up when absent or unusable.",
+            "schema": {"type": "string"},
+        },
+    )
+    for status, description in ERRORS.items():
+        spec.components.response(_problem_name(status), _problem_response(status, description))
+
+
+def _problem_response(status: int, description: str) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"schema": {"type": "string"}, "required": True}
+    if status == 503:
+        headers["Retry-After"] = {"schema": {"type": "string"}}
+    errors = {"name": ["Missing data for required field."]} if status == 422 else None
+    example = problem_body(status, description, errors=errors)
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {
+            "application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": example,
+            }
+        },
+    }
