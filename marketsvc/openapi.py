@@ -24,7 +24,7 @@ from marshmallow import Schema, fields
 
 from marketsvc.problems import problem_body
 from marketsvc.routing import Access, Endpoint, endpoint_of
-from marketsvc.schemas.common import MAX_ID, MONEY_PATTERN, Money, Name, ProblemSchema
+from marketsvc.schemas.common import MAX_ID, MONEY_PATTERN, Money, Name, ProblemSchema, Text
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
 
@@ -63,6 +63,8 @@ def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs:
         return {"enum": sorted(ISO_COUNTRIES)}
     if isinstance(field, Name):
         return {"pattern": NAME_PATTERN}
+    if isinstance(field, Text):
+        return {"pattern": r"^[^\x00]*$"}
     return {}
 
 

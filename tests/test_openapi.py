@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from marshmallow import fields
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from marketsvc.app import create_app
-from marketsvc.openapi import build_document, undocumented_routes
+from marketsvc.openapi import OPENAPI_JSON, build_document, undocumented_routes
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import Money, StrictSchema, UtcDateTime
 from marketsvc.settings import Settings
+from tests.contract import Contract
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:openapi_spec_validator")
 
@@ -180,3 +183,29 @@ async def test_docs_page_and_its_assets_are_served_locally(client) -> None:
         resp = await client.get(f"/api/docs/static/{asset}")
         assert resp.status == 200, asset
         assert len(await resp.read()) > 1000
+
+
+async def test_the_contract_check_catches_a_response_that_breaks_the_document(
+    settings,
+) -> None:
+    """What every ``aiohttp_client`` test relies on: a wrong status or body is reported."""
+    app = create_app(settings)
+    contract = Contract()
+    contract.watch(app)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/api/v1/items/0")).status == 404
+        assert contract.violations == []
+        # The same answers, checked against a document that promises something else.
+        stricter = orjson.loads(app[OPENAPI_JSON])
+        stricter["components"]["schemas"]["Problem"]["required"].append("instance")
+        del stricter["paths"]["/api/v1/items"]["get"]["responses"]["422"]
+        contract._documents[app[OPENAPI_JSON]] = stricter
+        await client.get("/api/v1/items/0")
+        await client.get("/api/v1/items?limit=0")
+    assert contract.violations == [
+        "GET /api/v1/items/{id} -> 404 application/problem+json: body at '': "
+        "'instance' is a required property",
+        "GET /api/v1/items -> 422: status not documented",
+    ]
+    with pytest.raises(AssertionError, match="break the OpenAPI document"):
+        contract.assert_kept()

@@ -114,6 +114,16 @@ class Name(fields.String):
         return text
 
 
+class Text(fields.String):
+    """Free text: any Unicode but NUL, which PostgreSQL cannot store in a text column."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        return text
+
+
 class PageQuery(StrictSchema):
     after_id = QueryInt(validate=validate.Range(min=0, max=MAX_ID), load_default=0)
     limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=None)
