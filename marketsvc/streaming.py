@@ -69,6 +69,9 @@ async def stream_json(
             headers={"Content-Type": NDJSON if encoder.ndjson else "application/json"}
         )
         await response.prepare(request)
+        if request.method == "HEAD":  # headers only: body bytes would corrupt the connection
+            await response.write_eof()
+            return response
         try:
             await response.write(encoder.opening() + (encoder.chunk(dump(first)) if first else b""))
             async for chunk in rows:
