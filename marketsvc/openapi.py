@@ -19,32 +19,20 @@ import orjson
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from apispec.ext.marshmallow.common import resolve_schema_cls
-from marshmallow import Schema, fields
 
-from marketsvc.problems import problem_body
+from marketsvc.openapi_components import (
+    add_components,
+    custom_field_properties,
+    problem_name,
+    schema_name,
+)
 from marketsvc.routing import Access, Endpoint, endpoint_of
-from marketsvc.schemas.common import MAX_ID, MONEY_PATTERN, Money, Name, ProblemSchema, Text
-from marketsvc.schemas.countries import ISO_COUNTRIES
-from marketsvc.schemas.customers import Country
+from marketsvc.schemas.common import MAX_ID, Money
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
-# What each generic error status means, for every route it applies to.
-ERRORS: dict[int, str] = {
-    400: "The body is not valid JSON.",
-    401: "No bearer token, a bad signature or an expired token.",
-    403: "The token is valid but does not grant this operation.",
-    404: "No such resource, or not one the caller may see.",
-    409: "Conflicts with the resource's current state.",
-    413: "The body is over the configured size limit.",
-    415: "The body is not application/json.",
-    422: "Well-formed but invalid input; `errors` names each field.",
-    503: "The database is unavailable; retry after `Retry-After` seconds.",
-}
 TAGS = {  # in the order the docs page shows them; a tag not listed here comes last
     "items": "The catalogue: anyone reads, admins write.",
     "customers": "Customers and their addresses.",
@@ -59,24 +47,6 @@ REQUEST_HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
-def schema_name(schema: type[Schema] | Schema) -> str:
-    name = resolve_schema_cls(schema).__name__.removesuffix("Schema")
-    return name + "Partial" if getattr(schema, "partial", False) else name
-
-
-def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
-    """JSON Schema details of the project's own field types (their base types map by MRO)."""
-    if isinstance(field, Money):
-        return {"pattern": MONEY_PATTERN.pattern, "examples": ["10.50"]}
-    if isinstance(field, Country):
-        return {"enum": sorted(ISO_COUNTRIES)}
-    if isinstance(field, Name):
-        return {"pattern": NAME_PATTERN}
-    if isinstance(field, Text):
-        return {"pattern": r"^[^\x00]*$"}
-    return {}
-
-
 def build_spec(app: web.Application) -> APISpec:
     plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
     spec = APISpec(
@@ -88,14 +58,24 @@ def build_spec(app: web.Application) -> APISpec:
     )
     plugin.map_to_openapi_type(Money, "string", None)
     plugin.converter.add_attribute_function(custom_field_properties)
-    _components(spec)
     paths = _operations(app)
+    add_components(spec, _error_statuses_used(paths))
     used = {op["tags"][0] for ops in paths.values() for op in ops.values()}
     for tag in [*(t for t in TAGS if t in used), *sorted(used - TAGS.keys())]:
         spec.tag({"name": tag, "description": TAGS.get(tag, "")})
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     return spec
+
+
+def _error_statuses_used(paths: dict[str, dict[str, Any]]) -> set[int]:
+    return {
+        int(status)
+        for operations in paths.values()
+        for operation in operations.values()
+        for status in operation["responses"]
+        if int(status) >= 400
+    }
 
 
 def build_document(app: web.Application) -> dict[str, Any]:
@@ -216,7 +196,7 @@ def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}
     for status in sorted(error_statuses(spec, path_params)):
-        responses[str(status)] = _problem_name(status)
+        responses[str(status)] = problem_name(status)
     return responses
 
 
@@ -237,53 +217,3 @@ def _success_content(spec: Endpoint) -> dict[str, Any]:
         array["example"] = [spec.response_example]
         lines["example"] = orjson.dumps(spec.response_example).decode() + "\n"
     return {"application/json": array, "application/x-ndjson": lines}
-
-
-def _problem_name(status: int) -> str:
-    return "Problem" + str(status)
-
-
-def _components(spec: APISpec) -> None:
-    spec.components.schema("Problem", schema=ProblemSchema)
-    spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
-    spec.components.header(
-        "X-Request-ID",
-        {"description": "Echoed from the request, or made up.", "schema": {"type": "string"}},
-    )
-    spec.components.header(
-        "Location", {"description": "The new resource.", "schema": {"type": "string"}}
-    )
-    spec.components.parameter(
-        "RequestId",
-        "header",
-        {
-            "name": "X-Request-ID",
-            "required": False,
-            "description": "Echoed in the response; made up when absent or unusable.",
-            "schema": {"type": "string"},
-        },
-    )
-    for status, description in ERRORS.items():
-        spec.components.response(_problem_name(status), _problem_response(status, description))
-
-
-def _problem_response(status: int, description: str) -> dict[str, Any]:
-    headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
-    if status == 401:
-        headers["WWW-Authenticate"] = {"schema": {"type": "string"}, "required": True}
-    if status == 503:
-        headers["Retry-After"] = {"schema": {"type": "string"}}
-    errors = {"name": ["Missing data for required field."]} if status == 422 else None
-    example = problem_body(status, description, errors=errors)
-    return {
-        "description": description,
-        "headers": headers,
-        "content": {
-            "application/problem+json": {
-                "schema": {"$ref": "#/components/schemas/Problem"},
-                "example": example,
-            }
-        },
-    }

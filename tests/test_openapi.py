@@ -134,7 +134,13 @@ def test_a_later_route_is_documented_from_its_schemas_alone() -> None:
         amount = Money(required=True)
         note = fields.String(allow_none=True)
 
-    @endpoint(summary="A receipt", access=Access.CUSTOMER, tag="later", response=ReceiptOut())
+    @endpoint(
+        summary="A receipt",
+        access=Access.CUSTOMER,
+        tag="later",
+        response=ReceiptOut(),
+        errors=(410,),
+    )
     async def get_receipt(request: web.Request) -> web.Response:
         return web.Response()
 
@@ -146,7 +152,9 @@ def test_a_later_route_is_documented_from_its_schemas_alone() -> None:
     assert receipt["amount"]["type"] == "string"
     assert receipt["note"]["type"] == ["string", "null"]
     op = document["paths"]["/api/v1/receipts/{id}"]["get"]
-    assert {"401", "403", "404", "503"} <= op["responses"].keys()
+    assert {"401", "403", "404", "410", "503"} <= op["responses"].keys()
+    assert document["components"]["responses"]["Problem410"]["description"] == "Gone."
+    assert list(OpenAPIV31SpecValidator(document).iter_errors()) == []
 
 
 def test_examples_match_their_schemas(document) -> None:
