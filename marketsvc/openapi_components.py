@@ -10,10 +10,13 @@ from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema, fields
 
 from marketsvc.problems import problem_body
-from marketsvc.schemas.common import MONEY_PATTERN, Money, Name, ProblemSchema, Text
+from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
 
+# Inputs take at most 10 integer digits (a larger price is a documented 422); computed outputs,
+# such as an order's total, can be longer. One field, one pattern: the one true of both.
+MONEY_WIRE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
 NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 
 # What each generic error status means, for every route it applies to.
@@ -38,7 +41,7 @@ def schema_name(schema: type[Schema] | Schema) -> str:
 def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
     """JSON Schema details of the project's own field types (their base types map by MRO)."""
     if isinstance(field, Money):
-        return {"pattern": MONEY_PATTERN.pattern, "examples": ["10.50"]}
+        return {"pattern": MONEY_WIRE_PATTERN, "examples": ["10.50"]}
     if isinstance(field, Country):
         return {"enum": sorted(ISO_COUNTRIES)}
     if isinstance(field, Name):

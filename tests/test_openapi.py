@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
@@ -217,3 +218,13 @@ async def test_the_contract_check_catches_a_response_that_breaks_the_document(
     ]
     with pytest.raises(AssertionError, match="break the OpenAPI document"):
         contract.assert_kept()
+
+
+def test_money_pattern_fits_inputs_and_long_computed_totals(document) -> None:
+    pattern = re.compile(
+        document["components"]["schemas"]["ItemOut"]["properties"]["price"]["pattern"]
+    )
+    for money in ("0.30", "10.50", "7", "99999999999900.01"):
+        assert pattern.search(money), money
+    for not_money in ("10.555", "-1.00", "1e3", "01.00", " 1.00"):
+        assert not pattern.search(not_money), not_money
