@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -10,22 +11,33 @@ from marketsvc.auth import TOKEN_CODEC, TokenCodec, access_middleware
 from marketsvc.db import Database
 from marketsvc.handlers import ROUTE_TABLES
 from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.logs import request_log_middleware
+from marketsvc.metrics import metrics_middleware, observe_pool
 from marketsvc.middlewares import error_middleware, tag_response
 from marketsvc.openapi import publish_document
 from marketsvc.settings import Settings
 
+log = logging.getLogger("marketsvc.app")
+
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     database = Database(app[SETTINGS])
+    observe_pool(database.engine, app[SETTINGS].pool_size)
     app[DATABASE] = database
     yield
     await database.dispose()
+    log.info("database connections closed")
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(
-        middlewares=[error_middleware, access_middleware],
+        middlewares=[
+            request_log_middleware,
+            metrics_middleware,
+            error_middleware,
+            access_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -92,14 +92,23 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
+def required_access(request: web.Request) -> Access:
+    """What the matched route demands. An /api/v1 route that declares nothing is admin-only."""
+    if request.match_info.http_exception is not None:
+        return Access.PUBLIC  # no such route or method: let the router answer 404/405
+    spec = endpoint_of(request.match_info.handler)
+    if spec is not None:
+        return spec.access
+    return Access.ADMIN if request.path.startswith("/api/v1/") else Access.PUBLIC
+
+
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    spec = endpoint_of(request.match_info.handler)
-    if spec is None or spec.access is Access.PUBLIC:
+    access = required_access(request)
+    if access is Access.PUBLIC:
         return await handler(request)
-    codec = request.app[TOKEN_CODEC]
-    principal = codec.decode(bearer_token(request))
-    if spec.access is Access.ADMIN and not principal.is_admin:
+    principal = request.app[TOKEN_CODEC].decode(bearer_token(request))
+    if access is Access.ADMIN and not principal.is_admin:
         raise Forbidden("this route is for admins only")
     request[PRINCIPAL] = principal
     return await handler(request)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from marketsvc.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
+slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
-    """One engine, two session factories: ``read`` for queries, ``write`` for changes.
+    """One engine; ``read()`` sessions for queries, ``write_transaction()`` for changes.
 
     On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that two processes never
     both read and then try to upgrade to a write lock (which fails at once, whatever the busy
@@ -29,12 +40,43 @@ class Database:
         writer = self.engine.execution_options(marketsvc_write=True)
         self.read = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)
+        self._writers = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncSession]:
+        """``write.begin()``, but on SQLite this process's writers first queue on an asyncio lock.
+
+        SQLite has one writer. Without the queue every pooled connection waits for the file lock
+        in SQLite's busy handler, which polls with sleeps of up to 100 ms (idle gaps, unfair
+        turns) while holding a connection that readers need. With it, one connection per process
+        contends for the file lock and the next writer starts the moment the last one commits.
+        The wait is bounded like a pool checkout: past ``pool_timeout`` it is a 503.
+        """
+        if self._writers is None:
+            async with self.write.begin() as session:
+                yield session
+            return
+        async with asyncio.timeout(self.settings.pool_timeout):
+            await self._writers.acquire()
+        try:
+            async with self.write.begin() as session:
+                yield session
+        finally:
+            self._writers.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
+def ensure_sqlite_directory(database_url: str) -> None:
+    """SQLite creates the file but not its folder (``./var/`` is not in a fresh clone)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
+    ensure_sqlite_directory(settings.database_url)
     url = make_url(settings.database_url)
     options: dict[str, Any] = {
         "pool_size": settings.pool_size,
@@ -43,18 +85,36 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "pool_pre_ping": True,
     }
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, **options)
         _configure_sqlite(engine)
-        return engine
-    options["connect_args"] = {
-        "timeout": settings.statement_timeout,
-        "command_timeout": settings.statement_timeout,
-        "server_settings": {"application_name": "marketsvc"},
-    }
-    return create_async_engine(url, **options)
+    else:
+        options["connect_args"] = {
+            # a database that is down must cost a request seconds, not the statement timeout
+            "timeout": settings.connect_timeout,
+            "command_timeout": settings.statement_timeout,
+            "server_settings": {"application_name": "marketsvc"},
+        }
+        engine = create_async_engine(url, **options)
+    _log_slow_queries(engine, settings.slow_query_ms)
+    return engine
+
+
+def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
+    """Log every statement slower than ``threshold_ms`` with its duration (never its parameters)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn: Connection, *_: Any) -> None:
+        conn.info["query_started"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["query_started"]) * 1000
+        if elapsed_ms > threshold_ms:
+            slow_log.warning(
+                "slow query",
+                extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]},
+            )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

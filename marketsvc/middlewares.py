@@ -21,6 +21,7 @@ log = logging.getLogger("marketsvc.errors")
 _REQUEST_ID_OK = re.compile(r"^[\w.:@/+=-]{1,200}$")
 RETRY_AFTER_SECONDS = "5"
 DB_UNAVAILABLE = (
+    sa_exc.DatabaseError,  # bare: SQLite's "file is not a database"; subclasses sorted below
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
@@ -65,9 +66,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except asyncio.CancelledError:
         raise
     except DB_UNAVAILABLE as exc:
+        if request.transport is None:  # the client left (mid-upload, say): not the database
+            log.info("client went away: %s", exc, extra={"request_id": request[REQUEST_ID]})
+            return web.Response(status=499, reason="Client Closed Request")
         if isinstance(exc, sa_exc.DBAPIError) and not _is_unavailable(exc):
             return _server_error(request, exc)
-        log.warning("database unavailable: %s", exc, extra={"request_id": request[REQUEST_ID]})
+        log.warning(
+            "database unavailable: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"request_id": request[REQUEST_ID]},
+        )
         return problem(
             503,
             "the database is unavailable; try again shortly",
@@ -83,6 +92,10 @@ def _http_detail(exc: web.HTTPException) -> str:
 
 
 def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    if _schema_missing(exc):
+        return True  # an unmigrated database cannot serve yet; /readyz says the same
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+        return False  # the statement was wrong, not the database
     if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
         return True
     message = str(exc.orig).lower()
@@ -100,6 +113,14 @@ def _is_unavailable(exc: sa_exc.DBAPIError) -> bool:
             "timeout",
             "locked",
         )
+    )
+
+
+def _schema_missing(exc: sa_exc.DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return "no such table" in message or (
+        getattr(exc.orig, "sqlstate", None) == "42P01"  # PostgreSQL undefined_table
+        or ("relation" in message and "does not exist" in message)
     )
 
 

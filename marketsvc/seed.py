@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 from collections.abc import Iterator, Sequence
@@ -11,11 +12,11 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tqdm import tqdm
 
 from marketsvc.db import create_engine
-from marketsvc.models import ORDER_STATUSES, Base
+from marketsvc.models import ORDER_STATUSES, Base, UTCDateTime
 from marketsvc.settings import Settings
 
 BATCH = 20_000
@@ -152,6 +153,7 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
                 pets = _pets(rng, u_ids, plan.pets_per_user, start["pets"])
                 counts["pets"] = await writer.insert("pets", pets)
             await _reset_sequences(conn)
+        await _analyze(engine)
     finally:
         await engine.dispose()
     return counts
@@ -173,26 +175,42 @@ class _Writer:
         self.postgres = conn.dialect.name == "postgresql"
 
     async def insert(self, table: str, rows: Iterator[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` in batches; the next batch is generated while the last one is written."""
         columns = [c.name for c in Base.metadata.tables[table].columns]
-        count = 0
+        timestamps = [
+            i
+            for i, c in enumerate(Base.metadata.tables[table].columns)
+            if isinstance(c.type, UTCDateTime)
+        ]
+        count, pending = 0, None
         while batch := list(islice(rows, BATCH)):
-            if self.postgres:
-                raw = (await self.conn.get_raw_connection()).driver_connection
-                await raw.copy_records_to_table(table, records=batch, columns=columns)
-            else:
-                marks = ", ".join("?" * len(columns))
-                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-                await self.conn.exec_driver_sql(sql, [_sqlite_row(r) for r in batch])
+            if timestamps and not self.postgres:
+                batch = [_sqlite_timestamps(row, timestamps) for row in batch]
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(self._write(table, columns, batch))
             count += len(batch)
-            self.bar.update(len(batch))
+        if pending is not None:
+            await pending
         return count
 
+    async def _write(self, table: str, columns: list[str], batch: list[tuple[Any, ...]]) -> None:
+        if self.postgres:
+            raw = (await self.conn.get_raw_connection()).driver_connection
+            await raw.copy_records_to_table(table, records=batch, columns=columns)
+        else:
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+            await self.conn.exec_driver_sql(sql, batch)
+        self.bar.update(len(batch))
 
-def _sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(
-        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
-        for v in row
-    )
+
+def _sqlite_timestamps(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    """SQLite stores UTCDateTime as naive UTC text, exactly as the model's type writes it."""
+    values = list(row)
+    for i in positions:
+        values[i] = values[i].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return tuple(values)
 
 
 async def _max_id(conn: AsyncConnection, table: str) -> int:
@@ -211,31 +229,33 @@ async def _reset_sequences(conn: AsyncConnection) -> None:
         )
 
 
+async def _analyze(engine: AsyncEngine) -> None:
+    """Fresh planner statistics: without them PostgreSQL sorts a bulk-loaded table before
+    streaming the first row instead of walking its primary key."""
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+
+
 def _customers(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    names = [f"{first} {last}" for first in FIRST for last in LAST]
+    pick = rng.random
     for i in ids:
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        yield (i, f"{first} {last}", f"customer{i}@example.com")
+        yield (i, names[int(pick() * len(names))], f"customer{i}@example.com")
 
 
 def _addresses(rng: random.Random, ids: range, address_id: int) -> Iterator[tuple[Any, ...]]:
+    pick = rng.random
     for i in ids:
         address_id += 1
-        city, country = rng.choice(CITIES)
-        flat = str(rng.randint(1, 40)) if rng.random() < 0.3 else None
-        post_code = (
-            f"{rng.randint(0, 99999):05d}"
-            if country != "GB"
-            else f"LS{rng.randint(1, 28)} {rng.randint(1, 9)}AB"
-        )
-        yield (
-            address_id,
-            i,
-            f"{rng.randint(1, 300)} {rng.choice(STREETS)}",
-            flat,
-            city,
-            post_code,
-            country,
-        )
+        city, country = CITIES[int(pick() * len(CITIES))]
+        flat = str(1 + int(pick() * 40)) if pick() < 0.3 else None
+        if country == "GB":
+            post_code = f"LS{1 + int(pick() * 28)} {1 + int(pick() * 9)}AB"
+        else:
+            post_code = f"{int(pick() * 100_000):05d}"
+        street = f"{1 + int(pick() * 300)} {STREETS[int(pick() * len(STREETS))]}"
+        yield (address_id, i, street, flat, city, post_code, country)
 
 
 def _items(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:

@@ -52,6 +52,7 @@ class Settings:
     max_overflow: int = 5
     pool_timeout: float = 5.0
     statement_timeout: float = 10.0
+    connect_timeout: float = 3.0
     stream_chunk_rows: int = 500
     slow_query_ms: int = 200
     log_level: str = "INFO"
@@ -78,6 +79,7 @@ class Settings:
             max_overflow=_int(env, "MARKETSVC_DB_MAX_OVERFLOW", d.max_overflow),
             pool_timeout=_float(env, "MARKETSVC_DB_POOL_TIMEOUT", d.pool_timeout),
             statement_timeout=_float(env, "MARKETSVC_DB_TIMEOUT", d.statement_timeout),
+            connect_timeout=_float(env, "MARKETSVC_DB_CONNECT_TIMEOUT", d.connect_timeout),
             stream_chunk_rows=_int(env, "MARKETSVC_STREAM_CHUNK_ROWS", d.stream_chunk_rows, 1),
             slow_query_ms=_int(env, "MARKETSVC_SLOW_QUERY_MS", d.slow_query_ms),
             log_level=(env.get("MARKETSVC_LOG_LEVEL") or d.log_level).upper(),

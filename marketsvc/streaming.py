@@ -9,9 +9,13 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from marshmallow import Schema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketsvc.keys import REQUEST_ID
+from marketsvc.http import read_query
+from marketsvc.keys import DATABASE, REQUEST_ID, SETTINGS
+from marketsvc.metrics import streamed
+from marketsvc.schemas.common import PageQuery
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -73,14 +77,19 @@ async def stream_json(
             await response.write_eof()
             return response
         try:
-            await response.write(encoder.opening() + (encoder.chunk(dump(first)) if first else b""))
+            head = encoder.opening() + (encoder.chunk(dump(first)) if first else b"")
+            await response.write(head)
+            streamed(request, len(first) if first else 0, len(head))
             async for chunk in rows:
-                await response.write(encoder.chunk(dump(chunk)))
+                body = encoder.chunk(dump(chunk))
+                await response.write(body)
+                streamed(request, len(chunk), len(body))
             await response.write(encoder.closing())
+            streamed(request, 0, len(encoder.closing()))
         except ConnectionError:
             log.info("client went away mid-stream", extra={"request_id": request[REQUEST_ID]})
             return response
-        except Exception:
+        except Exception:  # the headers are out: nothing but cutting the connection can answer
             log.exception(
                 "stream failed after it started", extra={"request_id": request[REQUEST_ID]}
             )
@@ -89,3 +98,22 @@ async def stream_json(
             return response
     await response.write_eof()
     return response
+
+
+async def stream_list(
+    request: web.Request,
+    chunks: Callable[..., AsyncIterator[Sequence[T]]],
+    dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    query: Schema | None = None,
+    **fixed: Any,
+) -> web.StreamResponse:
+    """A collection GET: the query string (``after_id``, ``limit``, filters) validated by
+    ``query`` and passed with ``fixed`` as keywords to the accessor's ``chunks(session, ...)``."""
+    params = read_query(request, query or PageQuery())
+    chunk_rows = request.app[SETTINGS].stream_chunk_rows
+    return await stream_json(
+        request,
+        request.app[DATABASE].read,
+        lambda session: chunks(session, chunk_rows=chunk_rows, **params, **fixed),
+        dump,
+    )

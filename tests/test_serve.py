@@ -45,7 +45,7 @@ def test_seeded_service_streams_customers_over_gunicorn(database_url, tmp_path) 
     assert server.process.returncode == 0
 
 
-def test_seed_is_deterministic_per_random_seed(database_url) -> None:
+def test_seed_command_reports_what_it_inserted(database_url) -> None:
     out = run_cli(
         "seed",
         "--customers",
@@ -57,3 +57,9 @@ def test_seed_is_deterministic_per_random_seed(database_url) -> None:
         database_url=database_url,
     )
     assert "5 customers" in out.stderr
+
+
+def test_migrate_creates_the_folder_of_a_new_sqlite_database(tmp_path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.db'}"
+    run_cli("migrate", database_url=url)
+    assert (tmp_path / "not" / "yet" / "there.db").exists()

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_rows
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.models import Address, Customer
 
@@ -72,7 +72,9 @@ async def stream_customers(
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> AsyncIterator[Sequence[Row[Any]]]:
-    async for chunk in stream_rows(session, customers_query(after_id, limit), chunk_rows):
+    async for chunk in stream_chunks(
+        session, customers_query(after_id, limit), chunk_rows, entities=False
+    ):
         yield chunk
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_entities
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import ItemNotFound
 from marketsvc.models import Item
 
@@ -42,5 +42,5 @@ async def stream_items(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> AsyncIterator[Sequence[Item]]:
     stmt = page(select(Item), Item.id, after_id, limit)
-    async for chunk in stream_entities(session, stmt, chunk_rows):
+    async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk

@@ -19,23 +19,16 @@ def page(
     return stmt.limit(limit) if limit is not None else stmt
 
 
-async def stream_entities(
-    session: AsyncSession, stmt: Select[Any], chunk_rows: int = DEFAULT_CHUNK_ROWS
+async def stream_chunks(
+    session: AsyncSession,
+    stmt: Select[Any],
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    *,
+    entities: bool = True,
 ) -> AsyncIterator[Sequence[Any]]:
-    """ORM entities in chunks, straight from a server-side cursor."""
-    result = await session.stream_scalars(stmt.execution_options(yield_per=chunk_rows))
-    try:
-        async for chunk in result.partitions():
-            yield chunk
-    finally:
-        await result.close()
-
-
-async def stream_rows(
-    session: AsyncSession, stmt: Select[Any], chunk_rows: int = DEFAULT_CHUNK_ROWS
-) -> AsyncIterator[Sequence[Any]]:
-    """Plain rows (no entity hydration) in chunks, straight from a server-side cursor."""
-    result = await session.stream(stmt.execution_options(yield_per=chunk_rows))
+    """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
+    stmt = stmt.execution_options(yield_per=chunk_rows)
+    result = await (session.stream_scalars(stmt) if entities else session.stream(stmt))
     try:
         async for chunk in result.partitions():
             yield chunk

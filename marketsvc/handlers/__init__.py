@@ -1,9 +1,10 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
-from marketsvc.handlers import customers, docs, items, ops, orders, pets, users
+from marketsvc.handlers import customers, docs, items, metrics, ops, orders, pets, users
 
 ROUTE_TABLES = (
     ops.routes,
+    metrics.routes,
     items.routes,
     customers.routes,
     orders.routes,

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE, PRINCIPAL
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.customers import CustomerCreate, CustomerOut, CustomerPatch, customer_row
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 customer_out = CustomerOut()
@@ -46,13 +46,8 @@ def own_customer_id(request: web.Request) -> int:
     response_example=CUSTOMER,
 )
 async def list_customers(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: customers.stream_customers(s, q["after_id"], q["limit"], chunk),
-        lambda rows: [customer_row(r) for r in rows],
+    return await stream_list(
+        request, customers.stream_customers, lambda rows: [customer_row(r) for r in rows]
     )
 
 
@@ -86,7 +81,7 @@ async def get_customer(request: web.Request) -> web.Response:
 )
 async def create_customer(request: web.Request) -> web.Response:
     data = await read_json(request, CustomerCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.create_customer(session, data)
     return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
 
@@ -105,6 +100,6 @@ async def create_customer(request: web.Request) -> web.Response:
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
     changes = await read_json(request, CustomerPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.update_customer(session, customer_id, changes)
     return json_response(customer_out.dump(customer))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.http import created, json_response, path_id, read_json, read_query
-from marketsvc.keys import DATABASE, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 item_out = ItemOut()
@@ -29,13 +29,8 @@ NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
     response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, PageQuery())
-    chunk = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].read,
-        lambda s: items.stream_items(s, q["after_id"], q["limit"], chunk),
-        lambda chunk: item_out.dump(chunk, many=True),
+    return await stream_list(
+        request, items.stream_items, lambda chunk: item_out.dump(chunk, many=True)
     )
 
 
@@ -67,7 +62,7 @@ async def get_item(request: web.Request) -> web.Response:
 )
 async def create_item(request: web.Request) -> web.Response:
     data = await read_json(request, ItemCreate())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         item = await items.create_item(session, data)
     return created(item_out.dump(item), f"/api/v1/items/{item.id}")
 
@@ -86,6 +81,6 @@ async def create_item(request: web.Request) -> web.Response:
 async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_json(request, ItemPatch())
-    async with request.app[DATABASE].write.begin() as session:
+    async with request.app[DATABASE].write_transaction() as session:
         item = await items.update_item(session, item_id, changes)
     return json_response(item_out.dump(item))

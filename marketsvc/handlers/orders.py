@@ -1,5 +1,209 @@
-"""Orders (issue 3)."""
+"""Orders: admins see all; a customer places, reads and cancels only its own (others are 404)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
+from marshmallow import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketsvc.db_accessor import orders
+from marketsvc.db_accessor.orders import OrderFilter
+from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
+from marketsvc.handlers.customers import own_customer_id
+from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
+from marketsvc.http import created, json_response, path_id, read_json, read_query
+from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.metrics import ORDERS_PLACED
+from marketsvc.models import Order
+from marketsvc.routing import Access, endpoint
+from marketsvc.schemas.orders import (
+    CustomerOrdersQuery,
+    OrderCreate,
+    OrderOut,
+    OrdersQuery,
+    OrderStatusPatch,
+    TotalOut,
+    TotalsOut,
+    TotalsRequest,
+    order_dict,
+    total_dict,
+)
+from marketsvc.streaming import stream_json
 
 routes = web.RouteTableDef()
+OrderChunks = AsyncIterator[Sequence[Order]]
+
+
+def scope_of(request: web.Request) -> int | None:
+    """The only customer whose orders the caller may touch; ``None`` for an admin."""
+    return request[PRINCIPAL].customer_id
+
+
+@routes.post("/api/v1/orders")
+@endpoint(
+    summary="Place an order",
+    access=Access.CUSTOMER,
+    tag="orders",
+    body=OrderCreate(),
+    response=OrderOut(),
+    status=201,
+    errors=(403, 409),
+    headers=(IDEMPOTENCY_HEADER,),
+)
+async def place_order(request: web.Request) -> web.Response:
+    try:
+        response = await _place(request)
+    except (DomainError, ValidationError) as exc:
+        conflict = isinstance(exc, Conflict) and not isinstance(exc, OutOfStock)
+        status = exc.status if isinstance(exc, DomainError) else 422
+        ORDERS_PLACED.labels("conflict" if conflict else _outcome(status)).inc()
+        raise
+    replayed = "Idempotent-Replayed" in response.headers
+    ORDERS_PLACED.labels("replayed" if replayed else _outcome(response.status)).inc()
+    return response
+
+
+def _outcome(status: int) -> str:
+    return {201: "placed", 409: "out_of_stock"}.get(status, "invalid")
+
+
+async def _place(request: web.Request) -> web.Response:
+    data = await read_json(request, OrderCreate())
+    scope = scope_of(request)
+    if scope is not None and scope != data["customer_id"]:
+        raise Forbidden("a customer may place orders only for itself")
+    key = idempotency_key(request)
+    if key is not None:
+        return await place_keyed(request, data, key)
+    async with request.app[DATABASE].write_transaction() as session:
+        order = await orders.place_order(session, data["customer_id"], data["lines"])
+    return created(order_dict(order), f"/api/v1/orders/{order.id}")
+
+
+@routes.post("/api/v1/orders/totals")
+@endpoint(
+    summary="Totals of up to 1000 orders, and which of them do not exist",
+    access=Access.CUSTOMER,
+    tag="orders",
+    body=TotalsRequest(),
+    response=TotalsOut(),
+)
+async def order_totals(request: web.Request) -> web.Response:
+    order_ids = list(dict.fromkeys((await read_json(request, TotalsRequest()))["order_ids"]))
+    async with request.app[DATABASE].read() as session:
+        totals = await orders.order_totals(session, order_ids, scope_of(request))
+    return json_response(
+        {
+            "totals": [total_dict(i, totals[i]) for i in order_ids if i in totals],
+            "missing": [i for i in order_ids if i not in totals],
+        }
+    )
+
+
+@routes.get("/api/v1/orders")
+@endpoint(
+    summary="Stream orders with their lines, filtered",
+    access=Access.CUSTOMER,
+    tag="orders",
+    query=OrdersQuery(),
+    response=OrderOut(),
+    stream=True,
+)
+async def list_orders(request: web.Request) -> web.StreamResponse:
+    q = read_query(request, OrdersQuery())
+    where = _filter(q, q.get("customer_id"), scope_of(request))
+    return await _stream(
+        request, lambda s, rows: orders.stream_orders(s, where, q["after_id"], q["limit"], rows)
+    )
+
+
+@routes.get(r"/api/v1/customers/{id}/orders")
+@endpoint(
+    summary="Stream one customer's orders with their lines",
+    access=Access.CUSTOMER,
+    tag="orders",
+    query=CustomerOrdersQuery(),
+    response=OrderOut(),
+    stream=True,
+    errors=(404,),
+)
+async def list_customer_orders(request: web.Request) -> web.StreamResponse:
+    customer_id = own_customer_id(request)
+    q = read_query(request, CustomerOrdersQuery())
+    where = _filter(q, customer_id)
+    return await _stream(
+        request,
+        lambda s, rows: orders.stream_customer_orders(s, where, q["after_id"], q["limit"], rows),
+    )
+
+
+def _filter(q: dict[str, Any], customer_id: int | None, scope: int | None = None) -> OrderFilter:
+    return OrderFilter(
+        customer_id=customer_id,
+        status=q.get("status"),
+        placed_after=q.get("placed_after"),
+        placed_before=q.get("placed_before"),
+        scope=scope,
+    )
+
+
+async def _stream(
+    request: web.Request, source: Callable[[AsyncSession, int], OrderChunks]
+) -> web.StreamResponse:
+    chunk_rows = request.app[SETTINGS].stream_chunk_rows
+    return await stream_json(
+        request,
+        request.app[DATABASE].read,
+        lambda session: source(session, chunk_rows),
+        lambda chunk: [order_dict(order) for order in chunk],
+    )
+
+
+@routes.get(r"/api/v1/orders/{id}")
+@endpoint(
+    summary="One order with its lines",
+    access=Access.CUSTOMER,
+    tag="orders",
+    response=OrderOut(),
+    errors=(404,),
+)
+async def get_order(request: web.Request) -> web.Response:
+    order_id = path_id(request)
+    async with request.app[DATABASE].read() as session:
+        order = await orders.get_order(session, order_id, scope_of(request))
+    return json_response(order_dict(order))
+
+
+@routes.get(r"/api/v1/orders/{id}/total")
+@endpoint(
+    summary="An order's total, summed by the database",
+    access=Access.CUSTOMER,
+    tag="orders",
+    response=TotalOut(),
+    errors=(404,),
+)
+async def get_order_total(request: web.Request) -> web.Response:
+    order_id = path_id(request)
+    async with request.app[DATABASE].read() as session:
+        total = await orders.order_total(session, order_id, scope_of(request))
+    return json_response(total_dict(order_id, total))
+
+
+@routes.patch(r"/api/v1/orders/{id}")
+@endpoint(
+    summary="Move an order along its lifecycle (a customer may only cancel a pending order)",
+    access=Access.CUSTOMER,
+    tag="orders",
+    body=OrderStatusPatch(),
+    response=OrderOut(),
+    errors=(403, 404, 409),
+)
+async def change_order_status(request: web.Request) -> web.Response:
+    order_id = path_id(request)
+    target = (await read_json(request, OrderStatusPatch()))["status"]
+    async with request.app[DATABASE].write_transaction() as session:
+        order = await orders.change_status(session, order_id, target, scope_of(request))
+    return json_response(order_dict(order))

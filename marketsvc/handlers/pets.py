@@ -1,5 +1,85 @@
-"""Pets (issue 4)."""
+"""Pets with their owners: admins only."""
+
+from __future__ import annotations
 
 from aiohttp import web
 
+from marketsvc.db_accessor import pets
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
+from marketsvc.routing import Access, endpoint
+from marketsvc.schemas.common import PageQuery
+from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, pet_dict
+from marketsvc.streaming import stream_list
+
 routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/pets")
+@endpoint(
+    summary="Stream all pets with their owners",
+    access=Access.ADMIN,
+    tag="pets",
+    query=PageQuery(),
+    response=PetOut(),
+    stream=True,
+)
+async def list_pets(request: web.Request) -> web.StreamResponse:
+    return await stream_list(request, pets.stream_pets, lambda rows: [pet_dict(p) for p in rows])
+
+
+@routes.post("/api/v1/pets")
+@endpoint(
+    summary="Add a pet, with an owner or without",
+    access=Access.ADMIN,
+    tag="pets",
+    body=PetCreate(),
+    response=PetOut(),
+    status=201,
+    errors=(422,),
+)
+async def create_pet(request: web.Request) -> web.Response:
+    data = await read_json(request, PetCreate())
+    async with request.app[DATABASE].write_transaction() as session:
+        pet = await pets.create_pet(session, data)
+    return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
+
+
+@routes.get(r"/api/v1/pets/{id}")
+@endpoint(
+    summary="One pet with its owner",
+    access=Access.ADMIN,
+    tag="pets",
+    response=PetOut(),
+    errors=(404,),
+)
+async def get_pet(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as session:
+        pet = await pets.get_pet(session, path_id(request))
+    return json_response(pet_dict(pet))
+
+
+@routes.patch(r"/api/v1/pets/{id}")
+@endpoint(
+    summary="Rename a pet, hand it to another user, or release it (user_id null)",
+    access=Access.ADMIN,
+    tag="pets",
+    body=PetPatch(),
+    response=PetOut(),
+    errors=(404, 422),
+)
+async def update_pet(request: web.Request) -> web.Response:
+    pet_id = path_id(request)
+    changes = await read_json(request, PetPatch())
+    async with request.app[DATABASE].write_transaction() as session:
+        pet = await pets.update_pet(session, pet_id, changes)
+    return json_response(pet_dict(pet))
+
+
+@routes.delete(r"/api/v1/pets/{id}")
+@endpoint(summary="Delete a pet", access=Access.ADMIN, tag="pets", status=204, errors=(404,))
+async def delete_pet(request: web.Request) -> web.Response:
+    pet_id = path_id(request)
+    async with request.app[DATABASE].write_transaction() as session:
+        await pets.delete_pet(session, pet_id)
+    return web.Response(status=204)

@@ -1,5 +1,135 @@
-"""Users (issue 4)."""
+"""Users with their pets: admins only."""
+
+from __future__ import annotations
 
 from aiohttp import web
 
+from marketsvc.db_accessor import pets, users
+from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.keys import DATABASE
+from marketsvc.routing import Access, endpoint
+from marketsvc.schemas.common import PageQuery
+from marketsvc.schemas.users import (
+    NameBody,
+    PetOut,
+    UserCreate,
+    UserOut,
+    UserPatch,
+    pet_dict,
+    user_dict,
+)
+from marketsvc.streaming import stream_list
+
 routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/users")
+@endpoint(
+    summary="Stream all users with their pets",
+    access=Access.ADMIN,
+    tag="users",
+    query=PageQuery(),
+    response=UserOut(),
+    stream=True,
+)
+async def list_users(request: web.Request) -> web.StreamResponse:
+    return await stream_list(request, users.stream_users, lambda rows: [user_dict(u) for u in rows])
+
+
+@routes.post("/api/v1/users")
+@endpoint(
+    summary="Add a user, optionally with new pets",
+    access=Access.ADMIN,
+    tag="users",
+    body=UserCreate(),
+    response=UserOut(),
+    status=201,
+)
+async def create_user(request: web.Request) -> web.Response:
+    data = await read_json(request, UserCreate())
+    async with request.app[DATABASE].write_transaction() as session:
+        user = await users.create_user(session, data)
+    return created(user_dict(user), f"/api/v1/users/{user.id}")
+
+
+@routes.get(r"/api/v1/users/{id}")
+@endpoint(
+    summary="One user with its pets",
+    access=Access.ADMIN,
+    tag="users",
+    response=UserOut(),
+    errors=(404,),
+)
+async def get_user(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as session:
+        user = await users.get_user(session, path_id(request))
+    return json_response(user_dict(user))
+
+
+@routes.patch(r"/api/v1/users/{id}")
+@endpoint(
+    summary="Rename a user",
+    access=Access.ADMIN,
+    tag="users",
+    body=UserPatch(),
+    response=UserOut(),
+    errors=(404,),
+)
+async def update_user(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    changes = await read_json(request, UserPatch())
+    async with request.app[DATABASE].write_transaction() as session:
+        user = await users.update_user(session, user_id, changes)
+    return json_response(user_dict(user))
+
+
+@routes.delete(r"/api/v1/users/{id}")
+@endpoint(
+    summary="Delete a user; its pets stay, without an owner",
+    access=Access.ADMIN,
+    tag="users",
+    status=204,
+    errors=(404,),
+)
+async def delete_user(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    async with request.app[DATABASE].write_transaction() as session:
+        await users.delete_user(session, user_id)
+    return web.Response(status=204)
+
+
+@routes.get(r"/api/v1/users/{id}/pets")
+@endpoint(
+    summary="Stream one user's pets",
+    access=Access.ADMIN,
+    tag="users",
+    query=PageQuery(),
+    response=PetOut(),
+    stream=True,
+    errors=(404,),
+)
+async def list_user_pets(request: web.Request) -> web.StreamResponse:
+    return await stream_list(
+        request,
+        pets.stream_pets,
+        lambda rows: [pet_dict(p) for p in rows],
+        user_id=path_id(request),
+    )
+
+
+@routes.post(r"/api/v1/users/{id}/pets")
+@endpoint(
+    summary="Add a pet owned by this user",
+    access=Access.ADMIN,
+    tag="users",
+    body=NameBody(),
+    response=PetOut(),
+    status=201,
+    errors=(404,),
+)
+async def add_user_pet(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    data = await read_json(request, NameBody())
+    async with request.app[DATABASE].write_transaction() as session:
+        pet = await pets.add_pet_to_user(session, user_id, data)
+    return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")

@@ -92,7 +92,10 @@ class UtcDateTime(fields.DateTime):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # "9999-12-31T23:59:59-01:00" is past what datetime can hold
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
 def format_timestamp(value: datetime) -> str:

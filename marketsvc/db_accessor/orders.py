@@ -1,0 +1,282 @@
+"""Orders: placement that can never oversell, reads with their lines, totals, the lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from marketsvc.db_accessor.customers import customer_exists
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.errors import (
+    CustomerNotFound,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    OrderNotFound,
+    OutOfStock,
+)
+from marketsvc.models import Item, Order, OrderLine, utcnow
+from marketsvc.schemas.orders import LineRequest
+
+# target status -> the statuses it may be reached from
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "pending": (),
+    "paid": ("pending",),
+    "shipped": ("paid",),
+    "delivered": ("shipped",),
+    "cancelled": ("pending", "paid"),
+}
+CUSTOMER_MAY_CANCEL = ("pending",)
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Which orders a list shows; ``scope`` is the only customer a customer caller may see."""
+
+    customer_id: int | None = None
+    status: str | None = None
+    placed_after: datetime | None = None
+    placed_before: datetime | None = None
+    scope: int | None = None
+
+
+async def place_order(
+    session: AsyncSession, customer_id: int, lines: Sequence[LineRequest]
+) -> Order:
+    """Take the stock and write the order; any line short of stock raises ``OutOfStock``.
+
+    Each item's stock drops in one conditional UPDATE, so two buyers can never both take the last
+    unit; items are taken in id order, so two orders never wait on each other's rows (deadlock).
+    The caller's transaction rolls back on the error, putting back what earlier lines took.
+    """
+    if not await customer_exists(session, customer_id):
+        raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]})
+    taken, short = {}, []
+    for line in sorted(lines, key=attrgetter("item_id")):
+        row = await _take_stock(session, line.item_id, line.quantity)
+        if row is None:
+            short.append(line)
+        else:
+            taken[line.item_id] = row
+    if short:
+        await _raise_unknown_items(session, short)
+        raise OutOfStock(line.item_id for line in short)
+    return await _write_order(session, customer_id, lines, taken)
+
+
+async def _write_order(
+    session: AsyncSession, customer_id: int, lines: Sequence[LineRequest], taken: dict[int, Any]
+) -> Order:
+    """Insert the order, then all its lines in one executemany (no per-line RETURNING)."""
+    order = Order(customer_id=customer_id, status="pending", placed_at=utcnow())
+    values = {"customer_id": customer_id, "status": order.status, "placed_at": order.placed_at}
+    order.id = await session.scalar(insert(Order).values(values).returning(Order.id))
+    order.lines = [
+        OrderLine(
+            order_id=order.id,
+            item_id=line.item_id,
+            name=taken[line.item_id].name,
+            unit_price_cents=taken[line.item_id].price_cents,
+            quantity=line.quantity,
+        )
+        for line in lines
+    ]
+    columns = ("order_id", "item_id", "name", "unit_price_cents", "quantity")
+    rows = [{c: getattr(line, c) for c in columns} for line in order.lines]
+    await session.execute(insert(OrderLine), rows)
+    return order  # built in memory, never added to the session: nothing more to flush
+
+
+async def _take_stock(session: AsyncSession, item_id: int, quantity: int) -> Any:
+    stmt = (
+        update(Item)
+        .where(Item.id == item_id, Item.stock >= quantity)
+        .values(stock=Item.stock - quantity)
+        .returning(Item.name, Item.price_cents)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def _raise_unknown_items(session: AsyncSession, short: Sequence[LineRequest]) -> None:
+    ids = [line.item_id for line in short]
+    known = set((await session.scalars(select(Item.id).where(Item.id.in_(ids)))).all())
+    unknown = {
+        f"lines.{line.index}.item_id": [f"Item {line.item_id} does not exist."]
+        for line in short
+        if line.item_id not in known
+    }
+    if unknown:
+        raise InvalidInput(unknown)
+
+
+def _with_lines(stmt: Select[Any]) -> Select[Any]:
+    return stmt.options(selectinload(Order.lines))
+
+
+async def get_order(session: AsyncSession, order_id: int, scope: int | None = None) -> Order:
+    """The order with its lines; a customer caller (``scope``) sees only its own."""
+    stmt = _with_lines(select(Order).where(Order.id == order_id))
+    if scope is not None:
+        stmt = stmt.where(Order.customer_id == scope)
+    order = (await session.execute(stmt)).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
+    stmt = select(Order)
+    for customer_id in (where.customer_id, where.scope):  # another customer's id: no rows
+        if customer_id is not None:
+            stmt = stmt.where(Order.customer_id == customer_id)
+    if where.status is not None:
+        stmt = stmt.where(Order.status == where.status)
+    if where.placed_after is not None:
+        stmt = stmt.where(Order.placed_at >= where.placed_after)
+    if where.placed_before is not None:
+        stmt = stmt.where(Order.placed_at < where.placed_before)
+    return _with_lines(page(stmt, Order.id, after_id, limit))
+
+
+async def stream_orders(
+    session: AsyncSession,
+    where: OrderFilter,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Order]]:
+    """Orders in chunks; selectinload fetches each chunk's lines in one more query."""
+    async for chunk in stream_chunks(session, orders_query(where, after_id, limit), chunk_rows):
+        yield chunk
+
+
+async def stream_customer_orders(
+    session: AsyncSession,
+    where: OrderFilter,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Order]]:
+    """``where.customer_id``'s orders; raises ``CustomerNotFound`` before any row if none."""
+    customer_id = where.customer_id or 0
+    if not await customer_exists(session, customer_id):
+        raise CustomerNotFound(customer_id)
+    async for chunk in stream_orders(session, where, after_id, limit, chunk_rows):
+        yield chunk
+
+
+def _totals_query(which: ColumnElement[bool], scope: int | None) -> Select[Any]:
+    line_total = func.coalesce(func.sum(OrderLine.unit_price_cents * OrderLine.quantity), 0)
+    stmt = (
+        select(Order.id, line_total)
+        .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+        .where(which)
+        .group_by(Order.id)
+    )
+    return stmt.where(Order.customer_id == scope) if scope is not None else stmt
+
+
+async def order_total(session: AsyncSession, order_id: int, scope: int | None = None) -> int:
+    """The order's total in cents, summed by the database."""
+    row = (await session.execute(_totals_query(Order.id == order_id, scope))).one_or_none()
+    if row is None:
+        raise OrderNotFound(order_id)
+    return int(row[1])
+
+
+async def order_totals(
+    session: AsyncSession, order_ids: Sequence[int], scope: int | None = None
+) -> dict[int, int]:
+    """Totals in cents of those of ``order_ids`` that exist (and are in scope): one query."""
+    if session.get_bind().dialect.name == "postgresql":
+        # one array parameter, not a thousand placeholders to render, send and parse
+        which = Order.id == any_(bindparam("order_ids", list(order_ids), ARRAY(BigInteger)))
+    else:
+        which = Order.id.in_(order_ids)
+    rows = (await session.execute(_totals_query(which, scope))).all()
+    return {order_id: int(total) for order_id, total in rows}
+
+
+async def change_status(
+    session: AsyncSession, order_id: int, target: str, scope: int | None = None
+) -> Order:
+    """Move the order to ``target`` if its current status allows it, atomically.
+
+    The status check is the UPDATE's WHERE clause, so of two racing moves only one matches; the
+    loser sees the new status and gets 409. Cancelling puts the stock back in the same transaction.
+    """
+    if scope is None:
+        allowed = TRANSITIONS[target]
+    else:
+        allowed = CUSTOMER_MAY_CANCEL if target == "cancelled" else ()
+    if not await _move(session, order_id, target, allowed, scope):
+        await _refuse_move(session, order_id, target, scope)
+    if target == "cancelled":
+        await _restore_stock(session, order_id)
+    return await get_order(session, order_id)
+
+
+async def _move(
+    session: AsyncSession, order_id: int, target: str, allowed: Sequence[str], scope: int | None
+) -> bool:
+    if not allowed:
+        return False
+    stmt = (
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_(allowed))
+        .values(status=target)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    )
+    if scope is not None:
+        stmt = stmt.where(Order.customer_id == scope)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def _refuse_move(
+    session: AsyncSession, order_id: int, target: str, scope: int | None
+) -> None:
+    stmt = select(Order.status).where(Order.id == order_id)
+    if scope is not None:
+        stmt = stmt.where(Order.customer_id == scope)
+    current = await session.scalar(stmt)
+    if current is None:
+        raise OrderNotFound(order_id)
+    if scope is not None and (target != "cancelled" or current in TRANSITIONS[target]):
+        raise Forbidden("a customer may only cancel its own pending orders")
+    raise IllegalTransition(current, target)
+
+
+async def _restore_stock(session: AsyncSession, order_id: int) -> None:
+    """Give each line's quantity back, in item id order like placement, so neither deadlocks."""
+    stmt = (
+        select(OrderLine.item_id, OrderLine.quantity)
+        .where(OrderLine.order_id == order_id)
+        .order_by(OrderLine.item_id)
+    )
+    for item_id, quantity in (await session.execute(stmt)).all():
+        await session.execute(
+            update(Item)
+            .where(Item.id == item_id)
+            .values(stock=Item.stock + quantity)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,16 @@
+"""Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from marketsvc.metrics import CONTENT_TYPE, exposition
+from marketsvc.routing import Access, endpoint
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+@endpoint(summary="Prometheus metrics of every worker", access=Access.PUBLIC, tag="operations")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE})

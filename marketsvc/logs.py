@@ -1,0 +1,129 @@
+"""Logging: one JSON object per line for machines, a readable line on a terminal.
+
+Every request leaves exactly one ``request`` line (method, route template, status, duration,
+request id, bytes). Errors carry their traceback in the log, never in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+from aiohttp import web
+
+from marketsvc.middlewares import request_id_of
+from marketsvc.routing import Handler
+
+request_log = logging.getLogger("marketsvc.request")
+STREAMED_BYTES = web.RequestKey[int]("streamed_bytes")
+UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series
+
+# The attributes every LogRecord has; anything else was passed in ``extra=`` and is logged.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            **_extras(record),
+        }
+        if record.exc_info:
+            line["error"] = repr(record.exc_info[1])
+            line["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class HumanFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(fields)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = _extras(record)
+        record.fields = "".join(f" {k}={v}" for k, v in extras.items() if k != "fields")
+        return super().format(record)
+
+
+def wants_json(stream: TextIO) -> bool:
+    """``MARKETSVC_LOG_FORMAT=json|human`` decides; otherwise JSON unless on a terminal."""
+    chosen = os.environ.get("MARKETSVC_LOG_FORMAT", "").lower()
+    if chosen in ("json", "human"):
+        return chosen == "json"
+    return not stream.isatty()
+
+
+def formatter_class(stream: TextIO = sys.stderr) -> type[logging.Formatter]:
+    return JsonFormatter if wants_json(stream) else HumanFormatter
+
+
+def gunicorn_log_config(level: str) -> dict[str, Any]:
+    """``logconfig_dict`` so gunicorn's own lines and the app's share one format and stream."""
+    factory = f"{__name__}.{formatter_class().__name__}"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"marketsvc": {"()": factory}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "marketsvc",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": level, "handlers": [], "propagate": True},
+        },
+    }
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (``/api/v1/items/{id}``), never the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+        return response
+    except web.HTTPException as exc:  # redirects are raised, not returned
+        response = exc
+        raise
+    finally:
+        _log_request(request, response, start)
+
+
+def _log_request(request: web.Request, response: web.StreamResponse | None, start: float) -> None:
+    if response is None:  # cancelled: the client went away before an answer existed
+        status, size = 499, 0
+    elif isinstance(response, web.Response):
+        status, size = response.status, response.content_length or 0
+    else:  # a stream, already written: the body bytes it counted
+        status, size = response.status, request.get(STREAMED_BYTES, 0)
+    fields = {
+        "method": request.method,
+        "route": route_of(request),
+        "status": status,
+        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+        "bytes": size,
+        "request_id": request_id_of(request),
+    }
+    request_log.info("%s %s %s", request.method, request.path, status, extra=fields)

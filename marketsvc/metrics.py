@@ -1,0 +1,124 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn the arbiter exports ``PROMETHEUS_MULTIPROC_DIR`` before any worker forks (see
+``gunicorn_conf``): every worker then writes its values to files there and a scrape of any worker
+sums them all. prometheus_client picks its value store when first imported, so nothing the arbiter
+imports before that may import this module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from marketsvc.logs import STREAMED_BYTES, route_of
+from marketsvc.routing import Handler
+
+REQUESTS = Counter(
+    "marketsvc_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "marketsvc_http_request_duration_seconds",
+    "Time to produce the response (to its last byte for streams)",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+IN_FLIGHT = Gauge(
+    "marketsvc_http_requests_in_flight",
+    "Requests being handled right now",
+    multiprocess_mode="livesum",
+)
+POOL_CHECKED_OUT = Gauge(
+    "marketsvc_db_pool_checked_out",
+    "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
+)
+POOL_OVERFLOW = Gauge(
+    "marketsvc_db_pool_overflow",
+    "Checked-out database connections beyond the pool size (overflow connections in use)",
+    multiprocess_mode="livesum",
+)
+ROWS_STREAMED = Counter(
+    "marketsvc_rows_streamed_total", "Rows written by streaming list responses", ["route"]
+)
+ORDER_OUTCOMES = ("placed", "replayed", "out_of_stock", "invalid", "conflict")
+ORDERS_PLACED = Counter(
+    "marketsvc_orders_placed_total",
+    "Order placement attempts by outcome: " + ", ".join(ORDER_OUTCOMES),
+    ["outcome"],
+)
+for _outcome in ORDER_OUTCOMES:  # every series exists from zero, so rates work from the start
+    ORDERS_PLACED.labels(_outcome)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 499  # cancelled: the client went away before an answer existed (nginx's code)
+    IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects are raised, not returned
+        status = exc.status
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        labels = (request.method, route_of(request), str(status))
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(time.perf_counter() - start)
+
+
+def streamed(request: web.Request, rows: int, body_bytes: int) -> None:
+    """A streaming response wrote ``rows`` rows in ``body_bytes`` bytes."""
+    ROWS_STREAMED.labels(route_of(request)).inc(rows)
+    request[STREAMED_BYTES] = request.get(STREAMED_BYTES, 0) + body_bytes
+
+
+def observe_pool(engine: AsyncEngine, pool_size: int) -> None:
+    """Keep this process's pool gauges current on every checkout and checkin."""
+    checked_out = 0
+
+    def publish(delta: int) -> None:
+        nonlocal checked_out
+        checked_out += delta
+        POOL_CHECKED_OUT.set(checked_out)
+        POOL_OVERFLOW.set(max(0, checked_out - pool_size))
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        publish(+1)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        publish(-1)
+
+
+def exposition() -> bytes:
+    """Every worker's metrics when under gunicorn, else this process's own."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

@@ -1,0 +1,178 @@
+"""Every route x every caller: the status each one gets. A new /api/v1 route needs a row here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+
+from marketsvc.app import create_app
+from tests.conftest import TEST_SECRET
+
+CALLERS = ("none", "bad_signature", "expired", "admin", "owner", "other")
+
+
+@dataclass(frozen=True)
+class Rule:
+    method: str
+    path: str  # {customer} {item} {order} {user} {pet} are filled from the world below
+    statuses: tuple[int, int, int, int, int, int]  # in the order of CALLERS
+    body: dict[str, Any] | Callable[[dict[str, int]], dict[str, Any]] | None = None
+
+
+PUBLIC_READ = (200, 200, 200, 200, 200, 200)
+ADMIN_ONLY = (401, 401, 401, 200, 403, 403)
+ADMIN_CREATES = (401, 401, 401, 201, 403, 403)
+OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
+ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
+ANY_CUSTOMER = (401, 401, 401, 200, 200, 200)  # each sees only its own: see test below
+
+RULES = [
+    Rule("GET", "/api/v1/items", PUBLIC_READ),
+    Rule("GET", "/api/v1/items/{item}", PUBLIC_READ),
+    Rule("POST", "/api/v1/items", ADMIN_CREATES, {"name": "Lamp", "price": "5.00", "stock": 1}),
+    Rule("PATCH", "/api/v1/items/{item}", ADMIN_ONLY, {"stock": 7}),
+    Rule("GET", "/api/v1/customers", ADMIN_ONLY),
+    Rule(
+        "POST",
+        "/api/v1/customers",
+        ADMIN_CREATES,
+        {
+            "name": "New",
+            "email": "new@example.com",
+            "address": {"street": "s", "city": "c", "post_code": "p", "country": "GB"},
+        },
+    ),
+    Rule("GET", "/api/v1/customers/{customer}", OWNER_OR_ADMIN),
+    Rule("PATCH", "/api/v1/customers/{customer}", OWNER_OR_ADMIN, {"name": "Renamed"}),
+    Rule("GET", "/api/v1/orders", ANY_CUSTOMER),
+    Rule(
+        "POST",
+        "/api/v1/orders",
+        (401, 401, 401, 201, 201, 403),
+        lambda w: {"customer_id": w["customer"], "lines": [{"item_id": w["item"], "quantity": 1}]},
+    ),
+    Rule("POST", "/api/v1/orders/totals", ANY_CUSTOMER, lambda w: {"order_ids": [w["order"]]}),
+    Rule("GET", "/api/v1/orders/{order}", OWNER_OR_ADMIN),
+    Rule("GET", "/api/v1/orders/{order}/total", OWNER_OR_ADMIN),
+    Rule("PATCH", "/api/v1/orders/{order}", OWNER_OR_ADMIN, {"status": "cancelled"}),
+    Rule("PATCH", "/api/v1/orders/{order}", (401, 401, 401, 200, 403, 404), {"status": "paid"}),
+    Rule("GET", "/api/v1/customers/{customer}/orders", OWNER_OR_ADMIN),
+    Rule("GET", "/api/v1/users", ADMIN_ONLY),
+    Rule("POST", "/api/v1/users", ADMIN_CREATES, {"name": "Uma"}),
+    Rule("GET", "/api/v1/users/{user}", ADMIN_ONLY),
+    Rule("PATCH", "/api/v1/users/{user}", ADMIN_ONLY, {"name": "Ulla"}),
+    Rule("DELETE", "/api/v1/users/{user}", ADMIN_DELETES),
+    Rule("GET", "/api/v1/users/{user}/pets", ADMIN_ONLY),
+    Rule("POST", "/api/v1/users/{user}/pets", ADMIN_CREATES, {"name": "Rex"}),
+    Rule("GET", "/api/v1/pets", ADMIN_ONLY),
+    Rule("POST", "/api/v1/pets", ADMIN_CREATES, {"name": "Tom", "user_id": None}),
+    Rule("GET", "/api/v1/pets/{pet}", ADMIN_ONLY),
+    Rule("PATCH", "/api/v1/pets/{pet}", ADMIN_ONLY, {"user_id": None}),
+    Rule("DELETE", "/api/v1/pets/{pet}", ADMIN_DELETES),
+]
+
+
+def token_for(caller: str, world: dict[str, int]) -> str | None:
+    now = int(time.time())
+    claims = {
+        "admin": {"sub": "admin", "role": "admin"},
+        "owner": {"sub": str(world["customer"]), "role": "customer"},
+        "other": {"sub": str(world["other_customer"]), "role": "customer"},
+        "bad_signature": {"sub": "admin", "role": "admin"},
+        "expired": {"sub": "admin", "role": "admin", "exp": now - 3600},
+    }.get(caller)
+    if claims is None:
+        return None
+    key = "a-different-secret-of-sufficient-length!" if caller == "bad_signature" else TEST_SECRET
+    return jwt.encode({"exp": now + 600} | claims, key, algorithm="HS256")
+
+
+async def build_world(client, admin) -> dict[str, int]:
+    async def post(path: str, body: dict[str, Any]) -> int:
+        resp = await client.post(path, json=body, headers=admin)
+        assert resp.status == 201, await resp.text()
+        return (await resp.json())["id"]
+
+    address = {"street": "1 High St", "city": "Leeds", "post_code": "LS1", "country": "GB"}
+    world = {
+        "customer": await post(
+            "/api/v1/customers", {"name": "A", "email": "a@example.com", "address": address}
+        ),
+        "other_customer": await post(
+            "/api/v1/customers", {"name": "B", "email": "b@example.com", "address": address}
+        ),
+        "item": await post("/api/v1/items", {"name": "Kettle", "price": "10.00", "stock": 100}),
+    }
+    world["order"] = await post(
+        "/api/v1/orders",
+        {"customer_id": world["customer"], "lines": [{"item_id": world["item"], "quantity": 2}]},
+    )
+    world["user"] = await post("/api/v1/users", {"name": "Uri"})
+    world["pet"] = await post(f"/api/v1/users/{world['user']}/pets", {"name": "Pip"})
+    return world
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: f"{r.method} {r.path}")
+async def test_access(client, admin, rule: Rule, caller: str) -> None:
+    world = await build_world(client, admin)
+    token = token_for(caller, world)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = rule.body(world) if callable(rule.body) else rule.body
+    resp = await client.request(rule.method, rule.path.format(**world), json=body, headers=headers)
+    expected = rule.statuses[CALLERS.index(caller)]
+    assert resp.status == expected, await resp.text()
+    if expected == 401:
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_customers_stream_only_their_own_orders(client, admin, as_customer) -> None:
+    world = await build_world(client, admin)
+    mine = await (await client.get("/api/v1/orders", headers=as_customer(world["customer"]))).json()
+    theirs = await (
+        await client.get("/api/v1/orders", headers=as_customer(world["other_customer"]))
+    ).json()
+    snooping = await client.get(
+        f"/api/v1/orders?customer_id={world['customer']}",
+        headers=as_customer(world["other_customer"]),
+    )
+    assert [o["id"] for o in mine] == [world["order"]]
+    assert theirs == []
+    assert await snooping.json() == []
+    totals = await client.post(
+        "/api/v1/orders/totals",
+        json={"order_ids": [world["order"]]},
+        headers=as_customer(world["other_customer"]),
+    )
+    assert await totals.json() == {"totals": [], "missing": [world["order"]]}
+
+
+def test_every_api_route_has_an_access_rule(settings) -> None:
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in create_app(settings).router.routes()
+        if r.method != "HEAD"
+        and r.resource is not None
+        and r.resource.canonical.startswith("/api/v1/")
+        and r.resource.canonical != "/api/v1/openapi.json"
+    }
+    placeholders = {
+        "{item}": "{id}",
+        "{customer}": "{id}",
+        "{order}": "{id}",
+        "{user}": "{id}",
+        "{pet}": "{id}",
+    }
+    covered = set()
+    for rule in RULES:
+        path = rule.path
+        for placeholder, name in placeholders.items():
+            path = path.replace(placeholder, name)
+        covered.add((rule.method, path))
+    assert routes - covered == set(), "routes without an access rule in RULES"
+    assert covered - routes == set(), "rules for routes that do not exist"
