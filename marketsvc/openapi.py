@@ -2,9 +2,9 @@
 
 Request and response shapes come from the same marshmallow schemas the handlers load and dump
 with (apispec's marshmallow plugin), so the document cannot drift from the code. Error responses
-are derived from what each route declares: a body can be malformed (400), too big (413), not JSON
-(415) or invalid (422); a query can be invalid (422); a token can be missing (401) or lack the
-right (403); a path id can name nothing (404); the database can be down (503).
+are derived from what each route declares: any request can be malformed (400); a body can be too
+big (413), not JSON (415) or invalid (422); a query can be invalid (422); a token can be missing
+(401) or lack the right (403); a path id can name nothing (404); the database can be down (503).
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
 
 def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
     """Every error status this route can answer, from what it declares about itself."""
-    statuses = set(spec.errors)
+    statuses = set(spec.errors) | {400}  # any request can be malformed at the HTTP level
     if spec.body is not None:
-        statuses |= {400, 413, 415, 422}
+        statuses |= {413, 415, 422}
     if spec.query is not None:
         statuses.add(422)
     if spec.access is not Access.PUBLIC:

@@ -21,7 +21,11 @@ NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 
 # What each generic error status means, for every route it applies to.
 ERRORS: dict[int, str] = {
-    400: "The body is not valid JSON.",
+    400: (
+        "Malformed: the body is not valid JSON (problem+json); or the HTTP request itself is,"
+        " such as a request line or header over 8190 bytes (text/plain, from the HTTP server"
+        " before the service sees the request)."
+    ),
     401: "No bearer token, a bad signature or an expired token.",
     403: "The token is valid but does not grant this operation.",
     404: "No such resource, or not one the caller may see.",
@@ -90,13 +94,12 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         headers["Retry-After"] = {"schema": {"type": "string"}}
     errors = {"name": ["Missing data for required field."]} if status == 422 else None
     example = problem_body(status, description, errors=errors)
-    return {
-        "description": description,
-        "headers": headers,
-        "content": {
-            "application/problem+json": {
-                "schema": {"$ref": "#/components/schemas/Problem"},
-                "example": example,
-            }
-        },
+    content: dict[str, Any] = {
+        "application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": example,
+        }
     }
+    if status == 400:
+        content["text/plain"] = {"schema": {"type": "string"}}
+    return {"description": description, "headers": headers, "content": content}
