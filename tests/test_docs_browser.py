@@ -33,7 +33,9 @@ SCREENSHOT = ROOT / "artifacts" / "docs-page.png"
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (scripts/install-browser)")
-async def test_docs_page_lists_every_operation_and_expands_one(aiohttp_client, tmp_path) -> None:
+async def test_docs_page_lists_every_operation_and_expands_one(
+    aiohttp_client, tmp_path, capsys
+) -> None:
     from playwright.async_api import async_playwright
 
     # The docs need no database: a path that is never opened is enough.
@@ -65,4 +67,5 @@ async def test_docs_page_lists_every_operation_and_expands_one(aiohttp_client, t
             await browser.close()
     assert external == []  # every asset came from the service itself
     assert SCREENSHOT.stat().st_size > 10_000
-    print(f"\ndocs page screenshot: {SCREENSHOT}")
+    with capsys.disabled():  # shown in every run, not only with -s
+        print(f"\ndocs page screenshot: {SCREENSHOT}")
