@@ -14,6 +14,7 @@ from marketsvc.keys import DATABASE, SETTINGS
 from marketsvc.logs import request_log_middleware
 from marketsvc.metrics import metrics_middleware, observe_pool
 from marketsvc.middlewares import error_middleware, tag_response
+from marketsvc.openapi import publish_document
 from marketsvc.settings import Settings
 
 log = logging.getLogger("marketsvc.app")
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[TOKEN_CODEC] = TokenCodec(settings)
     app.cleanup_ctx.append(database_ctx)
     app.on_response_prepare.append(tag_response)
+    app.on_startup.append(publish_document)
     for table in ROUTE_TABLES:
         app.add_routes(table)
     return app

@@ -23,10 +23,15 @@ class UnsupportedMediaType(DomainError):
     title = "Unsupported media type"
 
 
+def is_ascii_digits(text: str) -> bool:
+    """``isdigit`` alone passes superscripts (``int`` fails) and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
     """A path id that is not a positive 64-bit integer names nothing: 404."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+    if not is_ascii_digits(raw) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
         raise NotFound(f"no resource with {name} {raw!r}")
     return int(raw)
 

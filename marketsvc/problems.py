@@ -18,6 +18,21 @@ def problem(
     errors: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(problem_body(status, detail, title=title, errors=errors)),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> dict[str, object]:
     phrase = HTTPStatus(status).phrase
     body: dict[str, object] = {
         "type": f"urn:marketsvc:problem:{phrase.lower().replace(' ', '-')}",
@@ -27,12 +42,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    return web.Response(
-        status=status,
-        body=orjson.dumps(body),
-        content_type=PROBLEM_CONTENT_TYPE,
-        headers=headers,
-    )
+    return body
 
 
 def flatten_errors(messages: object, prefix: str = "") -> dict[str, list[str]]:

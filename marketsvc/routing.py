@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema
@@ -32,7 +33,12 @@ class Endpoint:
     status: int = 200
     stream: bool = False
     errors: tuple[int, ...] = ()
-    headers: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()  # request headers it reads, e.g. "Idempotency-Key"
+    # For the OpenAPI document (marketsvc/openapi.py); the defaults fit a JSON API route.
+    database: bool = True  # it may answer 503 when the database is unavailable
+    media_type: str = "application/json"  # of the success response
+    request_example: Any = None
+    response_example: Any = None
 
 
 def endpoint(**kwargs: object) -> Callable[[Handler], Handler]:

@@ -72,6 +72,9 @@ async def stream_json(
             headers={"Content-Type": NDJSON if encoder.ndjson else "application/json"}
         )
         await response.prepare(request)
+        if request.method == "HEAD":  # headers only: body bytes would corrupt the connection
+            await response.write_eof()
+            return response
         try:
             head = encoder.opening() + (encoder.chunk(dump(first)) if first else b"")
             await response.write(head)

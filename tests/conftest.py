@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from marketsvc.app import create_app
 from marketsvc.auth import TokenCodec
 from marketsvc.settings import Settings
+from tests.contract import SEEN, Contract
 from tests.dbs import BACKENDS, POSTGRES_URL, empty_tables, fresh_database
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -62,6 +64,28 @@ def as_customer(tokens: TokenCodec) -> Callable[[int], dict[str, str]]:
         return {"Authorization": f"Bearer {tokens.issue(str(customer_id), 'customer')}"}
 
     return headers
+
+
+@pytest.fixture
+async def aiohttp_client(aiohttp_client: Any) -> AsyncIterator[Any]:
+    """pytest-aiohttp's, with every response checked against the app's OpenAPI document."""
+    contract = Contract()
+
+    async def make(app: Any, *args: Any, **kwargs: Any) -> TestClient:
+        if isinstance(app, web.Application):
+            contract.watch(app)
+        return await aiohttp_client(app, *args, **kwargs)
+
+    yield make
+    contract.assert_kept()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SEEN:
+        terminalreporter.write_line(
+            f"contract: {sum(SEEN.values())} responses checked against the OpenAPI document "
+            f"({len(SEEN)} distinct operation/status pairs)"
+        )
 
 
 @pytest.fixture

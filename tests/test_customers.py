@@ -100,3 +100,18 @@ async def test_customers_stream_as_json_array(client, admin, new_customer) -> No
     assert resp.content_type == "application/json"
     assert resp.headers.get("Transfer-Encoding") == "chunked"
     assert await resp.json() == made
+
+
+async def test_nul_in_a_flat_number_is_422_not_a_database_error(client, admin) -> None:
+    """Found by probing for the fuzzer: PostgreSQL cannot store NUL, and it answered 500."""
+    address = {
+        "street": "a",
+        "flat_number": "3\x00",
+        "city": "b",
+        "post_code": "1",
+        "country": "GB",
+    }
+    body = {"name": "n", "email": "n@example.com", "address": address}
+    resp = await client.post("/api/v1/customers", json=body, headers=admin)
+    assert resp.status == 422
+    assert "address.flat_number" in (await resp.json())["errors"]

@@ -29,7 +29,18 @@ def assert_problem(resp, body: dict, status: int) -> None:
 
 @pytest.mark.parametrize("path", ID_PATHS)
 @pytest.mark.parametrize(
-    "bad_id", ["abc", "0", "-1", "1.5", "9223372036854775808", "99999999999999999999999999", "%20"]
+    "bad_id",
+    [
+        "abc",
+        "0",
+        "-1",
+        "1.5",
+        "9223372036854775808",
+        "99999999999999999999999999",
+        "%20",
+        "\u00b2",  # isdigit() but not int(): was a 500 (found probing for the fuzzer)
+        "\u0661",  # Arabic-Indic one: isdigit() and int() == 1, yet not an id
+    ],
 )
 async def test_ids_that_are_not_positive_64_bit_integers_are_404(
     client, admin, path, bad_id
@@ -92,6 +103,8 @@ async def test_wrong_method_is_405_problem_with_allow(client) -> None:
         "after_id=x",
         "limit=1&limit=2",
         "colour=red",
+        "limit=\u00b2",  # was a 500 (found probing for the fuzzer)
+        "after_id=\u0661",
     ],
 )
 async def test_bad_paging_is_422(client, query) -> None:

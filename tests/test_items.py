@@ -73,3 +73,20 @@ async def test_items_stream_in_id_order_with_paging(client, new_item) -> None:
     assert [i["id"] for i in everything] == ids
     page = await (await client.get(f"/api/v1/items?after_id={ids[1]}&limit=2")).json()
     assert [i["id"] for i in page] == ids[2:4]
+
+
+async def test_nul_in_a_description_is_422_not_a_database_error(client, admin, new_item) -> None:
+    """Found by probing for the fuzzer: PostgreSQL cannot store NUL, and it answered 500."""
+    body = {"name": "x", "description": "a\x00b", "price": "1.00", "stock": 1}
+    created = await client.post("/api/v1/items", json=body, headers=admin)
+    assert created.status == 422
+    assert "description" in (await created.json())["errors"]
+    item = await new_item()
+    changed = await client.patch(
+        f"/api/v1/items/{item['id']}", json={"description": "\x00"}, headers=admin
+    )
+    assert changed.status == 422
+    kept = await client.patch(
+        f"/api/v1/items/{item['id']}", json={"description": "two\nlines\tand é"}, headers=admin
+    )
+    assert (await kept.json())["description"] == "two\nlines\tand é"

@@ -178,3 +178,12 @@ async def test_orders_need_a_token(client) -> None:
     resp = await client.post("/api/v1/orders", json=order_body(1, (1, 1)))
     assert resp.status == 401
     assert (await client.get("/api/v1/orders")).status == 401
+
+
+async def test_other_methods_on_the_totals_route_are_405_not_an_order_lookup(client, admin) -> None:
+    """Found by the fuzzer (unsupported_method): /orders/{id} took "totals" for an order id."""
+    for method in ("GET", "PATCH", "DELETE"):
+        resp = await client.request(method, "/api/v1/orders/totals", json={}, headers=admin)
+        assert resp.status == 405, method
+        assert resp.headers["Allow"] == "POST"
+        assert resp.content_type == "application/problem+json"

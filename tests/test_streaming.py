@@ -71,3 +71,16 @@ async def test_client_that_disconnects_releases_its_connection(
             break
         await asyncio.sleep(0.05)
     assert pool.checkedout() == 0
+
+
+async def test_head_on_a_stream_sends_headers_only_and_keeps_the_connection(
+    client, admin, new_customer
+) -> None:
+    """Found probing for the fuzzer: HEAD wrote the rows, and the next response was garbage."""
+    made = [await new_customer() for _ in range(2)]
+    head = await client.head("/api/v1/customers", headers=admin)
+    assert head.status == 200
+    assert head.content_type == "application/json"
+    assert await head.read() == b""
+    after = await client.get("/api/v1/customers", headers=admin)  # same keep-alive connection
+    assert await after.json() == made

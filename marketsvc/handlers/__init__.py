@@ -1,6 +1,6 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
-from marketsvc.handlers import customers, items, metrics, ops, orders, pets, users
+from marketsvc.handlers import customers, docs, items, metrics, ops, orders, pets, users
 
 ROUTE_TABLES = (
     ops.routes,
@@ -10,4 +10,5 @@ ROUTE_TABLES = (
     orders.routes,
     users.routes,
     pets.routes,
+    docs.routes,
 )

@@ -15,6 +15,15 @@ from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 customer_out = CustomerOut()
+ADDRESS = {
+    "street": "12 Park Row",
+    "flat_number": "3B",
+    "city": "Leeds",
+    "post_code": "LS1 5HD",
+    "country": "GB",
+}
+NEW_CUSTOMER = {"name": "Ada Lovelace", "email": "ada@example.com", "address": ADDRESS}
+CUSTOMER = {"id": 42} | NEW_CUSTOMER
 
 
 def own_customer_id(request: web.Request) -> int:
@@ -34,6 +43,7 @@ def own_customer_id(request: web.Request) -> int:
     query=PageQuery(),
     response=CustomerOut(),
     stream=True,
+    response_example=CUSTOMER,
 )
 async def list_customers(request: web.Request) -> web.StreamResponse:
     return await stream_list(
@@ -48,6 +58,7 @@ async def list_customers(request: web.Request) -> web.StreamResponse:
     tag="customers",
     response=CustomerOut(),
     errors=(404,),
+    response_example=CUSTOMER,
 )
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
@@ -65,6 +76,8 @@ async def get_customer(request: web.Request) -> web.Response:
     response=CustomerOut(),
     status=201,
     errors=(409,),
+    request_example=NEW_CUSTOMER,
+    response_example=CUSTOMER,
 )
 async def create_customer(request: web.Request) -> web.Response:
     data = await read_json(request, CustomerCreate())
@@ -81,6 +94,8 @@ async def create_customer(request: web.Request) -> web.Response:
     body=CustomerPatch(),
     response=CustomerOut(),
     errors=(404, 409),
+    request_example={"address": {"city": "York", "post_code": "YO1 7HH"}},
+    response_example=CUSTOMER | {"address": ADDRESS | {"city": "York", "post_code": "YO1 7HH"}},
 )
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)

@@ -14,6 +14,8 @@ from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 item_out = ItemOut()
+ITEM = {"id": 7, "name": "Kettle", "description": "1.7 l, steel", "price": "24.99", "stock": 12}
+NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
 
 
 @routes.get("/api/v1/items")
@@ -24,6 +26,7 @@ item_out = ItemOut()
     query=PageQuery(),
     response=ItemOut(),
     stream=True,
+    response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
     return await stream_list(
@@ -32,7 +35,14 @@ async def list_items(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(r"/api/v1/items/{id}")
-@endpoint(summary="One item", access=Access.PUBLIC, tag="items", response=ItemOut(), errors=(404,))
+@endpoint(
+    summary="One item",
+    access=Access.PUBLIC,
+    tag="items",
+    response=ItemOut(),
+    errors=(404,),
+    response_example=ITEM,
+)
 async def get_item(request: web.Request) -> web.Response:
     async with request.app[DATABASE].read() as session:
         item = await items.get_item(session, path_id(request))
@@ -47,6 +57,8 @@ async def get_item(request: web.Request) -> web.Response:
     body=ItemCreate(),
     response=ItemOut(),
     status=201,
+    request_example=NEW_ITEM,
+    response_example=ITEM,
 )
 async def create_item(request: web.Request) -> web.Response:
     data = await read_json(request, ItemCreate())
@@ -63,6 +75,8 @@ async def create_item(request: web.Request) -> web.Response:
     body=ItemPatch(),
     response=ItemOut(),
     errors=(404,),
+    request_example={"price": "22.50", "stock": 40},
+    response_example=ITEM | {"price": "22.50", "stock": 40},
 )
 async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)

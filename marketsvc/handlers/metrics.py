@@ -11,6 +11,12 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/metrics")
-@endpoint(summary="Prometheus metrics of every worker", access=Access.PUBLIC, tag="operations")
+@endpoint(
+    summary="Prometheus metrics of every worker",
+    access=Access.PUBLIC,
+    tag="operations",
+    media_type="text/plain",
+    database=False,
+)
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE})

@@ -16,7 +16,13 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
-@endpoint(summary="The process serves", access=Access.PUBLIC, tag="operations")
+@endpoint(
+    summary="The process serves",
+    access=Access.PUBLIC,
+    tag="operations",
+    database=False,
+    response_example={"status": "ok"},
+)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -27,6 +33,7 @@ async def healthz(request: web.Request) -> web.Response:
     access=Access.PUBLIC,
     tag="operations",
     errors=(503,),
+    response_example={"status": "ready", "schema": "0001"},
 )
 async def readyz(request: web.Request) -> web.Response:
     try:

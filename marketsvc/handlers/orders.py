@@ -162,7 +162,7 @@ async def _stream(
     )
 
 
-@routes.get(r"/api/v1/orders/{id}")
+@routes.get(r"/api/v1/orders/{id:[0-9]+}")
 @endpoint(
     summary="One order with its lines",
     access=Access.CUSTOMER,
@@ -177,7 +177,7 @@ async def get_order(request: web.Request) -> web.Response:
     return json_response(order_dict(order))
 
 
-@routes.get(r"/api/v1/orders/{id}/total")
+@routes.get(r"/api/v1/orders/{id:[0-9]+}/total")
 @endpoint(
     summary="An order's total, summed by the database",
     access=Access.CUSTOMER,
@@ -192,7 +192,7 @@ async def get_order_total(request: web.Request) -> web.Response:
     return json_response(total_dict(order_id, total))
 
 
-@routes.patch(r"/api/v1/orders/{id}")
+@routes.patch(r"/api/v1/orders/{id:[0-9]+}")
 @endpoint(
     summary="Move an order along its lifecycle (a customer may only cancel a pending order)",
     access=Access.CUSTOMER,

@@ -67,7 +67,10 @@ class QueryInt(fields.Integer):
     """An integer from a query string: digits only."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
+        # isascii: "\u00b2" passes isdigit() and then fails int(); "\u0661" would be read as 1.
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise self.make_error("invalid")
+        if len(value) > 19:
             raise self.make_error("invalid")
         return int(value)
 
@@ -114,6 +117,16 @@ class Name(fields.String):
             raise ValidationError("Must not be blank.")
         if any(ord(c) < 32 for c in text):
             raise ValidationError("Must not contain control characters.")
+        return text
+
+
+class Text(fields.String):
+    """Free text: any Unicode but NUL, which PostgreSQL cannot store in a text column."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
         return text
 
 

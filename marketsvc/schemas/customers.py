@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from marketsvc.schemas.common import Id, Name, StrictSchema
+from marketsvc.schemas.common import Id, Name, StrictSchema, Text
 from marketsvc.schemas.countries import ISO_COUNTRIES
 
 
@@ -25,9 +25,7 @@ class Email(fields.Email):
 
 class AddressSchema(StrictSchema):
     street = Name(max_length=200, required=True)
-    flat_number = fields.String(
-        validate=validate.Length(max=20), allow_none=True, load_default=None
-    )
+    flat_number = Text(validate=validate.Length(max=20), allow_none=True, load_default=None)
     city = Name(max_length=100, required=True)
     post_code = Name(max_length=20, required=True)
     country = Country(required=True)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from marketsvc.schemas.common import Id, Money, Name, StrictInt, StrictSchema
+from marketsvc.schemas.common import Id, Money, Name, StrictInt, StrictSchema, Text
 
 MAX_STOCK = 2**31 - 1
 
 
 class ItemCreate(StrictSchema):
     name = Name(max_length=200, required=True)
-    description = fields.String(validate=validate.Length(max=10_000), load_default="")
+    description = Text(validate=validate.Length(max=10_000), load_default="")
     price = Money(required=True, data_key="price", attribute="price_cents")
     stock = StrictInt(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
 
 
 class ItemPatch(StrictSchema):
     name = Name(max_length=200)
-    description = fields.String(validate=validate.Length(max=10_000))
+    description = Text(validate=validate.Length(max=10_000))
     price = Money(data_key="price", attribute="price_cents")
     stock = StrictInt(validate=validate.Range(min=0, max=MAX_STOCK))
 

@@ -1,0 +1,219 @@
+"""The OpenAPI 3.1 document, built once at start-up from every route's ``@endpoint`` metadata.
+
+Request and response shapes come from the same marshmallow schemas the handlers load and dump
+with (apispec's marshmallow plugin), so the document cannot drift from the code. Error responses
+are derived from what each route declares: any request can be malformed (400); a body can be too
+big (413), not JSON (415) or invalid (422); a query can be invalid (422); a token can be missing
+(401) or lack the right (403); a path id can name nothing (404); the database can be down (503).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from marketsvc.openapi_components import (
+    add_components,
+    custom_field_properties,
+    problem_name,
+    schema_name,
+)
+from marketsvc.routing import Access, Endpoint, endpoint_of
+from marketsvc.schemas.common import MAX_ID, Money
+
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+TAGS = {  # in the order the docs page shows them; a tag not listed here comes last
+    "items": "The catalogue: anyone reads, admins write.",
+    "customers": "Customers and their addresses.",
+    "orders": "Orders, their lines, totals and status moves.",
+    "users": "Users and the pets they own.",
+    "pets": "Pets, owned by a user or by nobody.",
+    "operations": "Liveness, readiness and metrics.",
+    "documentation": "This document and its interactive page.",
+}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def build_spec(app: web.Application) -> APISpec:
+    plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
+    spec = APISpec(
+        title="marketsvc",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[plugin],
+        info={"description": "A marketplace order service. Money is a decimal string."},
+    )
+    plugin.map_to_openapi_type(Money, "string", None)
+    plugin.converter.add_attribute_function(custom_field_properties)
+    paths = _operations(app)
+    add_components(spec, _error_statuses_used(paths))
+    used = {op["tags"][0] for ops in paths.values() for op in ops.values()}
+    for tag in [*(t for t in TAGS if t in used), *sorted(used - TAGS.keys())]:
+        spec.tag({"name": tag, "description": TAGS.get(tag, "")})
+    for path, operations in sorted(paths.items()):
+        spec.path(path=path, operations=operations)
+    return spec
+
+
+def _error_statuses_used(paths: dict[str, dict[str, Any]]) -> set[int]:
+    return {
+        int(status)
+        for operations in paths.values()
+        for operation in operations.values()
+        for status in operation["responses"]
+        if int(status) >= 400
+    }
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    document = build_spec(app).to_dict()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for param in operation.get("parameters", ()):
+                _no_null_in_query(param)
+    return document
+
+
+def _no_null_in_query(param: dict[str, Any]) -> None:
+    """A query string cannot carry null: an optional parameter is simply left out."""
+    schema = param.get("schema", {})
+    if param.get("in") == "query" and isinstance(schema.get("type"), list):
+        schema["type"] = next(t for t in schema["type"] if t != "null")
+        if schema.get("default", 0) is None:
+            del schema["default"]
+
+
+def undocumented_routes(app: web.Application, document: dict[str, Any]) -> list[str]:
+    """Routes with no ``@endpoint`` metadata, or missing from ``document``: each is a bug."""
+    missing = []
+    for route in app.router.routes():
+        if route.method not in DOCUMENTED_METHODS or isinstance(route.resource, web.StaticResource):
+            continue
+        spec, path = endpoint_of(route.handler), route.resource.canonical
+        if spec is None:
+            missing.append(f"{route.method} {path}: no @endpoint metadata")
+        elif route.method.lower() not in document["paths"].get(path, {}):
+            missing.append(f"{route.method} {path}: not in the OpenAPI document")
+    return missing
+
+
+async def publish_document(app: web.Application) -> None:
+    """``on_startup``: the routes are final now; serialize the document once for every request."""
+    app[OPENAPI_JSON] = orjson.dumps(build_document(app))
+
+
+def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, Endpoint]]:
+    """(method, path, handler, endpoint) of every route the document describes."""
+    for route in app.router.routes():
+        spec = endpoint_of(route.handler)
+        if route.method in DOCUMENTED_METHODS and spec is not None:
+            yield route.method, route.resource.canonical, route.handler, spec
+
+
+def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = defaultdict(dict)
+    for method, path, handler, spec in documented_routes(app):
+        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path))
+    return paths
+
+
+def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": handler.__name__,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "parameters": _parameters(spec, path_params),
+        "responses": _responses(spec, path_params),
+    }
+    if handler.__doc__:
+        operation["description"] = handler.__doc__.strip()
+    if spec.access is not Access.PUBLIC:
+        operation["security"] = [{"bearerAuth": []}]
+    if spec.body is not None:
+        media: dict[str, Any] = {"schema": spec.body}
+        if spec.request_example is not None:
+            media["example"] = spec.request_example
+        operation["requestBody"] = {"required": True, "content": {"application/json": media}}
+    return operation
+
+
+def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+        for name in path_params
+    ]
+    if spec.query is not None:
+        params.append({"in": "query", "schema": spec.query})
+    for header in spec.headers:
+        schema = REQUEST_HEADERS.get(header, {"type": "string"})
+        params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    params.append("RequestId")  # type: ignore[arg-type]  # apispec resolves a name to a $ref
+    return params
+
+
+def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
+    """Every error status this route can answer, from what it declares about itself."""
+    statuses = set(spec.errors) | {400}  # any request can be malformed at the HTTP level
+    if spec.body is not None:
+        statuses |= {413, 415, 422}
+    if spec.query is not None:
+        statuses.add(422)
+    if spec.access is not Access.PUBLIC:
+        statuses |= {401, 403}
+    if path_params:
+        statuses.add(404)
+    if spec.database:
+        statuses.add(503)
+    return statuses
+
+
+def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+    success: dict[str, Any] = {
+        "description": HTTPStatus(spec.status).phrase,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+    }
+    if spec.status == 201:
+        success["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+    if spec.status != 204:
+        success["content"] = _success_content(spec)
+    responses: dict[str, Any] = {str(spec.status): success}
+    for status in sorted(error_statuses(spec, path_params)):
+        responses[str(status)] = problem_name(status)
+    return responses
+
+
+def _success_content(spec: Endpoint) -> dict[str, Any]:
+    if spec.media_type != "application/json":
+        return {spec.media_type: {"schema": {"type": "string"}}}
+    schema: Any = spec.response if spec.response is not None else {"type": "object"}
+    if not spec.stream:
+        media: dict[str, Any] = {"schema": schema}
+        if spec.response_example is not None:
+            media["example"] = spec.response_example
+        return {"application/json": media}
+    array: dict[str, Any] = {"schema": {"type": "array", "items": schema}}
+    lines: dict[str, Any] = {
+        "schema": {"type": "string", "description": "One JSON object per line, as in the array."}
+    }
+    if spec.response_example is not None:
+        array["example"] = [spec.response_example]
+        lines["example"] = orjson.dumps(spec.response_example).decode() + "\n"
+    return {"application/json": array, "application/x-ndjson": lines}

@@ -1,0 +1,105 @@
+"""The parts of the OpenAPI document every operation shares: field types, problem responses."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from marshmallow import Schema, fields
+
+from marketsvc.problems import problem_body
+from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
+from marketsvc.schemas.countries import ISO_COUNTRIES
+from marketsvc.schemas.customers import Country
+
+# Inputs take at most 10 integer digits (a larger price is a documented 422); computed outputs,
+# such as an order's total, can be longer. One field, one pattern: the one true of both.
+MONEY_WIRE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
+NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+
+# What each generic error status means, for every route it applies to.
+ERRORS: dict[int, str] = {
+    400: (
+        "Malformed: the body is not valid JSON (problem+json); or the HTTP request itself is,"
+        " such as a request line or header over 8190 bytes (text/plain, from the HTTP server"
+        " before the service sees the request)."
+    ),
+    401: "No bearer token, a bad signature or an expired token.",
+    403: "The token is valid but does not grant this operation.",
+    404: "No such resource, or not one the caller may see.",
+    409: "Conflicts with the resource's current state.",
+    413: "The body is over the configured size limit.",
+    415: "The body is not application/json.",
+    422: "Well-formed but invalid input; `errors` names each field.",
+    503: "The database is unavailable; retry after `Retry-After` seconds.",
+}
+
+
+def schema_name(schema: type[Schema] | Schema) -> str:
+    name = resolve_schema_cls(schema).__name__.removesuffix("Schema")
+    return name + "Partial" if getattr(schema, "partial", False) else name
+
+
+def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """JSON Schema details of the project's own field types (their base types map by MRO)."""
+    if isinstance(field, Money):
+        return {"pattern": MONEY_WIRE_PATTERN, "examples": ["10.50"]}
+    if isinstance(field, Country):
+        return {"enum": sorted(ISO_COUNTRIES)}
+    if isinstance(field, Name):
+        return {"pattern": NAME_PATTERN}
+    if isinstance(field, Text):
+        return {"pattern": r"^[^\x00]*$"}
+    return {}
+
+
+def problem_name(status: int) -> str:
+    return "Problem" + str(status)
+
+
+def add_components(spec: APISpec, error_statuses: set[int]) -> None:
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    spec.components.header(
+        "X-Request-ID",
+        {"description": "Echoed from the request, or made up.", "schema": {"type": "string"}},
+    )
+    spec.components.header(
+        "Location", {"description": "The new resource.", "schema": {"type": "string"}}
+    )
+    spec.components.parameter(
+        "RequestId",
+        "header",
+        {
+            "name": "X-Request-ID",
+            "required": False,
+            "description": "Echoed in the response; made up when absent or unusable.",
+            "schema": {"type": "string"},
+        },
+    )
+    for status in sorted(error_statuses):
+        description = ERRORS.get(status) or HTTPStatus(status).phrase + "."
+        spec.components.response(problem_name(status), _problem_response(status, description))
+
+
+def _problem_response(status: int, description: str) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"schema": {"type": "string"}, "required": True}
+    if status == 503:
+        headers["Retry-After"] = {"schema": {"type": "string"}}
+    errors = {"name": ["Missing data for required field."]} if status == 422 else None
+    example = problem_body(status, description, errors=errors)
+    content: dict[str, Any] = {
+        "application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": example,
+        }
+    }
+    if status == 400:
+        content["text/plain"] = {"schema": {"type": "string"}}
+    return {"description": description, "headers": headers, "content": content}
