@@ -11,16 +11,19 @@ import asyncio
 import json
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from tests.conftest import TEST_SECRET
+from tests.dbs import fresh_database
 from tests.live import live_server
 from tests.test_serve import run_cli
 
@@ -93,7 +96,15 @@ async def write(session: aiohttp.ClientSession, url: str, n: int) -> tuple:
         return resp.status, (await resp.json())["email"]
 
 
-async def test_sigterm_lets_200_in_flight_requests_finish(database_url, tmp_path) -> None:
+@pytest.fixture
+def own_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own: it runs and stops real servers on it, sharing nothing."""
+    with fresh_database(backend, tmp_path) as url:
+        yield url
+
+
+async def test_sigterm_lets_200_in_flight_requests_finish(own_database, tmp_path) -> None:
+    database_url = own_database
     run_cli("seed", "--customers", str(CUSTOMERS), "--items", "0", "--orders", "0",
             "--users", "0", database_url=database_url)  # fmt: skip
     token = run_cli("token", "--admin", database_url=database_url).stdout.strip()
