@@ -59,6 +59,22 @@ def read_query(request: web.Request, schema: Schema) -> Any:
     return schema.load(data)
 
 
+async def read_body(request: web.Request) -> Any:
+    """The body validated by the very schema instance the route declares (and documents)."""
+    return await read_json(request, _declared(request).body)
+
+
+def read_params(request: web.Request) -> Any:
+    """The query string validated by the schema instance the route declares (and documents)."""
+    return read_query(request, _declared(request).query)
+
+
+def _declared(request: web.Request) -> Any:
+    spec = getattr(request.match_info.handler, "endpoint", None)
+    assert spec is not None, "every route declares itself with @endpoint"
+    return spec
+
+
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:

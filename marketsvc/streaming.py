@@ -9,13 +9,11 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from marshmallow import Schema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketsvc.http import read_query
+from marketsvc.http import read_params
 from marketsvc.keys import DATABASE, REQUEST_ID, SETTINGS
 from marketsvc.metrics import streamed
-from marketsvc.schemas.common import PageQuery
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -103,12 +101,11 @@ async def stream_list(
     request: web.Request,
     chunks: Callable[..., AsyncIterator[Sequence[T]]],
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
-    query: Schema | None = None,
     **fixed: Any,
 ) -> web.StreamResponse:
-    """A collection GET: the query string (``after_id``, ``limit``, filters) validated by
-    ``query`` and passed with ``fixed`` as keywords to the accessor's ``chunks(session, ...)``."""
-    params = read_query(request, query or PageQuery())
+    """A collection GET: the query string (``after_id``, ``limit``, filters), validated by the
+    route's declared query schema, goes with ``fixed`` as keywords to ``chunks(session, ...)``."""
+    params = read_params(request)
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
     return await stream_json(
         request,

@@ -28,7 +28,10 @@ async def stream_chunks(
 ) -> AsyncIterator[Sequence[Any]]:
     """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
     stmt = stmt.execution_options(yield_per=chunk_rows)
-    result = await (session.stream_scalars(stmt) if entities else session.stream(stmt))
+    if entities:
+        result = await session.stream_scalars(stmt)
+    else:  # plain rows come straight off the session's connection: no ORM loading per row
+        result = await (await session.connection()).stream(stmt)
     try:
         async for chunk in result.partitions():
             yield chunk

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
-from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.http import created, json_response, path_id, read_body
 from marketsvc.keys import DATABASE, PRINCIPAL
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
@@ -80,7 +80,7 @@ async def get_customer(request: web.Request) -> web.Response:
     response_example=CUSTOMER,
 )
 async def create_customer(request: web.Request) -> web.Response:
-    data = await read_json(request, CustomerCreate())
+    data = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.create_customer(session, data)
     return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
@@ -99,7 +99,7 @@ async def create_customer(request: web.Request) -> web.Response:
 )
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
-    changes = await read_json(request, CustomerPatch())
+    changes = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         customer = await customers.update_customer(session, customer_id, changes)
     return json_response(customer_out.dump(customer))

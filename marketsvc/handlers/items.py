@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.http import created, json_response, path_id, read_body
 from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
@@ -61,7 +61,7 @@ async def get_item(request: web.Request) -> web.Response:
     response_example=ITEM,
 )
 async def create_item(request: web.Request) -> web.Response:
-    data = await read_json(request, ItemCreate())
+    data = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         item = await items.create_item(session, data)
     return created(item_out.dump(item), f"/api/v1/items/{item.id}")
@@ -80,7 +80,7 @@ async def create_item(request: web.Request) -> web.Response:
 )
 async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
-    changes = await read_json(request, ItemPatch())
+    changes = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         item = await items.update_item(session, item_id, changes)
     return json_response(item_out.dump(item))

@@ -14,7 +14,7 @@ from marketsvc.db_accessor.orders import OrderFilter
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
-from marketsvc.http import created, json_response, path_id, read_json, read_query
+from marketsvc.http import created, json_response, path_id, read_body, read_params
 from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
 from marketsvc.metrics import ORDERS_PLACED
 from marketsvc.models import Order
@@ -71,7 +71,7 @@ def _outcome(status: int) -> str:
 
 
 async def _place(request: web.Request) -> web.Response:
-    data = await read_json(request, OrderCreate())
+    data = await read_body(request)
     scope = scope_of(request)
     if scope is not None and scope != data["customer_id"]:
         raise Forbidden("a customer may place orders only for itself")
@@ -92,7 +92,7 @@ async def _place(request: web.Request) -> web.Response:
     response=TotalsOut(),
 )
 async def order_totals(request: web.Request) -> web.Response:
-    order_ids = list(dict.fromkeys((await read_json(request, TotalsRequest()))["order_ids"]))
+    order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))
     async with request.app[DATABASE].read() as session:
         totals = await orders.order_totals(session, order_ids, scope_of(request))
     return json_response(
@@ -113,7 +113,7 @@ async def order_totals(request: web.Request) -> web.Response:
     stream=True,
 )
 async def list_orders(request: web.Request) -> web.StreamResponse:
-    q = read_query(request, OrdersQuery())
+    q = read_params(request)
     where = _filter(q, q.get("customer_id"), scope_of(request))
     return await _stream(
         request, lambda s, rows: orders.stream_orders(s, where, q["after_id"], q["limit"], rows)
@@ -132,7 +132,7 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
 )
 async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     customer_id = own_customer_id(request)
-    q = read_query(request, CustomerOrdersQuery())
+    q = read_params(request)
     where = _filter(q, customer_id)
     return await _stream(
         request,
@@ -203,7 +203,7 @@ async def get_order_total(request: web.Request) -> web.Response:
 )
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
-    target = (await read_json(request, OrderStatusPatch()))["status"]
+    target = (await read_body(request))["status"]
     async with request.app[DATABASE].write_transaction() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
     return json_response(order_dict(order))

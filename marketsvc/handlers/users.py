@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets, users
-from marketsvc.http import created, json_response, path_id, read_json
+from marketsvc.http import created, json_response, path_id, read_body
 from marketsvc.keys import DATABASE
 from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
@@ -46,7 +46,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     status=201,
 )
 async def create_user(request: web.Request) -> web.Response:
-    data = await read_json(request, UserCreate())
+    data = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         user = await users.create_user(session, data)
     return created(user_dict(user), f"/api/v1/users/{user.id}")
@@ -77,7 +77,7 @@ async def get_user(request: web.Request) -> web.Response:
 )
 async def update_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
-    changes = await read_json(request, UserPatch())
+    changes = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         user = await users.update_user(session, user_id, changes)
     return json_response(user_dict(user))
@@ -129,7 +129,7 @@ async def list_user_pets(request: web.Request) -> web.StreamResponse:
 )
 async def add_user_pet(request: web.Request) -> web.Response:
     user_id = path_id(request)
-    data = await read_json(request, NameBody())
+    data = await read_body(request)
     async with request.app[DATABASE].write_transaction() as session:
         pet = await pets.add_pet_to_user(session, user_id, data)
     return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
