@@ -62,7 +62,8 @@ async def update_customer(
     return customer
 
 
-_CUSTOMER_ROWS = select(
+# the order schemas.customers.customer_row unpacks
+CUSTOMER_COLUMNS = (
     Customer.id,
     Customer.name,
     Customer.email,
@@ -71,7 +72,8 @@ _CUSTOMER_ROWS = select(
     Address.city,
     Address.post_code,
     Address.country,
-).join(Address, Address.customer_id == Customer.id)
+)
+_CUSTOMER_ROWS = select(*CUSTOMER_COLUMNS).join(Address, Address.customer_id == Customer.id)
 _CUSTOMER_BY_ID = _CUSTOMER_ROWS.where(Customer.id == bindparam("customer_id"))
 
 
