@@ -81,6 +81,7 @@ async def aiohttp_client(aiohttp_client: Any) -> AsyncIterator[Any]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _backend_summary(terminalreporter)
     if SEEN:
         terminalreporter.write_line(
             f"contract: {sum(SEEN.values())} responses checked against the OpenAPI document "
@@ -135,3 +136,21 @@ def new_item(client: TestClient, admin: dict[str, str]) -> NewItem:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def _backend_summary(terminalreporter: Any) -> None:
+    """One line per database: the report shows that the database tests ran on both."""
+    counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for backend in BACKENDS:
+                if (
+                    f"[{backend}" in report.nodeid
+                    or f"-{backend}]" in report.nodeid
+                    or f"-{backend}-" in report.nodeid
+                ):
+                    counts[backend][outcome] = counts[backend].get(outcome, 0) + 1
+    for backend, by_outcome in counts.items():
+        if by_outcome:
+            summary = ", ".join(f"{n} {outcome}" for outcome, n in by_outcome.items())
+            terminalreporter.write_line(f"database tests on {backend}: {summary}")
