@@ -197,28 +197,26 @@ def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None
 
 async def stream_orders(
     session: AsyncSession,
-    where: OrderFilter,
+    *,
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    **filters: Any,
 ) -> AsyncIterator[Sequence[Order]]:
-    """Orders in chunks; selectinload fetches each chunk's lines in one more query."""
-    async for chunk in stream_chunks(session, orders_query(where, after_id, limit), chunk_rows):
+    """Orders matching ``filters`` (``OrderFilter``'s fields) in chunks; selectinload fetches
+    each chunk's lines in one more query."""
+    stmt = orders_query(OrderFilter(**filters), after_id, limit)
+    async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk
 
 
 async def stream_customer_orders(
-    session: AsyncSession,
-    where: OrderFilter,
-    after_id: int = 0,
-    limit: int | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    session: AsyncSession, *, customer_id: int, **options: Any
 ) -> AsyncIterator[Sequence[Order]]:
-    """``where.customer_id``'s orders; raises ``CustomerNotFound`` before any row if none."""
-    customer_id = where.customer_id or 0
+    """``customer_id``'s orders; raises ``CustomerNotFound`` before any row if there is none."""
     if not await customer_exists(session, customer_id):
         raise CustomerNotFound(customer_id)
-    async for chunk in stream_orders(session, where, after_id, limit, chunk_rows):
+    async for chunk in stream_orders(session, customer_id=customer_id, **options):
         yield chunk
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
 from marshmallow import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor import orders
-from marketsvc.db_accessor.orders import OrderFilter
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
-from marketsvc.http import created, json_response, path_id, read_body, read_params
-from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.http import created, json_response, path_id, read_body
+from marketsvc.keys import DATABASE, PRINCIPAL
 from marketsvc.metrics import ORDERS_PLACED
 from marketsvc.models import Order
 from marketsvc.routing import Access, endpoint
@@ -31,7 +29,7 @@ from marketsvc.schemas.orders import (
     order_dict,
     total_dict,
 )
-from marketsvc.streaming import stream_json
+from marketsvc.streaming import stream_list
 
 routes = web.RouteTableDef()
 OrderChunks = AsyncIterator[Sequence[Order]]
@@ -113,11 +111,7 @@ async def order_totals(request: web.Request) -> web.Response:
     stream=True,
 )
 async def list_orders(request: web.Request) -> web.StreamResponse:
-    q = read_params(request)
-    where = _filter(q, q.get("customer_id"), scope_of(request))
-    return await _stream(
-        request, lambda s, rows: orders.stream_orders(s, where, q["after_id"], q["limit"], rows)
-    )
+    return await stream_list(request, orders.stream_orders, _dump, scope=scope_of(request))
 
 
 @routes.get(r"/api/v1/customers/{id}/orders")
@@ -132,34 +126,11 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
 )
 async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     customer_id = own_customer_id(request)
-    q = read_params(request)
-    where = _filter(q, customer_id)
-    return await _stream(
-        request,
-        lambda s, rows: orders.stream_customer_orders(s, where, q["after_id"], q["limit"], rows),
-    )
+    return await stream_list(request, orders.stream_customer_orders, _dump, customer_id=customer_id)
 
 
-def _filter(q: dict[str, Any], customer_id: int | None, scope: int | None = None) -> OrderFilter:
-    return OrderFilter(
-        customer_id=customer_id,
-        status=q.get("status"),
-        placed_after=q.get("placed_after"),
-        placed_before=q.get("placed_before"),
-        scope=scope,
-    )
-
-
-async def _stream(
-    request: web.Request, source: Callable[[AsyncSession, int], OrderChunks]
-) -> web.StreamResponse:
-    chunk_rows = request.app[SETTINGS].stream_chunk_rows
-    return await stream_json(
-        request,
-        request.app[DATABASE].stream,
-        lambda session: source(session, chunk_rows),
-        lambda chunk: [order_dict(order) for order in chunk],
-    )
+def _dump(chunk: Sequence[Order]) -> list[dict[str, Any]]:
+    return [order_dict(order) for order in chunk]
 
 
 @routes.get(r"/api/v1/orders/{id:[0-9]+}")
