@@ -29,8 +29,7 @@ class Database:
     """One engine and three kinds of session.
 
     - ``read()``: autocommit, for point reads: one round trip, no BEGIN/ROLLBACK around it.
-    - ``stream()``: a transaction, for lists: a server-side cursor lives inside one, and the whole
-      list comes from one snapshot.
+    - ``stream()``: a transaction, for lists: a server-side cursor lives inside one.
     - ``write_transaction()``: one transaction for a change. On SQLite it starts with
       ``BEGIN IMMEDIATE`` so that two processes never both read and then try to upgrade to a
       write lock (which fails at once, whatever the busy timeout); reads never block writers

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.http import json_response
 from marketsvc.keys import DATABASE
+from marketsvc.middlewares import RETRY_AFTER_SECONDS
 from marketsvc.migrate import head_revision
 from marketsvc.problems import problem
 from marketsvc.routing import Access, endpoint
@@ -40,13 +41,12 @@ async def readyz(request: web.Request) -> web.Response:
         async with request.app[DATABASE].read() as session:
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        return problem(
-            503, f"the database is not ready: {type(exc).__name__}", headers={"Retry-After": "5"}
-        )
+        detail = f"the database is not ready: {type(exc).__name__}"
+        return problem(503, detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
     if current != head_revision():
         return problem(
             503,
             f"the schema is at {current}, expected {head_revision()}",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     return json_response({"status": "ready", "schema": current})
