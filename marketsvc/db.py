@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from marketsvc import sqlite_adapter
 from marketsvc.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -95,14 +97,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     }
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        engine = create_async_engine(url, **options)
+        engine = create_async_engine(url, module=sqlite_adapter.dbapi(), **options)
         _configure_sqlite(engine)
     else:
-        # Autocommit by default, so the pre-ping and a point read cost one round trip each, not
+        # Autocommit by default, so a point read costs one round trip, not
         # BEGIN/statement/ROLLBACK; sessions that need a transaction ask for one (asyncpg
         # switches isolation on the client, without a round trip).
         options["isolation_level"] = "AUTOCOMMIT"
-        options["pool_pre_ping"] = True  # a restarted server: recover without a failed request
         options["connect_args"] = {
             # a database that is down must cost a request seconds, not the statement timeout
             "timeout": settings.connect_timeout,
@@ -110,6 +111,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "server_settings": {"application_name": "marketsvc"},
         }
         engine = create_async_engine(url, **options)
+        _replace_connections_the_server_closed(engine)
     _log_slow_queries(engine, settings.slow_query_ms)
     return engine
 
@@ -129,6 +131,22 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
                 "slow query",
                 extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]},
             )
+
+
+def _replace_connections_the_server_closed(engine: AsyncEngine) -> None:
+    """A restarted PostgreSQL closes every connection; the pool must not hand one out.
+
+    asyncpg notices the closed socket while the connection idles (its protocol reads EOF), so the
+    check costs no round trip, unlike ``pool_pre_ping``'s ``SELECT`` on every checkout. Raising
+    ``DisconnectionError`` here makes the pool discard the connection and open another. A server
+    that vanished without closing its sockets is caught by the failed statement instead: it
+    invalidates the pool and the request is a 503 with Retry-After.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _check(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

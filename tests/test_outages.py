@@ -110,6 +110,16 @@ async def test_postgresql_stopped_then_started(aiohttp_client, cluster: Cluster)
     await assert_available(client)
 
 
+async def test_postgresql_restarted_between_requests_fails_none(aiohttp_client, cluster) -> None:
+    """The pool's connections died with the old server; none of them may reach a request."""
+    client = await aiohttp_client(create_app(outage_settings(cluster.url)))
+    for _ in range(3):  # the pool now holds connections (pool_size=2)
+        await asyncio.gather(*(assert_available(client) for _ in range(4)))
+    await asyncio.to_thread(cluster.stop)
+    await asyncio.to_thread(cluster.start)
+    await asyncio.gather(*(assert_available(client) for _ in range(4)))
+
+
 async def test_postgresql_that_never_answers_is_503_within_the_connect_timeout(
     aiohttp_client,
 ) -> None:

@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    Update,
     any_,
     bindparam,
+    case,
     func,
     insert,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -61,63 +63,59 @@ class OrderFilter:
 
 async def place_order(
     session: AsyncSession, customer_id: int, lines: Sequence[LineRequest]
-) -> Order:
-    """Take the stock and write the order; any line short of stock raises ``OutOfStock``.
+) -> OrderView:
+    """Write the order, take the stock, write the lines: three statements, whatever the lines.
 
-    Each item's stock drops in one conditional UPDATE, so two buyers can never both take the last
-    unit; items are taken in id order, so two orders never wait on each other's rows (deadlock).
-    The caller's transaction rolls back on the error, putting back what earlier lines took.
+    The stock of every line drops in one conditional UPDATE (``stock >= quantity`` per item), so
+    two buyers can never both take the last unit; on PostgreSQL it first locks the items in id
+    order, so two orders never wait on each other's rows (deadlock). A line short of stock (or
+    an unknown customer or item) raises, and the caller's transaction rolls back whatever the
+    other statements did.
     """
-    if not await customer_exists(session, customer_id):
-        raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]})
-    taken, short = {}, []
-    for line in sorted(lines, key=attrgetter("item_id")):
-        row = await _take_stock(session, line.item_id, line.quantity)
-        if row is None:
-            short.append(line)
-        else:
-            taken[line.item_id] = row
-    if short:
+    placed_at = utcnow()
+    values = {"customer_id": customer_id, "status": "pending", "placed_at": placed_at}
+    try:
+        order_id = (await execute(session, _INSERT_ORDER, values)).scalar_one()
+    except IntegrityError as exc:
+        if "foreign key" not in str(exc.orig).lower():
+            raise
+        raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]}) from None
+    taken = {row.id: row for row in await execute(session, _take_stock(lines))}
+    if len(taken) < len(lines):
+        short = [line for line in lines if line.item_id not in taken]
         await _raise_unknown_items(session, short)
         raise OutOfStock(line.item_id for line in short)
-    return await _write_order(session, customer_id, lines, taken)
-
-
-async def _write_order(
-    session: AsyncSession, customer_id: int, lines: Sequence[LineRequest], taken: dict[int, Any]
-) -> Order:
-    """Insert the order, then all its lines in one executemany (no per-line RETURNING)."""
-    order = Order(customer_id=customer_id, status="pending", placed_at=utcnow())
-    values = {"customer_id": customer_id, "status": order.status, "placed_at": order.placed_at}
-    order.id = (await execute(session, _INSERT_ORDER, values)).scalar_one()
-    order.lines = [
-        OrderLine(
-            order_id=order.id,
-            item_id=line.item_id,
-            name=taken[line.item_id].name,
-            unit_price_cents=taken[line.item_id].price_cents,
-            quantity=line.quantity,
-        )
+    placed = [
+        PlacedLine(line.item_id, taken[line.item_id].name, taken[line.item_id].price_cents,
+                   line.quantity)
         for line in lines
-    ]
-    columns = ("order_id", "item_id", "name", "unit_price_cents", "quantity")
-    rows = [{c: getattr(line, c) for c in columns} for line in order.lines]
-    await execute(session, insert(OrderLine), rows)
-    return order  # built in memory, never added to the session: nothing more to flush
+    ]  # fmt: skip
+    rows = [{"order_id": order_id, **line._asdict()} for line in placed]
+    await execute(session, _INSERT_LINES, rows)
+    return OrderView(order_id, customer_id, "pending", placed_at, placed)
+
+
+class PlacedLine(NamedTuple):
+    item_id: int
+    name: str
+    unit_price_cents: int
+    quantity: int
 
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
-_TAKE_STOCK = (
-    update(Item)
-    .where(Item.id == bindparam("item_id"), Item.stock >= bindparam("quantity"))
-    .values(stock=Item.stock - bindparam("quantity"))
-    .returning(Item.name, Item.price_cents)
-)
+_INSERT_LINES = insert(OrderLine)
 
 
-async def _take_stock(session: AsyncSession, item_id: int, quantity: int) -> Any:
-    params = {"item_id": item_id, "quantity": quantity}
-    return (await execute(session, _TAKE_STOCK, params)).one_or_none()
+def _take_stock(lines: Sequence[LineRequest]) -> Update:
+    wanted = case({line.item_id: line.quantity for line in lines}, value=Item.id)
+    ids = [line.item_id for line in lines]
+    in_lock_order = select(Item.id).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
+    return (
+        update(Item)
+        .where(Item.id.in_(in_lock_order), Item.stock >= wanted)
+        .values(stock=Item.stock - wanted)
+        .returning(Item.id, Item.name, Item.price_cents)
+    )
 
 
 async def _raise_unknown_items(session: AsyncSession, short: Sequence[LineRequest]) -> None:

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+import psutil
+
 from harness.config import BENCH, Plan
 from harness.dbs import BenchError
 
@@ -25,10 +27,23 @@ class Sample:
     errors: int
     statuses: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
+    cpu_us: float = 0.0  # the server's workers' CPU time (all threads) per request
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+
+def worker_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes, every thread included (aiosqlite's too)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def check_wrk() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from harness import dbs, report
 from harness.config import JWT_SECRET, ROUTES, Plan, parse
 from harness.dbs import BenchError
-from harness.load import call, check_wrk, run_wrk
+from harness.load import call, check_wrk, run_wrk, worker_cpu_seconds
 from harness.probe import probe
 from harness.profile import profile_route
 from harness.servers import Server, start_pair, stop_all
@@ -145,11 +145,15 @@ def measure_route(
     samples: dict[str, list] = {kind: [] for kind in kinds}
     for n in range(plan.repeat):
         for kind in kinds:  # A B A B: drift of the machine hits both alike
+            pids = servers[kind].worker_pids()
+            cpu_before = worker_cpu_seconds(pids)
             sample = run_wrk(bases[kind], route, plan, token, plan.duration, counts)
+            sample.cpu_us = (worker_cpu_seconds(pids) - cpu_before) / sample.requests * 1e6
             samples[kind].append(sample)
             say(
                 f"{backend} {route} {kind} {n + 1}/{plan.repeat}: {sample.rps:.0f} req/s, "
                 f"p50 {sample.p50_ms:.1f} ms, p99 {sample.p99_ms:.1f} ms, "
+                f"worker CPU {sample.cpu_us:.0f} us/req, "
                 f"errors {sample.errors} {sample.kinds or ''} {sample.statuses or ''}"
             )
     return {**checked, "samples": samples}

@@ -73,8 +73,8 @@ def header(plan: Plan, pg_version: str | None) -> list[str]:
 def route_rows(result: dict[str, Any]) -> list[str]:
     rows = [
         "| route | marketsvc req/s | baseline req/s | ratio | p50 ms (m / b) | p99 ms (m / b) "
-        "| errors (m / b) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| worker CPU us/req (m / b) | errors (m / b) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for route, r in result["routes"].items():
         s = r["samples"]
@@ -92,7 +92,7 @@ def route_rows(result: dict[str, Any]) -> list[str]:
         m_cell = f"{m_rps:,.0f}" if m else "404 (route missing)"
         rows.append(
             f"| {LABELS[route]} | {m_cell} | {b_rps:,.0f} | {ratio} | {pair('p50_ms')} "
-            f"| {pair('p99_ms')} | {errors} |"
+            f"| {pair('p99_ms')} | {pair('cpu_us', '{:.0f}')} | {errors} |"
         )
     return rows
 

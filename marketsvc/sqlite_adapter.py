@@ -1,0 +1,107 @@
+"""SQLAlchemy's aiosqlite adapter with one thread hop per statement instead of four.
+
+aiosqlite runs each call in its connection's thread and wakes the event loop with the answer.
+SQLAlchemy's adapter makes four such calls per statement (open a cursor, execute, fetch all,
+close) and one more for every COMMIT or ROLLBACK, even when no transaction is open, as after an
+autocommit point read and again when the pool resets the connection. Each hop costs a thread
+wake-up and a loop turn; while a writer holds SQLite's only write lock, every loop turn between
+its statements lengthens everyone's wait.
+
+Here a statement's whole cursor life runs as one call in aiosqlite's thread, and COMMIT/ROLLBACK
+skip the hop when SQLite has no transaction open (``sqlite3`` itself does nothing then). The
+connection, its thread, its pragmas and every error class are aiosqlite's and SQLAlchemy's own;
+pass ``module=dbapi()`` to ``create_async_engine``.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+
+class _Outcome:
+    """What SQLAlchemy reads off a cursor after ``execute``, filled in by the thread."""
+
+    __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
+
+    def __init__(self) -> None:
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    def close(self) -> None:  # the real cursor is closed in the thread
+        pass
+
+
+def _run(db: sqlite3.Connection, many: bool, sql: str, params: Any, out: _Outcome) -> list[Any]:
+    """In aiosqlite's thread: one cursor, start to finish."""
+    cursor = db.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        elif params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        out.description = cursor.description
+        out.rowcount = cursor.rowcount
+        out.lastrowid = cursor.lastrowid
+        return cursor.fetchall() if out.description else []
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+    _awaitable_cursor_close = False
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return _Outcome()
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._hop(False, operation, parameters)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._hop(True, operation, seq_of_parameters)
+
+    async def _hop(self, many: bool, operation: Any, parameters: Any) -> None:
+        conn: aiosqlite.Connection = self._connection
+        async with self._adapt_connection._execute_mutex:
+            # Connection._execute is how every aiosqlite method reaches its thread
+            rows = await conn._execute(_run, conn._conn, many, operation, parameters, self._cursor)
+        self._rows = collections.deque(rows)
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+    def commit(self) -> None:
+        if self._connection._connection and self._connection.in_transaction:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._connection._connection and self._connection.in_transaction:
+            super().rollback()
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneHopConnection(self, adapted._connection)
+
+
+def dbapi() -> OneHopDBAPI:
+    return OneHopDBAPI(aiosqlite, sqlite3)
