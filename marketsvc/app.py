@@ -12,7 +12,7 @@ from marketsvc.db import Database
 from marketsvc.handlers import ROUTE_TABLES
 from marketsvc.keys import DATABASE, SETTINGS
 from marketsvc.logs import request_log_middleware
-from marketsvc.metrics import metrics_middleware, observe_pool
+from marketsvc.metrics import metrics_middleware, pool_sampler
 from marketsvc.middlewares import error_middleware, tag_response
 from marketsvc.openapi import publish_document
 from marketsvc.settings import Settings
@@ -22,7 +22,6 @@ log = logging.getLogger("marketsvc.app")
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     database = Database(app[SETTINGS])
-    observe_pool(database.engine, app[SETTINGS].pool_size)
     app[DATABASE] = database
     yield
     await database.dispose()
@@ -43,6 +42,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[TOKEN_CODEC] = TokenCodec(settings)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(pool_sampler)
     app.on_response_prepare.append(tag_response)
     app.on_startup.append(publish_document)
     for table in ROUTE_TABLES:

@@ -6,6 +6,8 @@ request id, bytes). Errors carry their traceback in the log, never in the respon
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -47,6 +49,58 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that writes what an event loop logs in batches, one write per batch.
+
+    A line waits at most ``FLUSH_SECONDS`` (or until ``MAX_PENDING`` lines are waiting); WARNING
+    and above, and lines logged outside a running loop, are written at once together with what
+    waits. ``logging.shutdown`` at exit writes the rest. One request line per request otherwise
+    costs a write system call per request.
+    """
+
+    FLUSH_SECONDS = 0.05
+    MAX_PENDING = 512
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: nothing would flush it later
+            loop = None
+        if (
+            loop is None
+            or record.levelno >= logging.WARNING
+            or len(self._pending) >= self.MAX_PENDING
+            or (self._timer is not None and self._timer_loop is not loop)  # that loop is gone
+        ):
+            self.flush()
+        elif self._timer is None:
+            self._timer, self._timer_loop = loop.call_later(self.FLUSH_SECONDS, self.flush), loop
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_loop = None
+            if self._pending:
+                lines, self._pending = self._pending, []
+                try:
+                    self.stream.write("\n".join(lines) + self.terminator)
+                except (OSError, ValueError):  # a closed or broken stream: drop, never raise
+                    return
+            super().flush()
+
+
 class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(fields)s", "%H:%M:%S")
@@ -78,7 +132,7 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
         "formatters": {"marketsvc": {"()": factory}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": f"{__name__}.BatchedStreamHandler",
                 "formatter": "marketsvc",
                 "stream": "ext://sys.stderr",
             }

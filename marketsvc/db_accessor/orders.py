@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -80,7 +81,7 @@ async def place_order(
         if "foreign key" not in str(exc.orig).lower():
             raise
         raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]}) from None
-    taken = {row.id: row for row in await execute(session, _take_stock(lines))}
+    taken = {row.id: row for row in await execute(session, *_take_stock(lines))}
     if len(taken) < len(lines):
         short = [line for line in lines if line.item_id not in taken]
         await _raise_unknown_items(session, short)
@@ -106,9 +107,18 @@ _INSERT_ORDER = insert(Order).returning(Order.id)
 _INSERT_LINES = insert(OrderLine)
 
 
-def _take_stock(lines: Sequence[LineRequest]) -> Update:
-    wanted = case({line.item_id: line.quantity for line in lines}, value=Item.id)
-    ids = [line.item_id for line in lines]
+def _take_stock(lines: Sequence[LineRequest]) -> tuple[Update, dict[str, int]]:
+    params = {}
+    for n, line in enumerate(lines):
+        params[f"item_{n}"], params[f"quantity_{n}"] = line.item_id, line.quantity
+    return _take_stock_statement(len(lines)), params
+
+
+@cache  # one statement per line count (at most MAX_LINES), built and compiled once
+def _take_stock_statement(count: int) -> Update:
+    ids = [bindparam(f"item_{n}", type_=Item.id.type) for n in range(count)]
+    quantities = [bindparam(f"quantity_{n}", type_=Item.stock.type) for n in range(count)]
+    wanted = case(*zip(ids, quantities, strict=True), value=Item.id)
     in_lock_order = select(Item.id).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
     return (
         update(Item)

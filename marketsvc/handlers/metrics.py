@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from marketsvc.metrics import CONTENT_TYPE, exposition
+from marketsvc.metrics import CONTENT_TYPE, exposition, publish_pool
 from marketsvc.routing import Access, endpoint
 
 routes = web.RouteTableDef()
@@ -19,4 +19,5 @@ routes = web.RouteTableDef()
     database=False,
 )
 async def metrics(request: web.Request) -> web.Response:
+    publish_pool(request.app)
     return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE})
