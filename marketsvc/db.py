@@ -30,7 +30,9 @@ slow_log = logging.getLogger("marketsvc.db.slow")
 class Database:
     """One engine and three kinds of session.
 
-    - ``read()``: autocommit, for point reads: one round trip, no BEGIN/ROLLBACK around it.
+    - ``rows()``: a bare autocommit connection, for Core point reads: one round trip, no
+      BEGIN/ROLLBACK around it and no ORM session to set up and tear down.
+    - ``read()``: an autocommit session, for point reads that load entities.
     - ``stream()``: a transaction, for lists: a server-side cursor lives inside one.
     - ``write_transaction()``: one transaction for a change. On SQLite it starts with
       ``BEGIN IMMEDIATE`` so that two processes never both read and then try to upgrade to a
@@ -49,6 +51,7 @@ class Database:
             transactional = self.engine.execution_options(isolation_level="READ COMMITTED")
             autocommit = self.engine
         writer = transactional.execution_options(marketsvc_write=True)
+        self.rows = autocommit.connect
         self.read = async_sessionmaker(autocommit, expire_on_commit=False)
         self.stream = async_sessionmaker(transactional, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)

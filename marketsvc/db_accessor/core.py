@@ -1,18 +1,26 @@
-"""Core statements on the session's connection: no ORM execution layer where rows suffice."""
+"""Core statements on a connection: no ORM execution layer where rows suffice."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import Executable, Result
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+# A session (ORM work, writes) or a bare connection (``Database.rows()``: Core point reads).
+Executor = AsyncSession | AsyncConnection
 
 
 async def execute(
-    session: AsyncSession,
+    db: Executor,
     stmt: Executable,
     params: dict[str, Any] | list[dict[str, Any]] | None = None,
 ) -> Result[Any]:
-    """Run ``stmt`` in the session's transaction, bypassing ORM compilation and loading."""
-    conn = await session.connection()
+    """Run ``stmt`` on the connection (a session's: in its transaction), bypassing ORM
+    compilation and loading."""
+    conn = db if isinstance(db, AsyncConnection) else await db.connection()
     return await conn.execute(stmt, params)
+
+
+def dialect_name(db: Executor) -> str:
+    return (db.dialect if isinstance(db, AsyncConnection) else db.get_bind().dialect).name

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from marketsvc.db_accessor.core import execute
+from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.models import Address, Customer
@@ -24,9 +24,9 @@ async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
     return customer
 
 
-async def get_customer_row(session: AsyncSession, customer_id: int) -> Row[Any]:
+async def get_customer_row(db: Executor, customer_id: int) -> Row[Any]:
     """The customer and its address as one plain row (see ``schemas.customers.customer_row``)."""
-    row = (await execute(session, _CUSTOMER_BY_ID, {"customer_id": customer_id})).one_or_none()
+    row = (await execute(db, _CUSTOMER_BY_ID, {"customer_id": customer_id})).one_or_none()
     if row is None:
         raise CustomerNotFound(customer_id)
     return row

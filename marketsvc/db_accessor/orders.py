@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from marketsvc.db_accessor.core import execute
+from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import (
@@ -173,14 +173,12 @@ _ORDER_ROWS = (
 _ORDER_ROWS_IN_SCOPE = _ORDER_ROWS.where(Order.customer_id == bindparam("scope"))
 
 
-async def get_order(session: AsyncSession, order_id: int, scope: int | None = None) -> OrderView:
+async def get_order(db: Executor, order_id: int, scope: int | None = None) -> OrderView:
     """The order with its lines; a customer caller (``scope``) sees only its own."""
     if scope is None:
-        result = await execute(session, _ORDER_ROWS, {"order_id": order_id})
+        result = await execute(db, _ORDER_ROWS, {"order_id": order_id})
     else:
-        result = await execute(
-            session, _ORDER_ROWS_IN_SCOPE, {"order_id": order_id, "scope": scope}
-        )
+        result = await execute(db, _ORDER_ROWS_IN_SCOPE, {"order_id": order_id, "scope": scope})
     rows = result.all()
     if not rows:
         raise OrderNotFound(order_id)
@@ -247,12 +245,12 @@ _TOTAL = _totals_query(Order.id == bindparam("order_id"), None)
 _TOTAL_IN_SCOPE = _totals_query(Order.id == bindparam("order_id"), bindparam("scope"))
 
 
-async def order_total(session: AsyncSession, order_id: int, scope: int | None = None) -> int:
+async def order_total(db: Executor, order_id: int, scope: int | None = None) -> int:
     """The order's total in cents, summed by the database."""
     if scope is None:
-        result = await execute(session, _TOTAL, {"order_id": order_id})
+        result = await execute(db, _TOTAL, {"order_id": order_id})
     else:
-        result = await execute(session, _TOTAL_IN_SCOPE, {"order_id": order_id, "scope": scope})
+        result = await execute(db, _TOTAL_IN_SCOPE, {"order_id": order_id, "scope": scope})
     row = result.one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
@@ -260,16 +258,28 @@ async def order_total(session: AsyncSession, order_id: int, scope: int | None = 
 
 
 async def order_totals(
-    session: AsyncSession, order_ids: Sequence[int], scope: int | None = None
+    db: Executor, order_ids: Sequence[int], scope: int | None = None
 ) -> dict[int, int]:
     """Totals in cents of those of ``order_ids`` that exist (and are in scope): one query."""
-    if session.get_bind().dialect.name == "postgresql":
-        # one array parameter, not a thousand placeholders to render, send and parse
-        which = Order.id == any_(bindparam("order_ids", list(order_ids), ARRAY(BigInteger)))
-    else:
-        which = Order.id.in_(order_ids)
-    rows = (await execute(session, _totals_query(which, scope))).all()
+    stmt = _TOTALS[dialect_name(db) == "postgresql", scope is not None]
+    params: dict[str, Any] = {"order_ids": list(order_ids), "scope": scope}
+    rows = (await execute(db, stmt, params)).all()
     return {order_id: int(total) for order_id, total in rows}
+
+
+def _totals_statement(postgresql: bool, scoped: bool) -> Select[Any]:
+    if postgresql:  # one array parameter, not a thousand placeholders to render, send and parse
+        which = Order.id == any_(bindparam("order_ids", type_=ARRAY(BigInteger)))
+    else:
+        which = Order.id.in_(bindparam("order_ids", expanding=True))
+    return _totals_query(which, bindparam("scope") if scoped else None)
+
+
+BOTH = (False, True)
+# (on PostgreSQL, in scope) -> the statement, built once
+_TOTALS = {
+    (pg, scoped): _totals_statement(pg, scoped) for pg in (False, True) for scoped in (False, True)
+}
 
 
 async def change_status(

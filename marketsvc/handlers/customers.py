@@ -62,8 +62,8 @@ async def list_customers(request: web.Request) -> web.StreamResponse:
 )
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
-    async with request.app[DATABASE].read() as session:
-        row = await customers.get_customer_row(session, customer_id)
+    async with request.app[DATABASE].rows() as conn:
+        row = await customers.get_customer_row(conn, customer_id)
     return json_response(customer_row(row))
 
 

@@ -91,8 +91,8 @@ async def _place(request: web.Request) -> web.Response:
 )
 async def order_totals(request: web.Request) -> web.Response:
     order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))
-    async with request.app[DATABASE].read() as session:
-        totals = await orders.order_totals(session, order_ids, scope_of(request))
+    async with request.app[DATABASE].rows() as conn:
+        totals = await orders.order_totals(conn, order_ids, scope_of(request))
     return json_response(
         {
             "totals": [total_dict(i, totals[i]) for i in order_ids if i in totals],
@@ -143,8 +143,8 @@ def _dump(chunk: Sequence[Order]) -> list[dict[str, Any]]:
 )
 async def get_order(request: web.Request) -> web.Response:
     order_id = path_id(request)
-    async with request.app[DATABASE].read() as session:
-        order = await orders.get_order(session, order_id, scope_of(request))
+    async with request.app[DATABASE].rows() as conn:
+        order = await orders.get_order(conn, order_id, scope_of(request))
     return json_response(order_dict(order))
 
 
@@ -158,8 +158,8 @@ async def get_order(request: web.Request) -> web.Response:
 )
 async def get_order_total(request: web.Request) -> web.Response:
     order_id = path_id(request)
-    async with request.app[DATABASE].read() as session:
-        total = await orders.order_total(session, order_id, scope_of(request))
+    async with request.app[DATABASE].rows() as conn:
+        total = await orders.order_total(conn, order_id, scope_of(request))
     return json_response(total_dict(order_id, total))
 
 
