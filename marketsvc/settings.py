@@ -48,8 +48,8 @@ class Settings:
     jwt_secret: str = DEV_JWT_SECRET
     jwt_public_key_file: str | None = None
     max_body_bytes: int = 1024 * 1024
-    pool_size: int = 10
-    max_overflow: int = 5
+    pool_size: int = 15
+    max_overflow: int = 0
     pool_timeout: float = 5.0
     statement_timeout: float = 10.0
     connect_timeout: float = 3.0

@@ -45,7 +45,7 @@ async def database_url(migrated_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, jwt_secret=TEST_SECRET, pool_size=5)
+    return Settings(database_url=database_url, jwt_secret=TEST_SECRET, pool_size=5, max_overflow=5)
 
 
 @pytest.fixture

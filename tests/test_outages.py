@@ -73,7 +73,9 @@ def temporary_cluster() -> Iterator[Cluster]:
 
 
 def outage_settings(url: str) -> Settings:
-    return Settings(database_url=url, connect_timeout=1.0, statement_timeout=3.0, pool_size=2)
+    return Settings(
+        database_url=url, connect_timeout=1.0, statement_timeout=3.0, pool_size=2, max_overflow=5
+    )
 
 
 async def get(client: TestClient, path: str) -> tuple[int, str | None, str]:

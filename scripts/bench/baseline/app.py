@@ -17,6 +17,7 @@ from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems, problem
 from baseline.pg import PgStore
 from baseline.sqlite import SqliteStore
 from baseline.wire import cents, customer_json, order_json
+from marketsvc.settings import Settings
 
 STORE = web.AppKey("store", object)
 MAX_ID = 2**63 - 1
@@ -188,11 +189,12 @@ def order_request(data: object) -> tuple[int, list[tuple[int, int]]]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     url = os.environ["MARKETSVC_DATABASE_URL"]
-    size = env_int("MARKETSVC_DB_POOL_SIZE", 10)
+    defaults = Settings()  # marketsvc's pool defaults: both servers hold as many connections
+    size = env_int("MARKETSVC_DB_POOL_SIZE", defaults.pool_size)
     if url.startswith("sqlite"):
         store: PgStore | SqliteStore = await SqliteStore.open(url, size)
     else:
-        overflow = env_int("MARKETSVC_DB_MAX_OVERFLOW", 5)
+        overflow = env_int("MARKETSVC_DB_MAX_OVERFLOW", defaults.max_overflow)
         store = await PgStore.open(url, size, overflow, float(env_int("MARKETSVC_DB_TIMEOUT", 10)))
     app[STORE] = store
     yield
