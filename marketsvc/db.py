@@ -53,6 +53,7 @@ class Database:
             autocommit = self.engine
         writer = transactional.execution_options(marketsvc_write=True)
         self._autocommit = autocommit
+        self._writer = writer
         self.read = async_sessionmaker(autocommit, expire_on_commit=False)
         self.stream = async_sessionmaker(transactional, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)
@@ -85,15 +86,34 @@ class Database:
         contends for the file lock and the next writer starts the moment the last one commits.
         The wait is bounded like a pool checkout: past ``pool_timeout`` it is a 503.
         """
+        async with self._write_turn(), self.write.begin() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write_rows(self) -> AsyncIterator[AsyncConnection]:
+        """``write_transaction`` for Core-only writes: a connection in a transaction, no session.
+
+        After COMMIT or ROLLBACK the close does no I/O (see ``rows``); only a transaction still
+        open (its COMMIT failed, say) is rolled back under a shield.
+        """
+        async with self._write_turn():
+            conn = await self._writer.connect()
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                close = conn.close()
+                await (asyncio.shield(close) if conn.in_transaction() else close)
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
         if self._writers is None:
-            async with self.write.begin() as session:
-                yield session
+            yield
             return
         async with asyncio.timeout(self.settings.pool_timeout):
             await self._writers.acquire()
         try:
-            async with self.write.begin() as session:
-                yield session
+            yield
         finally:
             self._writers.release()
 

@@ -62,9 +62,7 @@ class OrderFilter:
     scope: int | None = None
 
 
-async def place_order(
-    session: AsyncSession, customer_id: int, lines: Sequence[LineRequest]
-) -> OrderView:
+async def place_order(db: Executor, customer_id: int, lines: Sequence[LineRequest]) -> OrderView:
     """Write the order, take the stock, write the lines: three statements, whatever the lines.
 
     The stock of every line drops in one conditional UPDATE (``stock >= quantity`` per item), so
@@ -76,15 +74,15 @@ async def place_order(
     placed_at = utcnow()
     values = {"customer_id": customer_id, "status": "pending", "placed_at": placed_at}
     try:
-        order_id = (await execute(session, _INSERT_ORDER, values)).scalar_one()
+        order_id = (await execute(db, _INSERT_ORDER, values)).scalar_one()
     except IntegrityError as exc:
         if "foreign key" not in str(exc.orig).lower():
             raise
         raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]}) from None
-    taken = {row.id: row for row in await execute(session, *_take_stock(lines))}
+    taken = {row.id: row for row in await execute(db, *_take_stock(lines))}
     if len(taken) < len(lines):
         short = [line for line in lines if line.item_id not in taken]
-        await _raise_unknown_items(session, short)
+        await _raise_unknown_items(db, short)
         raise OutOfStock(line.item_id for line in short)
     placed = [
         PlacedLine(line.item_id, taken[line.item_id].name, taken[line.item_id].price_cents,
@@ -92,7 +90,7 @@ async def place_order(
         for line in lines
     ]  # fmt: skip
     rows = [{"order_id": order_id, **line._asdict()} for line in placed]
-    await execute(session, _INSERT_LINES, rows)
+    await execute(db, _INSERT_LINES, rows)
     return OrderView(order_id, customer_id, "pending", placed_at, placed)
 
 
@@ -128,9 +126,9 @@ def _take_stock_statement(count: int) -> Update:
     )
 
 
-async def _raise_unknown_items(session: AsyncSession, short: Sequence[LineRequest]) -> None:
+async def _raise_unknown_items(db: Executor, short: Sequence[LineRequest]) -> None:
     ids = [line.item_id for line in short]
-    known = set((await session.scalars(select(Item.id).where(Item.id.in_(ids)))).all())
+    known = set((await execute(db, select(Item.id).where(Item.id.in_(ids)))).scalars())
     unknown = {
         f"lines.{line.index}.item_id": [f"Item {line.item_id} does not exist."]
         for line in short

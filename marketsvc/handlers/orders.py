@@ -76,8 +76,8 @@ async def _place(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     if key is not None:
         return await place_keyed(request, data, key)
-    async with request.app[DATABASE].write_transaction() as session:
-        order = await orders.place_order(session, data["customer_id"], data["lines"])
+    async with request.app[DATABASE].write_rows() as conn:
+        order = await orders.place_order(conn, data["customer_id"], data["lines"])
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
 
 
