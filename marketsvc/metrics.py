@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -82,9 +83,22 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         IN_FLIGHT.dec()
-        labels = (request.method, route_of(request), str(status))
-        REQUESTS.labels(*labels).inc()
-        LATENCY.labels(*labels).observe(time.perf_counter() - start)
+        method = request.method if request.method in _METHODS else "OTHER"
+        labels = (method, route_of(request), status)
+        series = _series.get(labels)
+        if series is None:  # bounded: methods x route templates x statuses
+            series = _series[labels] = (
+                REQUESTS.labels(labels[0], labels[1], str(status)),
+                LATENCY.labels(labels[0], labels[1], str(status)),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - start)
+
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
+# locks on every call; a request needs the same two series again and again
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def streamed(request: web.Request, rows: int, body_bytes: int) -> None:

@@ -141,3 +141,18 @@ async def test_two_workers_metrics_are_summed(database_url, tmp_path) -> None:
     assert len(served) == 2
     assert min(served.values()) > 0
     assert total == sum(served.values())
+
+
+async def test_unknown_methods_share_one_series(client) -> None:
+    """The HTTP parser passes some 30 methods (WebDAV's too); they share one series."""
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        resp = await client.request(method, "/healthz")
+        assert resp.status == 405
+    metrics = await scrape(client)
+    methods = {
+        dict(labels)["method"]
+        for name, labels in metrics
+        if name == "marketsvc_http_requests_total"
+    }
+    assert "OTHER" in methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
