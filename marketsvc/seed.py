@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tqdm import tqdm
 
-from marketsvc.db import create_engine
+from marketsvc.db import create_engine, transactional
 from marketsvc.models import ORDER_STATUSES, Base, UTCDateTime
 from marketsvc.settings import Settings
 
@@ -123,7 +123,7 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
     show = sys.stderr.isatty() if progress is None else progress
     counts: dict[str, int] = {}
     try:
-        async with engine.begin() as conn:
+        async with transactional(engine).begin() as conn:
             tables = ("customers", "addresses", "items", "orders", "order_lines", "users", "pets")
             start = {t: await _max_id(conn, t) for t in tables}
             c_ids = range(start["customers"] + 1, start["customers"] + plan.customers + 1)
