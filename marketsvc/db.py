@@ -29,7 +29,7 @@ slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
-    """One engine and three kinds of session.
+    """One engine (autocommit) and the connections and sessions built on it.
 
     - ``rows()``: a bare autocommit connection, for Core point reads: one round trip, no
       BEGIN/ROLLBACK around it and no ORM session to set up and tear down.
@@ -38,18 +38,16 @@ class Database:
     - ``write_transaction()``: one transaction for a change. On SQLite it starts with
       ``BEGIN IMMEDIATE`` so that two processes never both read and then try to upgrade to a
       write lock (which fails at once, whatever the busy timeout); reads never block writers
-      under WAL.
+      under WAL. ``write_rows()``: the same for Core-only writes, on a connection.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        autocommit = self.engine  # autocommit on both databases (see create_engine)
         stream, writer = transactional(self.engine), transactional(self.engine, immediate=True)
-        self._autocommit = autocommit
         self._writer = writer
-        self.read = async_sessionmaker(autocommit, expire_on_commit=False)
+        self.read = async_sessionmaker(self.engine, expire_on_commit=False)
         self.stream = async_sessionmaker(stream, expire_on_commit=False)
         self.write = async_sessionmaker(writer, expire_on_commit=False)
         self._writers = asyncio.Lock() if self.is_sqlite else None
@@ -65,7 +63,7 @@ class Database:
         ``sqlite_adapter``, and asyncpg's adapter skips it), so it cannot be interrupted and
         needs no shield.
         """
-        conn = await self._autocommit.connect()
+        conn = await self.engine.connect()
         try:
             yield conn
         finally:
