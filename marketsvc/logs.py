@@ -70,8 +70,8 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._pending.append(self.format(record))
-        except Exception:
-            self.handleError(record)
+        except Exception:  # logging's contract: a record that cannot be formatted is reported
+            self.handleError(record)  # on stderr by handleError, never raised into the caller
             return
         try:
             loop = asyncio.get_running_loop()

@@ -69,6 +69,12 @@ for _outcome in ORDER_OUTCOMES:  # every series exists from zero, so rates work 
     ORDERS_PLACED.labels(_outcome)
 
 
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
+# locks on every call; a request needs the same two series again and again
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
@@ -84,21 +90,14 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         IN_FLIGHT.dec()
         method = request.method if request.method in _METHODS else "OTHER"
-        labels = (method, route_of(request), status)
-        series = _series.get(labels)
+        key = (method, route_of(request), status)
+        series = _series.get(key)
         if series is None:  # bounded: methods x route templates x statuses
-            series = _series[labels] = (
-                REQUESTS.labels(labels[0], labels[1], str(status)),
-                LATENCY.labels(labels[0], labels[1], str(status)),
-            )
-        series[0].inc()
-        series[1].observe(time.perf_counter() - start)
-
-
-_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
-# locks on every call; a request needs the same two series again and again
-_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+            labels = (method, key[1], str(status))
+            series = _series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        requests, latency = series
+        requests.inc()
+        latency.observe(time.perf_counter() - start)
 
 
 def streamed(request: web.Request, rows: int, body_bytes: int) -> None:

@@ -273,7 +273,6 @@ def _totals_statement(postgresql: bool, scoped: bool) -> Select[Any]:
     return _totals_query(which, bindparam("scope") if scoped else None)
 
 
-BOTH = (False, True)
 # (on PostgreSQL, in scope) -> the statement, built once
 _TOTALS = {
     (pg, scoped): _totals_statement(pg, scoped) for pg in (False, True) for scoped in (False, True)
