@@ -9,11 +9,11 @@ import sys
 
 from sqlalchemy import text
 
-from marketsvc.auth import TokenCodec
-from marketsvc.db import create_engine
-from marketsvc.migrate import upgrade
-from marketsvc.seed import SeedPlan, seed
 from marketsvc.settings import Settings, SettingsError
+from marketsvc.store.engine import create_engine
+from marketsvc.store.migrate import upgrade
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.auth import TokenCodec
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> None:
         "-m",
         "gunicorn",
         "-c",
-        "python:marketsvc.gunicorn_conf",
+        "python:marketsvc.ops.gunicorn_conf",
         "marketsvc.app:gunicorn_app",
     ]
     os.execv(sys.executable, argv)

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from marketsvc.auth import TOKEN_CODEC, TokenCodec, access_middleware
-from marketsvc.db import Database
 from marketsvc.handlers import ROUTE_TABLES
-from marketsvc.keys import DATABASE, SETTINGS
-from marketsvc.logs import request_log_middleware
-from marketsvc.metrics import metrics_middleware, pool_sampler
-from marketsvc.middlewares import error_middleware, tag_response
-from marketsvc.openapi import publish_document
+from marketsvc.ops.metrics import pool_sampler
 from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.web.auth import TOKEN_CODEC, TokenCodec
+from marketsvc.web.keys import DATABASE, SETTINGS
+from marketsvc.web.middlewares import MIDDLEWARES
+from marketsvc.web.middlewares.request_id import tag_response
+from marketsvc.web.openapi import publish_document
 
 log = logging.getLogger("marketsvc.app")
 
@@ -31,12 +31,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(
-        middlewares=[
-            request_log_middleware,
-            metrics_middleware,
-            error_middleware,
-            access_middleware,
-        ],
+        middlewares=MIDDLEWARES,
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

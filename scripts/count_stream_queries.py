@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import event
 
 from marketsvc.app import create_app
-from marketsvc.auth import TokenCodec
-from marketsvc.keys import DATABASE
 from marketsvc.settings import Settings
+from marketsvc.web.auth import TokenCodec
+from marketsvc.web.keys import DATABASE
 
 
 async def measure(path: str, chunk_rows: int) -> None:

@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from marketsvc.app import create_app
-from marketsvc.auth import TokenCodec
 from marketsvc.settings import Settings
+from marketsvc.web.auth import TokenCodec
 from tests.contract import SEEN, Contract
 from tests.dbs import BACKENDS, POSTGRES_URL, empty_tables, fresh_database
 

@@ -17,7 +17,7 @@ import jsonschema
 import orjson
 from aiohttp import web
 
-from marketsvc.openapi import OPENAPI_JSON
+from marketsvc.web.openapi import OPENAPI_JSON
 
 SEEN: Counter[str] = Counter()  # "METHOD path status" -> responses checked, for the summary
 

@@ -13,8 +13,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from marketsvc.migrate import upgrade
-from marketsvc.models import Base
+from marketsvc.store.migrate import upgrade
+from marketsvc.store.models import Base
 
 POSTGRES_URL = os.environ.get("MARKETSVC_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"]

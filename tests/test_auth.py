@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from marketsvc.app import create_app
-from marketsvc.auth import LEEWAY_SECONDS, TokenCodec
 from marketsvc.settings import Settings, SettingsError
+from marketsvc.web.auth import LEEWAY_SECONDS, TokenCodec
 from tests.conftest import TEST_SECRET
 from tests.live import ROOT
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from marketsvc.app import create_app
-from marketsvc.openapi import build_document
 from marketsvc.settings import Settings
+from marketsvc.web.openapi import build_document
 from tests.live import ROOT
 
 pytestmark = pytest.mark.slow

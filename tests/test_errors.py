@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from marketsvc.app import create_app
-from marketsvc.routing import Access, endpoint
+from marketsvc.web.routing import Access, endpoint
 
 ID_PATHS = ["/api/v1/items/{}", "/api/v1/customers/{}"]
 WRITES = [

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from marketsvc.auth import TokenCodec
-from marketsvc.seed import SeedPlan, seed
 from marketsvc.settings import Settings
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.auth import TokenCodec
 from tests.conftest import TEST_SECRET
 from tests.live import ROOT, live_server
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from marketsvc import gunicorn_conf
-from marketsvc.migrate import head_revision
+from marketsvc.ops import gunicorn_conf
+from marketsvc.store.migrate import head_revision
 from tests.dbs import fresh_database
 from tests.live import live_server
 

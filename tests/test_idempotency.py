@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, update
 
-from marketsvc.auth import TokenCodec
-from marketsvc.handlers.placement import PURGE_EVERY
-from marketsvc.keys import DATABASE
-from marketsvc.models import IdempotencyKey, utcnow
+from marketsvc.services.placement import PURGE_EVERY
 from marketsvc.settings import Settings
+from marketsvc.store.models import IdempotencyKey, utcnow
+from marketsvc.web.auth import TokenCodec
+from marketsvc.web.keys import DATABASE
 from tests.conftest import TEST_SECRET
 from tests.live import live_server
 from tests.ordering import order_body, stock_of
@@ -133,7 +133,7 @@ async def test_keys_outlive_a_day_and_expired_ones_are_purged(
     body = order_body(customer["id"], (item["id"], 1))
     await _post(client, keyed(admin, "old"), body)
     await _post(client, keyed(admin, "day-old"), body)
-    async with database.write.begin() as session:
+    async with database.change() as session:
         for key, age in (("old", timedelta(hours=25)), ("day-old", timedelta(hours=23))):
             await session.execute(
                 update(IdempotencyKey)
@@ -142,7 +142,7 @@ async def test_keys_outlive_a_day_and_expired_ones_are_purged(
             )
     for n in range(PURGE_EVERY):  # enough new keys that one of them purges
         await _post(client, keyed(admin, f"new-{n}"), body)
-    async with database.read() as session:
+    async with database.load() as session:
         keys = set((await session.scalars(select(IdempotencyKey.key))).all())
         unanswered = await session.scalar(
             select(func.count()).where(IdempotencyKey.response_status.is_(None))

@@ -12,10 +12,10 @@ from aiohttp import web
 from sqlalchemy import text
 
 from marketsvc.app import create_app
-from marketsvc.db import Database
-from marketsvc.logs import HumanFormatter, JsonFormatter, formatter_class
-from marketsvc.routing import Access, endpoint
+from marketsvc.ops.logs import HumanFormatter, JsonFormatter, formatter_class
 from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.web.routing import Access, endpoint
 
 
 def json_lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[dict]:
@@ -77,7 +77,7 @@ async def slow_lines(url: str, threshold_ms: int, statement: str, caplog) -> lis
     caplog.clear()
     try:
         with caplog.at_level(logging.WARNING, logger="marketsvc.db.slow"):
-            async with database.read() as session:
+            async with database.load() as session:
                 await session.execute(text(statement))
     finally:
         await database.dispose()

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from marketsvc.keys import DATABASE
+from marketsvc.web.keys import DATABASE
 from tests.live import live_server
 
 
@@ -74,7 +74,7 @@ async def test_pool_checked_out_and_overflow(client, settings) -> None:
     database = client.server.app[DATABASE]
     async with AsyncExitStack() as held:
         for _ in range(settings.pool_size + 1):
-            session = await held.enter_async_context(database.read())
+            session = await held.enter_async_context(database.load())
             await session.execute(text("SELECT 1"))
         busy = await scrape(client)
     idle = await scrape(client)

@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketsvc.migrate import alembic_config, head_revision
+from marketsvc.store.migrate import alembic_config, head_revision
 from tests.dbs import fresh_database
 
 

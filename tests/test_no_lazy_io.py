@@ -18,9 +18,9 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import lazyload
 
 from marketsvc.app import create_app
-from marketsvc.keys import DATABASE
-from marketsvc.models import Base, Pet, User
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.models import Base, Pet, User
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.keys import DATABASE
 from tests.pets_api import get_json, make_pet, make_user, selects, sql_log
 
 RAISED = "lazy='raise_on_sql'"
@@ -38,14 +38,14 @@ def test_every_relationship_raises_on_implicit_sql() -> None:
 
 async def test_sessions_never_expire_what_they_loaded(client) -> None:
     database = client.app[DATABASE]
-    assert database.read.kw["expire_on_commit"] is False
-    assert database.write.kw["expire_on_commit"] is False
+    assert database._load.kw["expire_on_commit"] is False
+    assert database._write.kw["expire_on_commit"] is False
 
 
 async def test_an_unloaded_relationship_raises_instead_of_doing_io(client, admin) -> None:
     user = await make_user(client, admin, "Ada", pets=("Rex",))
     engine = client.app[DATABASE].engine
-    async with client.app[DATABASE].read() as session:
+    async with client.app[DATABASE].load() as session:
         found = await session.get(User, user["id"])
         with sql_log(engine) as log, pytest.raises(InvalidRequestError, match=RAISED):
             _ = found.pets
@@ -55,7 +55,7 @@ async def test_an_unloaded_relationship_raises_instead_of_doing_io(client, admin
 async def test_an_owner_is_loaded_or_raises_never_fetched_behind_our_back(client, admin) -> None:
     user = await make_user(client, admin, "Ada", pets=("Rex",))
     engine = client.app[DATABASE].engine
-    async with client.app[DATABASE].read() as session:
+    async with client.app[DATABASE].load() as session:
         pet = await session.get(Pet, user["pets"][0]["id"])
         with sql_log(engine) as log, pytest.raises(InvalidRequestError, match=RAISED):
             _ = pet.user
@@ -69,7 +69,7 @@ async def test_an_owner_is_loaded_or_raises_never_fetched_behind_our_back(client
 async def test_awaitable_attrs_is_the_explicit_lazy_load(client, admin) -> None:
     user = await make_user(client, admin, "Ada", pets=("Rex", "Luna"))
     stmt = select(User).options(lazyload(User.pets)).where(User.id == user["id"])
-    async with client.app[DATABASE].read() as session:
+    async with client.app[DATABASE].load() as session:
         found = (await session.execute(stmt)).scalar_one()
         pets = await found.awaitable_attrs.pets  # the load happens here, awaited
         assert [p.name for p in pets] == ["Rex", "Luna"]

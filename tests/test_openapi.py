@@ -14,15 +14,15 @@ from marshmallow import fields
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from marketsvc.app import create_app
-from marketsvc.openapi import (
+from marketsvc.schemas.common import Money, StrictSchema, UtcDateTime
+from marketsvc.settings import Settings
+from marketsvc.web.openapi import (
     OPENAPI_JSON,
     build_document,
     documented_routes,
     undocumented_routes,
 )
-from marketsvc.routing import Access, endpoint
-from marketsvc.schemas.common import Money, StrictSchema, UtcDateTime
-from marketsvc.settings import Settings
+from marketsvc.web.routing import Access, endpoint
 from tests.contract import Contract, resolve
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:openapi_spec_validator")

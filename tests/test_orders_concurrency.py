@@ -72,8 +72,8 @@ def test_two_gunicorn_workers_never_oversell(database_url, tmp_path) -> None:
 
 
 async def _storm(url: str) -> tuple[Counter[int], int]:
-    from marketsvc.auth import TokenCodec
     from marketsvc.settings import Settings
+    from marketsvc.web.auth import TokenCodec
 
     token = TokenCodec(Settings(jwt_secret=TEST_SECRET)).issue("admin", "admin")
     headers = {"Authorization": f"Bearer {token}"}

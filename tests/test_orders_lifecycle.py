@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from marketsvc.models import ORDER_STATUSES
+from marketsvc.store.models import ORDER_STATUSES
 from tests.ordering import place, stock_of
 
 # how to reach each status from pending

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import event
 
 from marketsvc.app import create_app
-from marketsvc.keys import DATABASE
-from marketsvc.models import ORDER_STATUSES
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.models import ORDER_STATUSES
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.keys import DATABASE
 from tests.ordering import place
 
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import event
 
 from marketsvc.app import create_app
-from marketsvc.keys import DATABASE
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.keys import DATABASE
 from tests.ordering import place
 
 

@@ -22,8 +22,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from marketsvc.app import create_app
-from marketsvc.migrate import upgrade
 from marketsvc.settings import Settings
+from marketsvc.store.migrate import upgrade
 from tests.dbs import fresh_database
 from tests.live import free_port
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from marketsvc.db_accessor.users import find_owner
-from marketsvc.keys import DATABASE
-from marketsvc.models import Pet
 from marketsvc.schemas.users import PetOut
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.models import Pet
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.keys import DATABASE
 from tests.pets_api import get_json, make_pet, make_user
 
 
@@ -207,7 +207,7 @@ async def test_deleting_the_user_a_pet_is_being_handed_to_never_breaks_the_key(
     """
     grace = await make_user(client, admin, "Grace")
     pet = await make_pet(client, admin, "Rex")
-    async with client.app[DATABASE].write.begin() as session:
+    async with client.app[DATABASE].change() as session:
         owner = await find_owner(session, grace["id"])
         deleting = asyncio.create_task(client.delete(f"/api/v1/users/{grace['id']}", headers=admin))
         await asyncio.sleep(0.3)  # let the DELETE reach the database and wait there

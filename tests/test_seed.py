@@ -8,8 +8,8 @@ import dataclasses
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketsvc.models import ORDER_STATUSES
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.models import ORDER_STATUSES
+from marketsvc.store.seed import SeedPlan, seed
 from tests.dbs import fresh_database
 
 PLAN = SeedPlan(customers=40, items=12, orders=60, users=5, pets_per_user=2, random_seed=7)

@@ -13,7 +13,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import event
 
-from marketsvc.keys import DATABASE
+from marketsvc.web.keys import DATABASE
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +87,7 @@ async def test_results_errors_and_rowcounts_come_through(client, admin, new_item
         headers=admin,
     )  # no customer 1: the foreign key or the existence check refuses it, never a 500
     assert refused.status == 422
-    async with client.app[DATABASE].read() as session:
+    async with client.app[DATABASE].load() as session:
         conn = await session.connection()
         assert (await conn.exec_driver_sql("SELECT 1 UNION ALL SELECT 2")).all() == [(1,), (2,)]
         with pytest.raises(Exception, match="no such table"):

@@ -7,8 +7,8 @@ import dataclasses
 import json
 
 from marketsvc.app import create_app
-from marketsvc.keys import DATABASE
-from marketsvc.seed import SeedPlan, seed
+from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.web.keys import DATABASE
 
 
 async def seeded_client(aiohttp_client, settings, customers: int, chunk_rows: int = 100):

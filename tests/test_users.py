@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from marketsvc.keys import DATABASE
 from marketsvc.schemas.users import PetOut, UserOut
+from marketsvc.web.keys import DATABASE
 from tests.pets_api import get_json, make_pet, make_user, sql_log
 
 

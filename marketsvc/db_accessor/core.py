@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-# A session (ORM work, writes) or a bare connection (``Database.rows()``: Core point reads).
+# A session (ORM work, writes) or a bare connection (``Database.read()``: Core point reads).
 Executor = AsyncSession | AsyncConnection
 
 

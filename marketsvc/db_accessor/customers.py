@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
-from marketsvc.models import Address, Customer
+from marketsvc.store.models import Address, Customer
 
 
 async def get_customer(session: AsyncSession, customer_id: int) -> Customer:

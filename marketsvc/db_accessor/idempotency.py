@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.models import IdempotencyKey, utcnow
+from marketsvc.store.models import IdempotencyKey, utcnow
 
 PURGE_BATCH = 10_000
 

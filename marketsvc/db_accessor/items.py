@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import ItemNotFound
-from marketsvc.models import Item
+from marketsvc.store.models import Item
 
 
 async def get_item(session: AsyncSession, item_id: int) -> Item:

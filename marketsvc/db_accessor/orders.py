@@ -37,8 +37,8 @@ from marketsvc.errors import (
     OrderNotFound,
     OutOfStock,
 )
-from marketsvc.models import Item, Order, OrderLine, utcnow
 from marketsvc.schemas.orders import LineRequest
+from marketsvc.store.models import Item, Order, OrderLine, utcnow
 
 # target status -> the statuses it may be reached from
 TRANSITIONS: dict[str, tuple[str, ...]] = {

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.db_accessor.users import find_owner, user_exists
 from marketsvc.errors import InvalidInput, PetNotFound, UserNotFound
-from marketsvc.models import Pet, User
+from marketsvc.store.models import Pet, User
 
 
 async def get_pet(session: AsyncSession, pet_id: int) -> Pet:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import UserNotFound
-from marketsvc.models import Pet, User
+from marketsvc.store.models import Pet, User
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
-from marketsvc.http import created, json_response, path_id, read_body
-from marketsvc.keys import DATABASE, PRINCIPAL
-from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.customers import CustomerCreate, CustomerOut, CustomerPatch, customer_row
-from marketsvc.streaming import stream_list
+from marketsvc.web.http import created, json_response, path_id, read_body
+from marketsvc.web.keys import DATABASE, PRINCIPAL
+from marketsvc.web.routing import Access, endpoint
+from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
 customer_out = CustomerOut()
@@ -62,7 +62,7 @@ async def list_customers(request: web.Request) -> web.StreamResponse:
 )
 async def get_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
-    async with request.app[DATABASE].rows() as conn:
+    async with request.app[DATABASE].read() as conn:
         row = await customers.get_customer_row(conn, customer_id)
     return json_response(customer_row(row))
 
@@ -81,7 +81,7 @@ async def get_customer(request: web.Request) -> web.Response:
 )
 async def create_customer(request: web.Request) -> web.Response:
     data = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         customer = await customers.create_customer(session, data)
     return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
 
@@ -100,6 +100,6 @@ async def create_customer(request: web.Request) -> web.Response:
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
     changes = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         customer = await customers.update_customer(session, customer_id, changes)
     return json_response(customer_out.dump(customer))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path
 
-from marketsvc.openapi import OPENAPI_JSON
-from marketsvc.routing import Access, endpoint
+from marketsvc.web.openapi import OPENAPI_JSON
+from marketsvc.web.routing import Access, endpoint
 
 routes = web.RouteTableDef()
 STATIC_PREFIX = "/api/docs/static"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.http import created, json_response, path_id, read_body
-from marketsvc.keys import DATABASE
-from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
-from marketsvc.streaming import stream_list
+from marketsvc.web.http import created, json_response, path_id, read_body
+from marketsvc.web.keys import DATABASE
+from marketsvc.web.routing import Access, endpoint
+from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
 item_out = ItemOut()
@@ -44,7 +44,7 @@ async def list_items(request: web.Request) -> web.StreamResponse:
     response_example=ITEM,
 )
 async def get_item(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as session:
+    async with request.app[DATABASE].load() as session:
         item = await items.get_item(session, path_id(request))
     return json_response(item_out.dump(item))
 
@@ -62,7 +62,7 @@ async def get_item(request: web.Request) -> web.Response:
 )
 async def create_item(request: web.Request) -> web.Response:
     data = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         item = await items.create_item(session, data)
     return created(item_out.dump(item), f"/api/v1/items/{item.id}")
 
@@ -81,6 +81,6 @@ async def create_item(request: web.Request) -> web.Response:
 async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         item = await items.update_item(session, item_id, changes)
     return json_response(item_out.dump(item))

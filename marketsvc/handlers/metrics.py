@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from marketsvc.metrics import CONTENT_TYPE, exposition, publish_pool
-from marketsvc.routing import Access, endpoint
+from marketsvc.ops.metrics import CONTENT_TYPE, exposition, publish_pool
+from marketsvc.web.routing import Access, endpoint
 
 routes = web.RouteTableDef()
 

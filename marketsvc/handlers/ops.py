@@ -6,12 +6,12 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from marketsvc.http import json_response
-from marketsvc.keys import DATABASE
-from marketsvc.middlewares import RETRY_AFTER_SECONDS
-from marketsvc.migrate import head_revision
-from marketsvc.problems import problem
-from marketsvc.routing import Access, endpoint
+from marketsvc.store.migrate import head_revision
+from marketsvc.web.http import json_response
+from marketsvc.web.keys import DATABASE
+from marketsvc.web.middlewares.errors import RETRY_AFTER_SECONDS
+from marketsvc.web.problems import problem
+from marketsvc.web.routing import Access, endpoint
 
 routes = web.RouteTableDef()
 
@@ -38,7 +38,7 @@ async def healthz(request: web.Request) -> web.Response:
 )
 async def readyz(request: web.Request) -> web.Response:
     try:
-        async with request.app[DATABASE].read() as session:
+        async with request.app[DATABASE].load() as session:
             current = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         detail = f"the database is not ready: {type(exc).__name__}"

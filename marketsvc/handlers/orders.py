@@ -11,12 +11,7 @@ from marshmallow import ValidationError
 from marketsvc.db_accessor import orders
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
 from marketsvc.handlers.customers import own_customer_id
-from marketsvc.handlers.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
-from marketsvc.http import created, json_response, path_id, read_body
-from marketsvc.keys import DATABASE, PRINCIPAL
-from marketsvc.metrics import ORDERS_PLACED
-from marketsvc.models import Order
-from marketsvc.routing import Access, endpoint
+from marketsvc.ops.metrics import ORDERS_PLACED
 from marketsvc.schemas.orders import (
     CustomerOrdersQuery,
     OrderCreate,
@@ -29,7 +24,12 @@ from marketsvc.schemas.orders import (
     order_dict,
     total_dict,
 )
-from marketsvc.streaming import stream_list
+from marketsvc.services.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
+from marketsvc.store.models import Order
+from marketsvc.web.http import created, json_response, path_id, read_body
+from marketsvc.web.keys import DATABASE, PRINCIPAL
+from marketsvc.web.routing import Access, endpoint
+from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
 OrderChunks = AsyncIterator[Sequence[Order]]
@@ -76,7 +76,7 @@ async def _place(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     if key is not None:
         return await place_keyed(request, data, key)
-    async with request.app[DATABASE].write_rows() as conn:
+    async with request.app[DATABASE].change_rows() as conn:
         order = await orders.place_order(conn, data["customer_id"], data["lines"])
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
 
@@ -91,7 +91,7 @@ async def _place(request: web.Request) -> web.Response:
 )
 async def order_totals(request: web.Request) -> web.Response:
     order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))
-    async with request.app[DATABASE].rows() as conn:
+    async with request.app[DATABASE].read() as conn:
         totals = await orders.order_totals(conn, order_ids, scope_of(request))
     return json_response(
         {
@@ -143,7 +143,7 @@ def _dump(chunk: Sequence[Order]) -> list[dict[str, Any]]:
 )
 async def get_order(request: web.Request) -> web.Response:
     order_id = path_id(request)
-    async with request.app[DATABASE].rows() as conn:
+    async with request.app[DATABASE].read() as conn:
         order = await orders.get_order(conn, order_id, scope_of(request))
     return json_response(order_dict(order))
 
@@ -158,7 +158,7 @@ async def get_order(request: web.Request) -> web.Response:
 )
 async def get_order_total(request: web.Request) -> web.Response:
     order_id = path_id(request)
-    async with request.app[DATABASE].rows() as conn:
+    async with request.app[DATABASE].read() as conn:
         total = await orders.order_total(conn, order_id, scope_of(request))
     return json_response(total_dict(order_id, total))
 
@@ -175,6 +175,6 @@ async def get_order_total(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     target = (await read_body(request))["status"]
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
     return json_response(order_dict(order))

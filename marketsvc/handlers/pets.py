@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets
-from marketsvc.http import created, json_response, path_id, read_body
-from marketsvc.keys import DATABASE
-from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, pet_dict
-from marketsvc.streaming import stream_list
+from marketsvc.web.http import created, json_response, path_id, read_body
+from marketsvc.web.keys import DATABASE
+from marketsvc.web.routing import Access, endpoint
+from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
 
@@ -40,7 +40,7 @@ async def list_pets(request: web.Request) -> web.StreamResponse:
 )
 async def create_pet(request: web.Request) -> web.Response:
     data = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         pet = await pets.create_pet(session, data)
     return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
 
@@ -54,7 +54,7 @@ async def create_pet(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def get_pet(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as session:
+    async with request.app[DATABASE].load() as session:
         pet = await pets.get_pet(session, path_id(request))
     return json_response(pet_dict(pet))
 
@@ -71,7 +71,7 @@ async def get_pet(request: web.Request) -> web.Response:
 async def update_pet(request: web.Request) -> web.Response:
     pet_id = path_id(request)
     changes = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         pet = await pets.update_pet(session, pet_id, changes)
     return json_response(pet_dict(pet))
 
@@ -80,6 +80,6 @@ async def update_pet(request: web.Request) -> web.Response:
 @endpoint(summary="Delete a pet", access=Access.ADMIN, tag="pets", status=204, errors=(404,))
 async def delete_pet(request: web.Request) -> web.Response:
     pet_id = path_id(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         await pets.delete_pet(session, pet_id)
     return web.Response(status=204)

@@ -5,9 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets, users
-from marketsvc.http import created, json_response, path_id, read_body
-from marketsvc.keys import DATABASE
-from marketsvc.routing import Access, endpoint
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import (
     NameBody,
@@ -18,7 +15,10 @@ from marketsvc.schemas.users import (
     pet_dict,
     user_dict,
 )
-from marketsvc.streaming import stream_list
+from marketsvc.web.http import created, json_response, path_id, read_body
+from marketsvc.web.keys import DATABASE
+from marketsvc.web.routing import Access, endpoint
+from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
 
@@ -47,7 +47,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 )
 async def create_user(request: web.Request) -> web.Response:
     data = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         user = await users.create_user(session, data)
     return created(user_dict(user), f"/api/v1/users/{user.id}")
 
@@ -61,7 +61,7 @@ async def create_user(request: web.Request) -> web.Response:
     errors=(404,),
 )
 async def get_user(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as session:
+    async with request.app[DATABASE].load() as session:
         user = await users.get_user(session, path_id(request))
     return json_response(user_dict(user))
 
@@ -78,7 +78,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
     changes = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         user = await users.update_user(session, user_id, changes)
     return json_response(user_dict(user))
 
@@ -93,7 +93,7 @@ async def update_user(request: web.Request) -> web.Response:
 )
 async def delete_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         await users.delete_user(session, user_id)
     return web.Response(status=204)
 
@@ -130,6 +130,6 @@ async def list_user_pets(request: web.Request) -> web.StreamResponse:
 async def add_user_pet(request: web.Request) -> web.Response:
     user_id = path_id(request)
     data = await read_body(request)
-    async with request.app[DATABASE].write_transaction() as session:
+    async with request.app[DATABASE].change() as session:
         pet = await pets.add_pet_to_user(session, user_id, data)
     return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")

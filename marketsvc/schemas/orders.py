@@ -8,7 +8,6 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from marketsvc.models import ORDER_STATUSES
 from marketsvc.schemas.common import (
     MAX_ID,
     Id,
@@ -21,6 +20,7 @@ from marketsvc.schemas.common import (
     format_cents,
     format_timestamp,
 )
+from marketsvc.store.models import ORDER_STATUSES
 
 MAX_QUANTITY = 10_000
 MAX_LINES = 100

@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from marketsvc.models import Pet, User
 from marketsvc.schemas.common import Id, Name, StrictSchema
+from marketsvc.store.models import Pet, User
 
 NAME_LENGTH = 100  # users.name and pets.name are VARCHAR(100)
 MAX_PETS_AT_CREATION = 100

@@ -1,6 +1,6 @@
 """The baseline runs under exactly marketsvc's gunicorn settings, minus its migration hook."""
 
-from marketsvc import gunicorn_conf as _m
+from marketsvc.ops import gunicorn_conf as _m
 
 bind = _m.bind
 workers = _m.workers

@@ -13,3 +13,4 @@ SETTINGS = web.AppKey["Settings"]("settings")
 DATABASE = web.AppKey["Database"]("database")
 REQUEST_ID = web.RequestKey[str]("request_id")
 PRINCIPAL = web.RequestKey["Principal"]("principal")
+STREAMED_BYTES = web.RequestKey[int]("streamed_bytes")  # body bytes a streamed response wrote

@@ -9,10 +9,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema, fields
 
-from marketsvc.problems import problem_body
 from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
+from marketsvc.web.problems import problem_body
 
 # Inputs take at most 10 integer digits (a larger price is a documented 422); computed outputs,
 # such as an order's total, can be longer. One field, one pattern: the one true of both.

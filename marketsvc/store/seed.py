@@ -15,9 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tqdm import tqdm
 
-from marketsvc.db import create_engine, transactional
-from marketsvc.models import ORDER_STATUSES, Base, UTCDateTime
 from marketsvc.settings import Settings
+from marketsvc.store.engine import create_engine, transactional
+from marketsvc.store.models import ORDER_STATUSES, Base, UTCDateTime
 
 BATCH = 20_000
 FIRST = [

@@ -20,14 +20,14 @@ from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from marketsvc.openapi_components import (
+from marketsvc.schemas.common import MAX_ID, Money
+from marketsvc.web.openapi_components import (
     add_components,
     custom_field_properties,
     problem_name,
     schema_name,
 )
-from marketsvc.routing import Access, Endpoint, endpoint_of
-from marketsvc.schemas.common import MAX_ID, Money
+from marketsvc.web.routing import Access, Endpoint, endpoint_of
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

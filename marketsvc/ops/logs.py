@@ -11,19 +11,12 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
-from aiohttp import web
-
-from marketsvc.middlewares import request_id_of
-from marketsvc.routing import Handler
 
 request_log = logging.getLogger("marketsvc.request")
-STREAMED_BYTES = web.RequestKey[int]("streamed_bytes")
-UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series
 
 # The attributes every LogRecord has; anything else was passed in ``extra=`` and is logged.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -143,41 +136,3 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
             "gunicorn.access": {"level": level, "handlers": [], "propagate": True},
         },
     }
-
-
-def route_of(request: web.Request) -> str:
-    """The route template (``/api/v1/items/{id}``), never the raw path."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED
-
-
-@web.middleware
-async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    start = time.perf_counter()
-    response: web.StreamResponse | None = None
-    try:
-        response = await handler(request)
-        return response
-    except web.HTTPException as exc:  # redirects are raised, not returned
-        response = exc
-        raise
-    finally:
-        _log_request(request, response, start)
-
-
-def _log_request(request: web.Request, response: web.StreamResponse | None, start: float) -> None:
-    if response is None:  # cancelled: the client went away before an answer existed
-        status, size = 499, 0
-    elif isinstance(response, web.Response):
-        status, size = response.status, response.content_length or 0
-    else:  # a stream, already written: the body bytes it counted
-        status, size = response.status, request.get(STREAMED_BYTES, 0)
-    fields = {
-        "method": request.method,
-        "route": route_of(request),
-        "status": status,
-        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-        "bytes": size,
-        "request_id": request_id_of(request),
-    }
-    request_log.info("%s %s %s", request.method, request.path, status, extra=fields)

@@ -34,7 +34,7 @@ class Endpoint:
     stream: bool = False
     errors: tuple[int, ...] = ()
     headers: tuple[str, ...] = ()  # request headers it reads, e.g. "Idempotency-Key"
-    # For the OpenAPI document (marketsvc/openapi.py); the defaults fit a JSON API route.
+    # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response
     request_example: Any = None
@@ -53,3 +53,12 @@ def endpoint(**kwargs: object) -> Callable[[Handler], Handler]:
 
 def endpoint_of(handler: object) -> Endpoint | None:
     return getattr(handler, "endpoint", None)
+
+
+UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (``/api/v1/items/{id}``), never the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -26,9 +24,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from marketsvc.keys import DATABASE, SETTINGS
-from marketsvc.logs import STREAMED_BYTES, route_of
-from marketsvc.routing import Handler
+from marketsvc.web.keys import DATABASE, SETTINGS
 
 REQUESTS = Counter(
     "marketsvc_http_requests_total",
@@ -67,43 +63,6 @@ ORDERS_PLACED = Counter(
 )
 for _outcome in ORDER_OUTCOMES:  # every series exists from zero, so rates work from the start
     ORDERS_PLACED.labels(_outcome)
-
-
-_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
-# locks on every call; a request needs the same two series again and again
-_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    start = time.perf_counter()
-    status = 499  # cancelled: the client went away before an answer existed (nginx's code)
-    IN_FLIGHT.inc()
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # redirects are raised, not returned
-        status = exc.status
-        raise
-    finally:
-        IN_FLIGHT.dec()
-        method = request.method if request.method in _METHODS else "OTHER"
-        key = (method, route_of(request), status)
-        series = _series.get(key)
-        if series is None:  # bounded: methods x route templates x statuses
-            labels = (method, key[1], str(status))
-            series = _series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        requests, latency = series
-        requests.inc()
-        latency.observe(time.perf_counter() - start)
-
-
-def streamed(request: web.Request, rows: int, body_bytes: int) -> None:
-    """A streaming response wrote ``rows`` rows in ``body_bytes`` bytes."""
-    ROWS_STREAMED.labels(route_of(request)).inc(rows)
-    request[STREAMED_BYTES] = request.get(STREAMED_BYTES, 0) + body_bytes
 
 
 POOL_SAMPLE_SECONDS = 1.0

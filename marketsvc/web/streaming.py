@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.http import read_params
-from marketsvc.keys import DATABASE, REQUEST_ID, SETTINGS
-from marketsvc.metrics import streamed
+from marketsvc.web.http import read_params
+from marketsvc.web.keys import DATABASE, REQUEST_ID, SETTINGS
+from marketsvc.web.middlewares.metrics import streamed
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -53,7 +53,7 @@ class JsonEncoder:
 
 async def stream_json(
     request: web.Request,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    open_session: Callable[[], AsyncSession],
     chunks: Chunks[T],
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
 ) -> web.StreamResponse:
@@ -64,7 +64,7 @@ async def stream_json(
     the write raises, the cursor closes and the session gives its connection back at once.
     """
     encoder = JsonEncoder(wants_ndjson(request))
-    async with sessionmaker() as session, aclosing(chunks(session)) as rows:
+    async with open_session() as session, aclosing(chunks(session)) as rows:
         first = await anext(rows, None)
         response = web.StreamResponse(
             headers={"Content-Type": NDJSON if encoder.ndjson else "application/json"}

@@ -9,9 +9,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from marketsvc.db import ensure_sqlite_directory
+from marketsvc.store.engine import ensure_sqlite_directory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: alembic.ini, migrations/
 
 
 def alembic_config(database_url: str) -> Config:

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketsvc.db_accessor import idempotency, orders
 from marketsvc.db_accessor.idempotency import StoredResponse
 from marketsvc.errors import Conflict, DomainError, InvalidInput, OutOfStock
-from marketsvc.keys import DATABASE, PRINCIPAL, SETTINGS
-from marketsvc.models import utcnow
-from marketsvc.problems import PROBLEM_CONTENT_TYPE, problem
 from marketsvc.schemas.orders import order_dict
+from marketsvc.store.models import utcnow
+from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
+from marketsvc.web.problems import PROBLEM_CONTENT_TYPE, problem
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -69,7 +69,7 @@ def request_hash(data: dict[str, Any]) -> str:
 async def place_keyed(request: web.Request, data: dict[str, Any], key: str) -> web.Response:
     digest = request_hash(data)
     database = request.app[DATABASE]
-    async with database.write_transaction() as session:
+    async with database.change() as session:
         claimed = await idempotency.claim(session, request[PRINCIPAL].owner, key, digest)
         if isinstance(claimed, int):
             status, body = await _attempt(session, data)
@@ -78,7 +78,7 @@ async def place_keyed(request: web.Request, data: dict[str, Any], key: str) -> w
         return _replay(claimed, digest)
     if claimed % PURGE_EVERY == 0:
         cutoff = utcnow() - timedelta(hours=request.app[SETTINGS].idempotency_ttl_hours)
-        async with database.write_transaction() as session:
+        async with database.change() as session:
             await idempotency.purge_expired(session, cutoff)
     return keyed_response(status, body, replayed=False)
 

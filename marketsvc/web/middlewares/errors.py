@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import secrets
 
 from aiohttp import web
 from marshmallow import ValidationError
 from sqlalchemy import exc as sa_exc
 
 from marketsvc.errors import DomainError, Unauthorized
-from marketsvc.keys import REQUEST_ID
-from marketsvc.problems import flatten_errors, problem
-from marketsvc.routing import Handler
+from marketsvc.web.keys import REQUEST_ID
+from marketsvc.web.middlewares.request_id import request_id_of
+from marketsvc.web.problems import flatten_errors, problem
+from marketsvc.web.routing import Handler
 
 log = logging.getLogger("marketsvc.errors")
 
@@ -30,35 +29,6 @@ DB_UNAVAILABLE = (
     TimeoutError,
     OSError,
 )
-
-
-class _RequestIds:
-    """32 hex digits, unique across processes: a random prefix per process and a counter
-    (``uuid4`` reads the kernel's entropy on every request; this does once per process)."""
-
-    def __init__(self) -> None:
-        self.pid = -1
-
-    def next(self) -> str:
-        if self.pid != os.getpid():  # a forked worker must not repeat its parent's ids
-            self.pid, self.prefix, self.counter = os.getpid(), secrets.token_hex(10), 0
-        self.counter += 1
-        return f"{self.prefix}{self.counter:012x}"
-
-
-_request_ids = _RequestIds()
-
-
-def request_id_of(request: web.Request) -> str:
-    if REQUEST_ID not in request:
-        given = request.headers.get("X-Request-ID", "")
-        request[REQUEST_ID] = given if _REQUEST_ID_OK.match(given) else _request_ids.next()
-    return request[REQUEST_ID]
-
-
-async def tag_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every response, streamed or not, carries the request id."""
-    response.headers["X-Request-ID"] = request_id_of(request)
 
 
 @web.middleware

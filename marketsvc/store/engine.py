@@ -21,24 +21,25 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from marketsvc import sqlite_adapter
 from marketsvc.settings import Settings
+from marketsvc.store import sqlite_adapter
 
 SQLITE_BUSY_TIMEOUT_S = 30
 slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
-    """One engine (autocommit) and the connections and sessions built on it.
+    """The one way in to the database: pick the method that says what you want to do.
 
-    - ``rows()``: a bare autocommit connection, for Core point reads: one round trip, no
-      BEGIN/ROLLBACK around it and no ORM session to set up and tear down.
-    - ``read()``: an autocommit session, for point reads that load entities.
-    - ``stream()``: a transaction, for lists: a server-side cursor lives inside one.
-    - ``write_transaction()``: one transaction for a change. On SQLite it starts with
-      ``BEGIN IMMEDIATE`` so that two processes never both read and then try to upgrade to a
-      write lock (which fails at once, whatever the busy timeout); reads never block writers
-      under WAL. ``write_rows()``: the same for Core-only writes, on a connection.
+    - ``read()``: a connection in autocommit for Core point reads (one round trip, no
+      BEGIN/ROLLBACK, no ORM session to set up and tear down).
+    - ``load()``: an ORM session in autocommit, for point reads that load entities.
+    - ``stream()``: an ORM session in a transaction, for lists (a server-side cursor lives in one).
+    - ``change()``: an ORM session in a write transaction, committed at the end of the block.
+    - ``change_rows()``: the same for Core-only writes, on a connection.
+
+    Every change goes through the SQLite writer queue (``_write_turn``); the sessionmakers are
+    private so that no caller can open a write transaction that skips it.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -46,14 +47,22 @@ class Database:
         self.engine = create_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         stream, writer = transactional(self.engine), transactional(self.engine, immediate=True)
-        self._writer = writer
-        self.read = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.stream = async_sessionmaker(stream, expire_on_commit=False)
-        self.write = async_sessionmaker(writer, expire_on_commit=False)
+        self._write_engine = writer
+        self._load = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._stream = async_sessionmaker(stream, expire_on_commit=False)
+        self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._writers = asyncio.Lock() if self.is_sqlite else None
 
+    def load(self) -> AsyncSession:
+        """An ORM session in autocommit, for point reads that load entities."""
+        return self._load()
+
+    def stream(self) -> AsyncSession:
+        """An ORM session whose first statement begins a transaction, for lists."""
+        return self._stream()
+
     @asynccontextmanager
-    async def rows(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection for Core point reads, in autocommit.
 
         ``async with engine.connect()`` closes the connection in a task of its own behind
@@ -70,8 +79,10 @@ class Database:
             await conn.close()
 
     @asynccontextmanager
-    async def write_transaction(self) -> AsyncIterator[AsyncSession]:
-        """``write.begin()``, but on SQLite this process's writers first queue on an asyncio lock.
+    async def change(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends.
+
+        On SQLite this process's writers first queue on an asyncio lock.
 
         SQLite has one writer. Without the queue every pooled connection waits for the file lock
         in SQLite's busy handler, which polls with sleeps of up to 100 ms (idle gaps, unfair
@@ -79,18 +90,18 @@ class Database:
         contends for the file lock and the next writer starts the moment the last one commits.
         The wait is bounded like a pool checkout: past ``pool_timeout`` it is a 503.
         """
-        async with self._write_turn(), self.write.begin() as session:
+        async with self._write_turn(), self._write.begin() as session:
             yield session
 
     @asynccontextmanager
-    async def write_rows(self) -> AsyncIterator[AsyncConnection]:
-        """``write_transaction`` for Core-only writes: a connection in a transaction, no session.
+    async def change_rows(self) -> AsyncIterator[AsyncConnection]:
+        """``change`` for Core-only writes: a connection in a transaction, no session.
 
-        After COMMIT or ROLLBACK the close does no I/O (see ``rows``); only a transaction still
+        After COMMIT or ROLLBACK the close does no I/O (see ``read``); only a transaction still
         open (its COMMIT failed, say) is rolled back under a shield.
         """
         async with self._write_turn():
-            conn = await self._writer.connect()
+            conn = await self._write_engine.connect()
             try:
                 async with conn.begin():
                     yield conn

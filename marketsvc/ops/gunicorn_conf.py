@@ -1,4 +1,4 @@
-"""gunicorn settings: ``gunicorn -c python:marketsvc.gunicorn_conf marketsvc.app:gunicorn_app``.
+"""gunicorn settings: ``gunicorn -c python:marketsvc.ops.gunicorn_conf marketsvc.app:gunicorn_app``.
 
 Everything comes from ``MARKETSVC_*`` variables (``GUNICORN_CMD_ARGS`` still overrides). This
 module must not import prometheus_client: the arbiter exports its multiprocess directory in
@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from marketsvc.logs import gunicorn_log_config
-from marketsvc.migrate import upgrade
+from marketsvc.ops.logs import gunicorn_log_config
 from marketsvc.settings import Settings, _int
+from marketsvc.store.migrate import upgrade
 
 _settings = Settings.from_env()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -33,7 +33,7 @@ keepalive = 5
 # recycle workers now and then (bounded leaks); the jitter keeps them from restarting together
 max_requests = _int(os.environ, "MARKETSVC_MAX_REQUESTS", 20_000)
 max_requests_jitter = max(1, max_requests // 10)
-accesslog = None  # the app logs one structured line per request (marketsvc.logs)
+accesslog = None  # the app logs one structured line per request (marketsvc.ops.logs)
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 logconfig_dict = gunicorn_log_config(_settings.log_level)

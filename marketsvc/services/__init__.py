@@ -1,0 +1,1 @@
+"""Use cases that own a transaction: what a handler asks for, done all or nothing."""

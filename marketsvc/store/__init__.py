@@ -1,0 +1,1 @@
+"""The store: engine and connections, models, migrations, demo data."""

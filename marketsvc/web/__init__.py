@@ -1,0 +1,1 @@
+"""The HTTP edge: routing declarations, middlewares, request parsing, streaming, OpenAPI."""

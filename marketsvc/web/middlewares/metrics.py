@@ -1,0 +1,48 @@
+"""Request counts, latency and in-flight requests per method, route template and status."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from marketsvc.ops.metrics import IN_FLIGHT, LATENCY, REQUESTS, ROWS_STREAMED
+from marketsvc.web.keys import STREAMED_BYTES
+from marketsvc.web.routing import Handler, route_of
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
+# locks on every call; a request needs the same two series again and again
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 499  # cancelled: the client went away before an answer existed (nginx's code)
+    IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects are raised, not returned
+        status = exc.status
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        method = request.method if request.method in _METHODS else "OTHER"
+        key = (method, route_of(request), status)
+        series = _series.get(key)
+        if series is None:  # bounded: methods x route templates x statuses
+            labels = (method, key[1], str(status))
+            series = _series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        requests, latency = series
+        requests.inc()
+        latency.observe(time.perf_counter() - start)
+
+
+def streamed(request: web.Request, rows: int, body_bytes: int) -> None:
+    """A streaming response wrote ``rows`` rows in ``body_bytes`` bytes."""
+    ROWS_STREAMED.labels(route_of(request)).inc(rows)
+    request[STREAMED_BYTES] = request.get(STREAMED_BYTES, 0) + body_bytes
