@@ -11,11 +11,18 @@ Here a statement's whole cursor life runs as one call in aiosqlite's thread, and
 skip the hop when SQLite has no transaction open (``sqlite3`` itself does nothing then). The
 connection, its thread, its pragmas and every error class are aiosqlite's and SQLAlchemy's own;
 pass ``module=dbapi()`` to ``create_async_engine``.
+
+This module is the one place where marketsvc relies on another library's private names. They are
+listed in ``PRIVATE_NAMES``; ``dbapi()`` checks them before building the adapter, so an upgrade
+that drops one stops the service at start-up with the name, never mid-request, and
+``tests/test_library_internals.py`` fails when the installed versions differ from the ones this
+was verified with (``VERIFIED_WITH``, pinned in requirements.txt).
 """
 
 from __future__ import annotations
 
 import collections
+import inspect
 import sqlite3
 from typing import Any
 
@@ -25,6 +32,51 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+
+VERIFIED_WITH = {"SQLAlchemy": "2.1.9", "aiosqlite": "0.22.1"}
+PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
+    AsyncAdapt_aiosqlite_cursor: (
+        "_make_new_cursor",  # (connection) -> the cursor object SQLAlchemy reads results off
+        "_aenter_cursor",  # (cursor) -> the cursor, entered
+        "_execute_async",  # (operation, parameters): the one awaited execute
+        "_executemany_async",  # (operation, seq_of_parameters)
+        "_awaitable_cursor_close",  # False: our cursor's close() is not awaited
+    ),
+    AsyncAdapt_aiosqlite_connection: ("_cursor_cls", "_execute_mutex"),
+    # (fn, *args): how every aiosqlite method reaches its thread (``_conn``: its sqlite3 connection)
+    aiosqlite.Connection: ("_execute",),
+}
+_ARITY = {  # parameters besides self, where a change of signature would break the subclass
+    (AsyncAdapt_aiosqlite_cursor, "_execute_async"): 2,
+    (AsyncAdapt_aiosqlite_cursor, "_executemany_async"): 2,
+    (AsyncAdapt_aiosqlite_cursor, "_make_new_cursor"): 1,
+    (AsyncAdapt_aiosqlite_cursor, "_aenter_cursor"): 1,
+}
+
+
+class LibraryInternalsChanged(RuntimeError):
+    pass
+
+
+def check_internals() -> None:
+    """Every private name this adapter uses exists, with the arity it is called with."""
+    for cls, names in PRIVATE_NAMES.items():
+        for name in names:
+            where = f"{cls.__module__}.{cls.__qualname__}.{name}"
+            if not hasattr(cls, name):
+                raise LibraryInternalsChanged(
+                    f"marketsvc.store.sqlite_adapter relies on {where}, which the installed "
+                    f"version lacks (verified with {VERIFIED_WITH}); re-verify the adapter with "
+                    "tests/test_sqlite_adapter.py or pin the verified versions"
+                )
+            arity = _ARITY.get((cls, name))
+            if arity is not None:
+                params = list(inspect.signature(getattr(cls, name)).parameters.values())[1:]
+                if len(params) != arity:
+                    raise LibraryInternalsChanged(
+                        f"{where} now takes {len(params)} parameters, not {arity}: "
+                        "re-verify marketsvc.store.sqlite_adapter"
+                    )
 
 
 class _Outcome:
@@ -104,4 +156,5 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 
 def dbapi() -> OneHopDBAPI:
+    check_internals()
     return OneHopDBAPI(aiosqlite, sqlite3)
