@@ -45,6 +45,11 @@ class PetNotFound(NotFound):
         super().__init__(f"pet {pet_id} does not exist")
 
 
+class NotAcceptable(DomainError):
+    status = 406
+    title = "Not acceptable"
+
+
 class Conflict(DomainError):
     status = 409
     title = "Conflict"

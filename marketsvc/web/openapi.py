@@ -182,6 +182,8 @@ def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
         statuses.add(404)
     if spec.database:
         statuses.add(503)
+    if spec.stream:
+        statuses.add(406)
     return statuses
 
 
@@ -192,6 +194,11 @@ def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
     }
     if spec.status == 201:
         success["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+    if spec.stream:
+        success["headers"]["Vary"] = {
+            "description": "Accept: the body's type follows the request's Accept header.",
+            "schema": {"type": "string", "const": "Accept"},
+        }
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}

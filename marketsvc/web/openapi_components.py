@@ -29,6 +29,7 @@ ERRORS: dict[int, str] = {
     401: "No bearer token, a bad signature or an expired token.",
     403: "The token is valid but does not grant this operation.",
     404: "No such resource, or not one the caller may see.",
+    406: "The Accept header takes neither application/json nor application/x-ndjson.",
     409: "Conflicts with the resource's current state.",
     413: "The body is over the configured size limit.",
     415: "The body is not application/json.",

@@ -11,9 +11,11 @@ import orjson
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketsvc.errors import NotAcceptable
 from marketsvc.web.http import read_params
 from marketsvc.web.keys import DATABASE, REQUEST_ID, SETTINGS
 from marketsvc.web.middlewares.metrics import streamed
+from marketsvc.web.negotiation import choose
 
 log = logging.getLogger("marketsvc.streaming")
 
@@ -22,8 +24,18 @@ NDJSON = "application/x-ndjson"
 Chunks = Callable[[AsyncSession], AsyncIterator[Sequence[T]]]
 
 
-def wants_ndjson(request: web.Request) -> bool:
-    return NDJSON in request.headers.get("Accept", "")
+LIST_MEDIA_TYPES = ("application/json", NDJSON)  # in the server's order of preference
+
+
+def list_media_type(request: web.Request) -> str:
+    """JSON array or NDJSON, as the client's ``Accept`` prefers; 406 when it takes neither."""
+    chosen = choose(request.headers.get("Accept"), LIST_MEDIA_TYPES)
+    if chosen is None:
+        raise NotAcceptable(
+            "a list is sent as application/json or application/x-ndjson; "
+            f"the Accept header takes neither: {request.headers.get('Accept')!r}"
+        )
+    return chosen
 
 
 class JsonEncoder:
@@ -63,12 +75,11 @@ async def stream_json(
     error status; after that a failure can only cut the stream short. When the client goes away,
     the write raises, the cursor closes and the session gives its connection back at once.
     """
-    encoder = JsonEncoder(wants_ndjson(request))
+    media_type = list_media_type(request)
+    encoder = JsonEncoder(media_type == NDJSON)
     async with open_session() as session, aclosing(chunks(session)) as rows:
         first = await anext(rows, None)
-        response = web.StreamResponse(
-            headers={"Content-Type": NDJSON if encoder.ndjson else "application/json"}
-        )
+        response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept"})
         await response.prepare(request)
         if request.method == "HEAD":  # headers only: body bytes would corrupt the connection
             await response.write_eof()
