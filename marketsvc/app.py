@@ -12,6 +12,7 @@ from marketsvc.ops.metrics import pool_sampler
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.auth import TOKEN_CODEC, TokenCodec
+from marketsvc.web.http import continue_unless_too_large
 from marketsvc.web.keys import DATABASE, SETTINGS
 from marketsvc.web.middlewares import MIDDLEWARES
 from marketsvc.web.middlewares.request_id import tag_response
@@ -41,7 +42,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_response_prepare.append(tag_response)
     app.on_startup.append(publish_document)
     for table in ROUTE_TABLES:
-        app.add_routes(table)
+        for route in table:
+            if isinstance(route, web.RouteDef):  # a handler's route: our Expect handling
+                app.router.add_route(
+                    route.method,
+                    route.path,
+                    route.handler,
+                    expect_handler=continue_unless_too_large,
+                    **route.kwargs,
+                )
+            else:  # static files (the docs page's assets)
+                route.register(app.router)
     return app
 
 

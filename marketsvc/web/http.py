@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from marshmallow import Schema
 
 from marketsvc.errors import DomainError, NotFound
+from marketsvc.web.keys import SETTINGS
+from marketsvc.web.problems import problem
 
 MAX_ID = 2**63 - 1
 
@@ -36,8 +38,31 @@ def path_id(request: web.Request, name: str = "id") -> int:
     return int(raw)
 
 
+def body_too_large(request: web.Request) -> bool:
+    """The client announced a body over ``MARKETSVC_MAX_BODY_BYTES``: refuse it unread."""
+    length = request.content_length
+    return length is not None and length > request.app[SETTINGS].max_body_bytes
+
+
+async def continue_unless_too_large(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's ``expect_handler`` for every route: ``Expect: 100-continue`` gets its
+    ``100 Continue`` only when the announced body fits; otherwise nothing is sent, so the client
+    keeps its body and the handler's ``read_json`` answers 413 at once. Any other expectation is
+    a 417 problem (this runs before the middlewares, so it answers for itself)."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem(417, "the only expectation understood is 100-continue")
+    if request.version >= HttpVersion11 and not body_too_large(request):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim response is not part of the answer
+    return None
+
+
 async def read_json(request: web.Request, schema: Schema) -> Any:
     """The body, parsed as JSON and loaded (validated) by ``schema``."""
+    if body_too_large(request):
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[SETTINGS].max_body_bytes, actual_size=request.content_length or 0
+        )
     if request.content_type != "application/json" and not request.content_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"the body must be application/json, not {request.content_type or 'missing'!r}"

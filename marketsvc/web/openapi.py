@@ -173,7 +173,7 @@ def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
     """Every error status this route can answer, from what it declares about itself."""
     statuses = set(spec.errors) | {400}  # any request can be malformed at the HTTP level
     if spec.body is not None:
-        statuses |= {413, 415, 422}
+        statuses |= {413, 415, 417, 422}
     if spec.query is not None:
         statuses.add(422)
     if spec.access is not Access.PUBLIC:

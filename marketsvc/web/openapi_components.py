@@ -31,8 +31,12 @@ ERRORS: dict[int, str] = {
     404: "No such resource, or not one the caller may see.",
     406: "The Accept header takes neither application/json nor application/x-ndjson.",
     409: "Conflicts with the resource's current state.",
-    413: "The body is over the configured size limit.",
+    413: (
+        "The body is over the configured size limit; with `Expect: 100-continue` this is the"
+        " answer before the body is sent."
+    ),
     415: "The body is not application/json.",
+    417: "An `Expect` header other than `100-continue`.",
     422: "Well-formed but invalid input; `errors` names each field.",
     503: "The database is unavailable; retry after `Retry-After` seconds.",
 }
