@@ -56,6 +56,7 @@ def build_spec(app: web.Application) -> APISpec:
         plugins=[plugin],
         info={"description": "A marketplace order service. Money is a decimal string."},
     )
+    assert plugin.converter is not None  # APISpec(plugins=[plugin]) has set it
     plugin.map_to_openapi_type(Money, "string", None)
     plugin.converter.add_attribute_function(custom_field_properties)
     paths = _operations(app)
@@ -100,9 +101,14 @@ def undocumented_routes(app: web.Application, document: dict[str, Any]) -> list[
     """Routes with no ``@endpoint`` metadata, or missing from ``document``: each is a bug."""
     missing = []
     for route in app.router.routes():
-        if route.method not in DOCUMENTED_METHODS or isinstance(route.resource, web.StaticResource):
+        resource = route.resource  # None only for aiohttp's system routes, never in a router
+        if (
+            route.method not in DOCUMENTED_METHODS
+            or resource is None
+            or isinstance(resource, web.StaticResource)
+        ):
             continue
-        spec, path = endpoint_of(route.handler), route.resource.canonical
+        spec, path = endpoint_of(route.handler), resource.canonical
         if spec is None:
             missing.append(f"{route.method} {path}: no @endpoint metadata")
         elif route.method.lower() not in document["paths"].get(path, {}):
@@ -119,7 +125,7 @@ def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, End
     """(method, path, handler, endpoint) of every route the document describes."""
     for route in app.router.routes():
         spec = endpoint_of(route.handler)
-        if route.method in DOCUMENTED_METHODS and spec is not None:
+        if route.method in DOCUMENTED_METHODS and spec is not None and route.resource is not None:
             yield route.method, route.resource.canonical, route.handler, spec
 
 
