@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -77,10 +77,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         await self._hop(True, operation, seq_of_parameters)
 
     async def _hop(self, many: bool, operation: Any, parameters: Any) -> None:
-        conn: aiosqlite.Connection = self._connection
+        # SQLAlchemy types the driver connection as a protocol; this dialect's is aiosqlite's
+        conn = cast(aiosqlite.Connection, self._connection)
         async with self._adapt_connection._execute_mutex:
-            # Connection._execute is how every aiosqlite method reaches its thread
-            rows = await conn._execute(_run, conn._conn, many, operation, parameters, self._cursor)
+            # Connection._execute is how every aiosqlite method reaches its thread; it is private
+            # and unannotated, hence the ignore (tests/test_sqlite_adapter.py guards the reliance)
+            rows = await conn._execute(  # type: ignore[no-untyped-call]
+                _run, conn._conn, many, operation, parameters, self._cursor
+            )
         self._rows = collections.deque(rows)
 
 
