@@ -27,7 +27,7 @@ from marketsvc.web.openapi_components import (
     problem_name,
     schema_name,
 )
-from marketsvc.web.routing import Access, Endpoint, endpoint_of
+from marketsvc.web.routing import Access, Endpoint, Handler, endpoint_of
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -121,7 +121,7 @@ async def publish_document(app: web.Application) -> None:
     app[OPENAPI_JSON] = orjson.dumps(build_document(app))
 
 
-def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, Endpoint]]:
+def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Handler, Endpoint]]:
     """(method, path, handler, endpoint) of every route the document describes."""
     for route in app.router.routes():
         spec = endpoint_of(route.handler)
@@ -136,7 +136,7 @@ def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
     return paths
 
 
-def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _operation(handler: Handler, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": handler.__name__,
         "summary": spec.summary,
@@ -156,8 +156,9 @@ def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str
     return operation
 
 
-def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
-    params: list[dict[str, Any]] = [
+def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any] | str]:
+    # a parameter is an object, or the name of a component (apispec makes it a $ref)
+    params: list[dict[str, Any] | str] = [
         {
             "name": name,
             "in": "path",
@@ -171,7 +172,7 @@ def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
     for header in spec.headers:
         schema = REQUEST_HEADERS.get(header, {"type": "string"})
         params.append({"name": header, "in": "header", "required": False, "schema": schema})
-    params.append("RequestId")  # type: ignore[arg-type]  # apispec resolves a name to a $ref
+    params.append("RequestId")
     return params
 
 
