@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from marketsvc.db_accessor.core import Executor, execute
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, Chunks, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.store.models import Address, Customer
 
@@ -85,7 +85,7 @@ async def stream_customers(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> Chunks[Row[*tuple[Any, ...]]]:
+) -> ChunkStream[Row[*tuple[Any, ...]]]:
     async for chunk in stream_chunks(
         session, customers_query(after_id, limit), chunk_rows, entities=False
     ):

@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, Chunks, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import (
     CustomerNotFound,
     Forbidden,
@@ -206,7 +206,7 @@ async def stream_orders(
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     **filters: Any,
-) -> Chunks[Order]:
+) -> ChunkStream[Order]:
     """Orders matching ``filters`` (``OrderFilter``'s fields) in chunks; selectinload fetches
     each chunk's lines in one more query."""
     stmt = orders_query(OrderFilter(**filters), after_id, limit)
@@ -216,7 +216,7 @@ async def stream_orders(
 
 async def stream_customer_orders(
     session: AsyncSession, *, customer_id: int, **options: Any
-) -> Chunks[Order]:
+) -> ChunkStream[Order]:
     """``customer_id``'s orders; raises ``CustomerNotFound`` before any row if there is none."""
     if not await customer_exists(session, customer_id):
         raise CustomerNotFound(customer_id)

@@ -15,7 +15,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 # What every stream_* accessor returns: an async generator, so that ``aclose()`` (the client went
 # away) closes the cursor at once.
-Chunks = AsyncGenerator[Sequence[T], None]
+ChunkStream = AsyncGenerator[Sequence[T], None]
 
 
 def page(
@@ -31,7 +31,7 @@ async def stream_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     *,
     entities: bool = True,
-) -> Chunks[Any]:
+) -> ChunkStream[Any]:
     """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
     stmt = stmt.execution_options(yield_per=chunk_rows)
     result: AsyncScalarResult[Any] | AsyncResult[*tuple[Any, ...]]

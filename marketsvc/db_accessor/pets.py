@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from marketsvc.db_accessor.core import rowcount
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, Chunks, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.db_accessor.users import find_owner, user_exists
 from marketsvc.errors import InvalidInput, PetNotFound, UserNotFound
 from marketsvc.store.models import Pet, User
@@ -69,7 +69,7 @@ async def stream_pets(
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     user_id: int | None = None,
-) -> Chunks[Pet]:
+) -> ChunkStream[Pet]:
     """Pets with their owners; with ``user_id``, that user's pets (404 if there is no user)."""
     if user_id is not None and not await user_exists(session, user_id):
         raise UserNotFound(user_id)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from marketsvc.db_accessor.core import rowcount
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, Chunks, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import UserNotFound
 from marketsvc.store.models import Pet, User
 
@@ -74,7 +74,7 @@ async def stream_users(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> Chunks[User]:
+) -> ChunkStream[User]:
     """Users with their pets: one query for the users, plus one ``IN`` query per chunk."""
     stmt = page(select(User).options(selectinload(User.pets)), User.id, after_id, limit)
     async for chunk in stream_chunks(session, stmt, chunk_rows):
