@@ -44,15 +44,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     for table in ROUTE_TABLES:
         for route in table:
             if isinstance(route, web.RouteDef):  # a handler's route: our Expect handling
-                app.router.add_route(
-                    route.method,
-                    route.path,
-                    route.handler,
-                    expect_handler=continue_unless_too_large,
-                    **route.kwargs,
-                )
-            else:  # static files (the docs page's assets)
-                route.register(app.router)
+                expect = {"expect_handler": continue_unless_too_large}
+                route = web.RouteDef(route.method, route.path, route.handler, route.kwargs | expect)
+            route.register(app.router)
     return app
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Executable, Result
+from sqlalchemy import CursorResult, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # A session (ORM work, writes) or a bare connection (``Database.read()``: Core point reads).
@@ -15,7 +15,7 @@ async def execute(
     db: Executor,
     stmt: Executable,
     params: dict[str, Any] | list[dict[str, Any]] | None = None,
-) -> Result[Any]:
+) -> CursorResult[*tuple[Any, ...]]:
     """Run ``stmt`` on the connection (a session's: in its transaction), bypassing ORM
     compilation and loading."""
     conn = db if isinstance(db, AsyncConnection) else await db.connection()
@@ -24,3 +24,12 @@ async def execute(
 
 def dialect_name(db: Executor) -> str:
     return (db.dialect if isinstance(db, AsyncConnection) else db.get_bind().dialect).name
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """Rows an UPDATE or DELETE without RETURNING matched, from ``AsyncSession.execute``.
+
+    The session is typed to return a ``Result`` (it cannot promise a cursor for every statement);
+    for such DML it is a ``CursorResult``, and casting is what SQLAlchemy advises (2.0.44 notes).
+    """
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from marketsvc.db_accessor.core import Executor, execute
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.store.models import Address, Customer
 
@@ -24,7 +23,7 @@ async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
     return customer
 
 
-async def get_customer_row(db: Executor, customer_id: int) -> Row[Any]:
+async def get_customer_row(db: Executor, customer_id: int) -> Row[*tuple[Any, ...]]:
     """The customer and its address as one plain row (see ``schemas.customers.customer_row``)."""
     row = (await execute(db, _CUSTOMER_BY_ID, {"customer_id": customer_id})).one_or_none()
     if row is None:
@@ -77,7 +76,7 @@ _CUSTOMER_ROWS = select(*CUSTOMER_COLUMNS).join(Address, Address.customer_id == 
 _CUSTOMER_BY_ID = _CUSTOMER_ROWS.where(Customer.id == bindparam("customer_id"))
 
 
-def customers_query(after_id: int = 0, limit: int | None = None) -> Any:
+def customers_query(after_id: int = 0, limit: int | None = None) -> Select[*tuple[Any, ...]]:
     return page(_CUSTOMER_ROWS, Customer.id, after_id, limit)
 
 
@@ -86,7 +85,7 @@ async def stream_customers(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> AsyncIterator[Sequence[Row[Any]]]:
+) -> ChunkStream[Row[*tuple[Any, ...]]]:
     async for chunk in stream_chunks(
         session, customers_query(after_id, limit), chunk_rows, entities=False
     ):

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketsvc.db_accessor.core import rowcount
 from marketsvc.store.models import IdempotencyKey, utcnow
 
 PURGE_BATCH = 10_000
@@ -78,4 +79,4 @@ async def purge_expired(session: AsyncSession, cutoff: datetime) -> int:
         .where(IdempotencyKey.id.in_(oldest))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return rowcount(result)

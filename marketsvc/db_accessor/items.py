@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
 
@@ -40,7 +39,7 @@ async def stream_items(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> AsyncIterator[Sequence[Item]]:
+) -> ChunkStream[Item]:
     stmt = page(select(Item), Item.id, after_id, limit)
     async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import (
     CustomerNotFound,
     Forbidden,
@@ -138,7 +138,7 @@ async def _raise_unknown_items(db: Executor, short: Sequence[LineRequest]) -> No
         raise InvalidInput(unknown)
 
 
-def _with_lines(stmt: Select[Any]) -> Select[Any]:
+def _with_lines(stmt: Select[Order]) -> Select[Order]:
     return stmt.options(selectinload(Order.lines))
 
 
@@ -185,7 +185,7 @@ async def get_order(db: Executor, order_id: int, scope: int | None = None) -> Or
     return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
 
 
-def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
+def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Order]:
     stmt = select(Order)
     for customer_id in (where.customer_id, where.scope):  # another customer's id: no rows
         if customer_id is not None:
@@ -206,7 +206,7 @@ async def stream_orders(
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     **filters: Any,
-) -> AsyncIterator[Sequence[Order]]:
+) -> ChunkStream[Order]:
     """Orders matching ``filters`` (``OrderFilter``'s fields) in chunks; selectinload fetches
     each chunk's lines in one more query."""
     stmt = orders_query(OrderFilter(**filters), after_id, limit)
@@ -216,7 +216,7 @@ async def stream_orders(
 
 async def stream_customer_orders(
     session: AsyncSession, *, customer_id: int, **options: Any
-) -> AsyncIterator[Sequence[Order]]:
+) -> ChunkStream[Order]:
     """``customer_id``'s orders; raises ``CustomerNotFound`` before any row if there is none."""
     if not await customer_exists(session, customer_id):
         raise CustomerNotFound(customer_id)
@@ -229,7 +229,7 @@ _LINE_TOTAL = func.coalesce(func.sum(OrderLine.unit_price_cents * OrderLine.quan
 
 def _totals_query(
     which: ColumnElement[bool], scope: ColumnElement[Any] | int | None
-) -> Select[Any]:
+) -> Select[int, int]:
     stmt = (
         select(Order.id, _LINE_TOTAL)
         .outerjoin(OrderLine, OrderLine.order_id == Order.id)
@@ -265,7 +265,7 @@ async def order_totals(
     return {order_id: int(total) for order_id, total in rows}
 
 
-def _totals_statement(postgresql: bool, scoped: bool) -> Select[Any]:
+def _totals_statement(postgresql: bool, scoped: bool) -> Select[int, int]:
     if postgresql:  # one array parameter, not a thousand placeholders to render, send and parse
         which = Order.id == any_(bindparam("order_ids", type_=ARRAY(BigInteger)))
     else:

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncResult, AsyncScalarResult, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 DEFAULT_CHUNK_ROWS = 500
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+# What every stream_* accessor returns: an async generator, so that ``aclose()`` (the client went
+# away) closes the cursor at once.
+ChunkStream = AsyncGenerator[Sequence[T], None]
+
 
 def page(
-    stmt: Select[Any], id_column: InstrumentedAttribute[int], after_id: int, limit: int | None
-) -> Select[Any]:
+    stmt: Select[*Ts], id_column: InstrumentedAttribute[int], after_id: int, limit: int | None
+) -> Select[*Ts]:
     stmt = stmt.where(id_column > after_id).order_by(id_column)
     return stmt.limit(limit) if limit is not None else stmt
 
 
 async def stream_chunks(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     *,
     entities: bool = True,
-) -> AsyncIterator[Sequence[Any]]:
+) -> ChunkStream[Any]:
     """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
     stmt = stmt.execution_options(yield_per=chunk_rows)
+    result: AsyncScalarResult[Any] | AsyncResult[*tuple[Any, ...]]
     if entities:
         result = await session.stream_scalars(stmt)
     else:  # plain rows come straight off the session's connection: no ORM loading per row

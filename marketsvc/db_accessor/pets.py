@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.db_accessor.core import rowcount
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.db_accessor.users import find_owner, user_exists
 from marketsvc.errors import InvalidInput, PetNotFound, UserNotFound
 from marketsvc.store.models import Pet, User
@@ -49,13 +49,13 @@ async def update_pet(session: AsyncSession, pet_id: int, changes: dict[str, Any]
 
 async def delete_pet(session: AsyncSession, pet_id: int) -> None:
     stmt = delete(Pet).where(Pet.id == pet_id).execution_options(synchronize_session=False)
-    if (await session.execute(stmt)).rowcount == 0:  # type: ignore[attr-defined]
+    if rowcount(await session.execute(stmt)) == 0:
         raise PetNotFound(pet_id)
 
 
 def pets_query(
     after_id: int = 0, limit: int | None = None, user_id: int | None = None
-) -> Select[Any]:
+) -> Select[Pet]:
     # A many-to-one joinedload is one LEFT OUTER JOIN, compatible with yield_per: no extra query.
     stmt = select(Pet).options(joinedload(Pet.user))
     if user_id is not None:
@@ -69,7 +69,7 @@ async def stream_pets(
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     user_id: int | None = None,
-) -> AsyncIterator[Sequence[Pet]]:
+) -> ChunkStream[Pet]:
     """Pets with their owners; with ``user_id``, that user's pets (404 if there is no user)."""
     if user_id is not None and not await user_exists(session, user_id):
         raise UserNotFound(user_id)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
+from marketsvc.db_accessor.core import rowcount
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import UserNotFound
 from marketsvc.store.models import Pet, User
 
@@ -65,7 +65,7 @@ async def delete_user(session: AsyncSession, user_id: int) -> None:
     result = await session.execute(
         delete(User).where(User.id == user_id).execution_options(**no_sync)
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if rowcount(result) == 0:
         raise UserNotFound(user_id)  # the caller's transaction rolls the UPDATE back
 
 
@@ -74,7 +74,7 @@ async def stream_users(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> AsyncIterator[Sequence[User]]:
+) -> ChunkStream[User]:
     """Users with their pets: one query for the users, plus one ``IN`` query per chunk."""
     stmt = page(select(User).options(selectinload(User.pets)), User.id, after_id, limit)
     async for chunk in stream_chunks(session, stmt, chunk_rows):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +32,6 @@ from marketsvc.web.routing import Access, endpoint
 from marketsvc.web.streaming import stream_list
 
 routes = web.RouteTableDef()
-OrderChunks = AsyncIterator[Sequence[Order]]
 
 
 def scope_of(request: web.Request) -> int | None:

@@ -7,13 +7,15 @@ module must not import prometheus_client: the arbiter exports its multiprocess d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Protocol
 
 from marketsvc.ops.logs import gunicorn_log_config
 from marketsvc.settings import Settings, _int
@@ -42,6 +44,22 @@ control_socket_disable = True  # several instances per host must not fight over 
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 log = logging.getLogger("marketsvc.gunicorn")
+
+
+class _WorkerLog(Protocol):
+    def info(self, msg: str, *args: object) -> None: ...
+
+
+class _Worker(Protocol):
+    """What these hooks use of aiohttp's ``GunicornUVLoopWebWorker`` (gunicorn has no types)."""
+
+    pid: int
+    loop: asyncio.AbstractEventLoop
+    log: _WorkerLog
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None: ...
+
+
 _created_metrics_dir: str | None = None
 
 
@@ -66,7 +84,7 @@ def _prepare_multiprocess_metrics() -> None:
         stale.unlink()
 
 
-def post_worker_init(worker: Any) -> None:
+def post_worker_init(worker: _Worker) -> None:
     """Signal handlers are installed by now: a SIGTERM from here on is a graceful stop.
 
     aiohttp's worker notices a SIGTERM only at its next once-a-second tick, which eats into the
@@ -76,11 +94,11 @@ def post_worker_init(worker: Any) -> None:
     worker.log.info("worker ready (pid: %s)", worker.pid)
 
 
-def child_exit(server: object, worker: object) -> None:
+def child_exit(server: object, worker: _Worker) -> None:
     """A dead worker's live gauges (in-flight, pool) must stop counting in the sums."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server: object) -> None:

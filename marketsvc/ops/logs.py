@@ -42,7 +42,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     """A StreamHandler that writes what an event loop logs in batches, one write per batch.
 
     A line waits at most ``FLUSH_SECONDS`` (or until ``MAX_PENDING`` lines are waiting); WARNING

@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy.pool import QueuePool
 
 from marketsvc.web.keys import DATABASE, SETTINGS
 
@@ -70,7 +71,8 @@ POOL_SAMPLE_SECONDS = 1.0
 
 def publish_pool(app: web.Application) -> None:
     """This process's pool gauges, as of now."""
-    checked_out = app[DATABASE].engine.pool.checkedout()  # type: ignore[attr-defined]
+    pool = app[DATABASE].engine.pool  # a QueuePool: the engine is made with a pool_size
+    checked_out = pool.checkedout() if isinstance(pool, QueuePool) else 0
     POOL_CHECKED_OUT.set(checked_out)
     POOL_OVERFLOW.set(max(0, checked_out - app[SETTINGS].pool_size))
 

@@ -30,7 +30,7 @@ def parse_cents(text: str) -> int:
     return int((Decimal(text) * 100).to_integral_value())
 
 
-class Money(fields.Field):
+class Money(fields.Field[int]):
     """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float."""
 
     default_error_messages = {

@@ -22,7 +22,7 @@ from marketsvc.errors import Conflict, DomainError, InvalidInput, OutOfStock
 from marketsvc.schemas.orders import order_dict
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
-from marketsvc.web.problems import PROBLEM_CONTENT_TYPE, problem
+from marketsvc.web.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -89,8 +89,8 @@ async def _attempt(session: AsyncSession, data: dict[str, Any]) -> tuple[int, st
         async with session.begin_nested():
             order = await orders.place_order(session, data["customer_id"], data["lines"])
     except RECORDED_FAILURES as exc:
-        refusal = problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
-        return exc.status, bytes(refusal.body).decode()
+        refusal = problem_body(exc.status, exc.detail, title=exc.title, errors=exc.errors)
+        return exc.status, orjson.dumps(refusal).decode()
     return 201, orjson.dumps(order_dict(order)).decode()
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -169,7 +169,7 @@ def _total(plan: SeedPlan) -> int:
 
 
 class _Writer:
-    def __init__(self, conn: AsyncConnection, bar: tqdm) -> None:
+    def __init__(self, conn: AsyncConnection, bar: tqdm[NoReturn]) -> None:
         self.conn = conn
         self.bar = bar
         self.postgres = conn.dialect.name == "postgresql"
@@ -197,6 +197,7 @@ class _Writer:
     async def _write(self, table: str, columns: list[str], batch: list[tuple[Any, ...]]) -> None:
         if self.postgres:
             raw = (await self.conn.get_raw_connection()).driver_connection
+            assert raw is not None  # a checked-out connection has its driver's (asyncpg's)
             await raw.copy_records_to_table(table, records=batch, columns=columns)
         else:
             marks = ", ".join("?" * len(columns))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import inspect
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -46,7 +46,9 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     # (fn, *args): how every aiosqlite method reaches its thread (``_conn``: its sqlite3 connection)
     aiosqlite.Connection: ("_execute",),
 }
-_ARITY = {  # parameters besides self, where a change of signature would break the subclass
+_ARITY: dict[
+    tuple[type, str], int
+] = {  # parameters besides self, where a change of signature would break the subclass
     (AsyncAdapt_aiosqlite_cursor, "_execute_async"): 2,
     (AsyncAdapt_aiosqlite_cursor, "_executemany_async"): 2,
     (AsyncAdapt_aiosqlite_cursor, "_make_new_cursor"): 1,
@@ -129,10 +131,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         await self._hop(True, operation, seq_of_parameters)
 
     async def _hop(self, many: bool, operation: Any, parameters: Any) -> None:
-        conn: aiosqlite.Connection = self._connection
+        # SQLAlchemy types the driver connection as a protocol; this dialect's is aiosqlite's
+        conn = cast(aiosqlite.Connection, self._connection)
         async with self._adapt_connection._execute_mutex:
-            # Connection._execute is how every aiosqlite method reaches its thread
-            rows = await conn._execute(_run, conn._conn, many, operation, parameters, self._cursor)
+            # Connection._execute is how every aiosqlite method reaches its thread; it is private
+            # and unannotated, hence the ignore (tests/test_sqlite_adapter.py guards the reliance)
+            rows = await conn._execute(  # type: ignore[no-untyped-call]
+                _run, conn._conn, many, operation, parameters, self._cursor
+            )
         self._rows = collections.deque(rows)
 
 

@@ -11,6 +11,7 @@ from marshmallow import Schema
 from marketsvc.errors import DomainError, NotFound
 from marketsvc.web.keys import SETTINGS
 from marketsvc.web.problems import problem
+from marketsvc.web.routing import Endpoint, endpoint_of
 
 MAX_ID = 2**63 - 1
 
@@ -57,7 +58,7 @@ async def continue_unless_too_large(request: web.Request) -> web.StreamResponse 
     return None
 
 
-async def read_json(request: web.Request, schema: Schema) -> Any:
+async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     """The body, parsed as JSON and loaded (validated) by ``schema``."""
     if body_too_large(request):
         raise web.HTTPRequestEntityTooLarge(
@@ -72,30 +73,36 @@ async def read_json(request: web.Request, schema: Schema) -> Any:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSON(f"the body is not valid JSON: {exc}") from None
-    return schema.load(data)
+    loaded: dict[str, Any] = schema.load(data)  # a Schema without many=True loads an object
+    return loaded
 
 
-def read_query(request: web.Request, schema: Schema) -> Any:
+def read_query(request: web.Request, schema: Schema) -> dict[str, Any]:
     """The query string loaded by ``schema``: a repeated parameter is invalid, not silently lost."""
     data: dict[str, str | list[str]] = {}
     for key in request.query:
         values = request.query.getall(key)
         data[key] = values[0] if len(values) == 1 else values
-    return schema.load(data)
+    loaded: dict[str, Any] = schema.load(data)
+    return loaded
 
 
-async def read_body(request: web.Request) -> Any:
+async def read_body(request: web.Request) -> dict[str, Any]:
     """The body validated by the very schema instance the route declares (and documents)."""
-    return await read_json(request, _declared(request).body)
+    schema = _declared(request).body
+    assert schema is not None, "a route that reads a body declares @endpoint(body=...)"
+    return await read_json(request, schema)
 
 
-def read_params(request: web.Request) -> Any:
+def read_params(request: web.Request) -> dict[str, Any]:
     """The query string validated by the schema instance the route declares (and documents)."""
-    return read_query(request, _declared(request).query)
+    schema = _declared(request).query
+    assert schema is not None, "a route that reads its query declares @endpoint(query=...)"
+    return read_query(request, schema)
 
 
-def _declared(request: web.Request) -> Any:
-    spec = getattr(request.match_info.handler, "endpoint", None)
+def _declared(request: web.Request) -> Endpoint:
+    spec = endpoint_of(request.match_info.handler)
     assert spec is not None, "every route declares itself with @endpoint"
     return spec
 

@@ -27,7 +27,7 @@ from marketsvc.web.openapi_components import (
     problem_name,
     schema_name,
 )
-from marketsvc.web.routing import Access, Endpoint, endpoint_of
+from marketsvc.web.routing import Access, Endpoint, Handler, endpoint_of
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -56,6 +56,7 @@ def build_spec(app: web.Application) -> APISpec:
         plugins=[plugin],
         info={"description": "A marketplace order service. Money is a decimal string."},
     )
+    assert plugin.converter is not None  # APISpec(plugins=[plugin]) has set it
     plugin.map_to_openapi_type(Money, "string", None)
     plugin.converter.add_attribute_function(custom_field_properties)
     paths = _operations(app)
@@ -100,9 +101,14 @@ def undocumented_routes(app: web.Application, document: dict[str, Any]) -> list[
     """Routes with no ``@endpoint`` metadata, or missing from ``document``: each is a bug."""
     missing = []
     for route in app.router.routes():
-        if route.method not in DOCUMENTED_METHODS or isinstance(route.resource, web.StaticResource):
+        resource = route.resource  # None only for aiohttp's system routes, never in a router
+        if (
+            route.method not in DOCUMENTED_METHODS
+            or resource is None
+            or isinstance(resource, web.StaticResource)
+        ):
             continue
-        spec, path = endpoint_of(route.handler), route.resource.canonical
+        spec, path = endpoint_of(route.handler), resource.canonical
         if spec is None:
             missing.append(f"{route.method} {path}: no @endpoint metadata")
         elif route.method.lower() not in document["paths"].get(path, {}):
@@ -115,11 +121,11 @@ async def publish_document(app: web.Application) -> None:
     app[OPENAPI_JSON] = orjson.dumps(build_document(app))
 
 
-def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, Endpoint]]:
+def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Handler, Endpoint]]:
     """(method, path, handler, endpoint) of every route the document describes."""
     for route in app.router.routes():
         spec = endpoint_of(route.handler)
-        if route.method in DOCUMENTED_METHODS and spec is not None:
+        if route.method in DOCUMENTED_METHODS and spec is not None and route.resource is not None:
             yield route.method, route.resource.canonical, route.handler, spec
 
 
@@ -130,7 +136,7 @@ def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
     return paths
 
 
-def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _operation(handler: Handler, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": handler.__name__,
         "summary": spec.summary,
@@ -150,8 +156,9 @@ def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str
     return operation
 
 
-def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
-    params: list[dict[str, Any]] = [
+def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any] | str]:
+    # a parameter is an object, or the name of a component (apispec makes it a $ref)
+    params: list[dict[str, Any] | str] = [
         {
             "name": name,
             "in": "path",
@@ -165,7 +172,7 @@ def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
     for header in spec.headers:
         schema = REQUEST_HEADERS.get(header, {"type": "string"})
         params.append({"name": header, "in": "header", "required": False, "schema": schema})
-    params.append("RequestId")  # type: ignore[arg-type]  # apispec resolves a name to a $ref
+    params.append("RequestId")
     return params
 
 

@@ -6,7 +6,6 @@ from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
-from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema, fields
 
 from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
@@ -43,11 +42,13 @@ ERRORS: dict[int, str] = {
 
 
 def schema_name(schema: type[Schema] | Schema) -> str:
-    name = resolve_schema_cls(schema).__name__.removesuffix("Schema")
+    name = (schema if isinstance(schema, type) else type(schema)).__name__.removesuffix("Schema")
     return name + "Partial" if getattr(schema, "partial", False) else name
 
 
-def custom_field_properties(self: Any, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+def custom_field_properties(
+    self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
     """JSON Schema details of the project's own field types (their base types map by MRO)."""
     if isinstance(field, Money):
         return {"pattern": MONEY_WIRE_PATTERN, "examples": ["10.50"]}

@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from marshmallow import Schema
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+_ATTRIBUTE = "endpoint"  # where a handler carries its declaration
 
 
 class Access(StrEnum):
@@ -40,19 +42,18 @@ class Endpoint:
     request_example: Any = None
     response_example: Any = None
 
-
-def endpoint(**kwargs: object) -> Callable[[Handler], Handler]:
-    spec = Endpoint(**kwargs)  # type: ignore[arg-type]
-
-    def attach(handler: Handler) -> Handler:
-        handler.endpoint = spec  # type: ignore[attr-defined]
+    def __call__(self, handler: H) -> H:
+        """As a decorator: the handler carries this declaration."""
+        setattr(handler, _ATTRIBUTE, self)
         return handler
 
-    return attach
+
+endpoint = Endpoint  # ``@endpoint(summary=..., access=..., tag=...)`` above a handler
 
 
 def endpoint_of(handler: object) -> Endpoint | None:
-    return getattr(handler, "endpoint", None)
+    spec: Endpoint | None = getattr(handler, _ATTRIBUTE, None)  # set only by Endpoint.__call__
+    return spec
 
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -21,7 +21,8 @@ log = logging.getLogger("marketsvc.streaming")
 
 T = TypeVar("T")
 NDJSON = "application/x-ndjson"
-Chunks = Callable[[AsyncSession], AsyncIterator[Sequence[T]]]
+# an async generator, not any iterator: aclose() gives the cursor back when the client goes away
+Chunks = Callable[[AsyncSession], AsyncGenerator[Sequence[T], None]]
 
 
 LIST_MEDIA_TYPES = ("application/json", NDJSON)  # in the server's order of preference
@@ -110,7 +111,7 @@ async def stream_json(
 
 async def stream_list(
     request: web.Request,
-    chunks: Callable[..., AsyncIterator[Sequence[T]]],
+    chunks: Callable[..., AsyncGenerator[Sequence[T], None]],
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
     **fixed: Any,
 ) -> web.StreamResponse:
