@@ -1,4 +1,4 @@
-"""``python -m marketsvc migrate | seed | serve | token``."""
+"""``python -m marketsvc migrate | seed | serve | token | openapi``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+import orjson
 from sqlalchemy import text
 
 from marketsvc.settings import Settings, SettingsError
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--admin", action="store_true")
     who.add_argument("--customer", type=int, metavar="ID")
     t.add_argument("--ttl", type=int, default=3600, metavar="SECONDS")
+    sub.add_parser(
+        "openapi", help="print the OpenAPI document (the one /api/v1/openapi.json serves)"
+    )
     return p
 
 
@@ -95,7 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         codec = TokenCodec(settings)
         subject, role = ("admin", "admin") if args.admin else (str(args.customer), "customer")
         print(codec.issue(subject, role, ttl=args.ttl))
+    elif args.command == "openapi":
+        print_document(settings)
     return 0
+
+
+def print_document(settings: Settings) -> None:
+    from marketsvc.app import create_app  # the whole app, only for this command
+    from marketsvc.web.openapi import build_document
+
+    document = build_document(create_app(settings))
+    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 if __name__ == "__main__":

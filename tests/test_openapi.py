@@ -80,10 +80,11 @@ def test_operation_ids_are_unique(document) -> None:
 
 def test_protected_operations_need_a_bearer_token_and_say_401_and_403(document) -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"]["bearerFormat"] == "JWT"
+    assert document["security"] == [{"bearerAuth": []}]  # the default; public ones say []
     for method, path, _, spec in documented_routes(create_app(Settings())):
         op = document["paths"][path][method.lower()]
         protected = spec.access is not Access.PUBLIC
-        assert ("security" in op) == protected, (method, path)
+        assert op["security"] == ([{"bearerAuth": []}] if protected else []), (method, path)
         assert ({"401", "403"} <= op["responses"].keys()) == protected, (method, path)
         if path.startswith("/api/v1/"):  # the contract: only the catalogue and this are public
             public = method == "GET" and path.startswith(("/api/v1/items", "/api/v1/openapi"))

@@ -42,6 +42,14 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
     "operations": "Liveness, readiness and metrics.",
     "documentation": "This document and its interactive page.",
 }
+WHO_MAY_CALL = {
+    Access.PUBLIC: "Anyone may call this; no token is needed.",
+    Access.CUSTOMER: (
+        "Needs a bearer token: an admin's, or a customer's acting on its own data (another"
+        " customer's resources answer 404)."
+    ),
+    Access.ADMIN: "Needs an admin's bearer token.",
+}
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {
     "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
 }
@@ -54,7 +62,13 @@ def build_spec(app: web.Application) -> APISpec:
         version="1",
         openapi_version="3.1.0",
         plugins=[plugin],
-        info={"description": "A marketplace order service. Money is a decimal string."},
+        info={
+            "description": "A marketplace order service. Money is a decimal string.",
+            "license": {"name": "Proprietary"},
+            "contact": {"name": "marketsvc maintainers"},
+        },
+        servers=[{"url": "/", "description": "The service that serves this document"}],
+        security=[{"bearerAuth": []}],  # the default; public operations say security: []
     )
     assert plugin.converter is not None  # APISpec(plugins=[plugin]) has set it
     plugin.map_to_openapi_type(Money, "string", None)
@@ -144,10 +158,9 @@ def _operation(handler: Handler, spec: Endpoint, path_params: list[str]) -> dict
         "parameters": _parameters(spec, path_params),
         "responses": _responses(spec, path_params),
     }
-    if handler.__doc__:
-        operation["description"] = handler.__doc__.strip()
-    if spec.access is not Access.PUBLIC:
-        operation["security"] = [{"bearerAuth": []}]
+    doc = (handler.__doc__ or "").strip()
+    operation["description"] = (doc + "\n\n" if doc else "") + WHO_MAY_CALL[spec.access]
+    operation["security"] = [] if spec.access is Access.PUBLIC else [{"bearerAuth": []}]
     if spec.body is not None:
         media: dict[str, Any] = {"schema": spec.body}
         if spec.request_example is not None:
