@@ -22,6 +22,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from marketsvc.schemas.common import MAX_ID, Money
 from marketsvc.web.openapi_components import (
+    REPLAYED_REF,
     add_components,
     custom_field_properties,
     problem_name,
@@ -42,8 +43,18 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
     "operations": "Liveness, readiness and metrics.",
     "documentation": "This document and its interactive page.",
 }
-REQUEST_HEADERS: dict[str, dict[str, Any]] = {
-    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {}
+UNSAFE_METHODS = ("POST", "PATCH", "DELETE")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry safe: the first answer to this key from this caller (kept at least "
+        "24 hours) is replayed byte for byte with `Idempotent-Replayed: true`; the same key "
+        "with another method, path or body is 422; while the first is in flight, 409."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
 
@@ -126,17 +137,18 @@ def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, End
 def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = defaultdict(dict)
     for method, path, handler, spec in documented_routes(app):
-        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path))
+        keyed = method in UNSAFE_METHODS and spec.keyed
+        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path), keyed)
     return paths
 
 
-def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _operation(handler: Any, spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": handler.__name__,
         "summary": spec.summary,
         "tags": [spec.tag],
-        "parameters": _parameters(spec, path_params),
-        "responses": _responses(spec, path_params),
+        "parameters": _parameters(spec, path_params, keyed),
+        "responses": _responses(spec, path_params, keyed),
     }
     if handler.__doc__:
         operation["description"] = handler.__doc__.strip()
@@ -150,7 +162,7 @@ def _operation(handler: Any, spec: Endpoint, path_params: list[str]) -> dict[str
     return operation
 
 
-def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
+def _parameters(spec: Endpoint, path_params: list[str], keyed: bool) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
@@ -165,13 +177,17 @@ def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any]]:
     for header in spec.headers:
         schema = REQUEST_HEADERS.get(header, {"type": "string"})
         params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    if keyed:
+        params.append(IDEMPOTENCY_KEY)
     params.append("RequestId")  # type: ignore[arg-type]  # apispec resolves a name to a $ref
     return params
 
 
-def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
+def error_statuses(spec: Endpoint, path_params: list[str], keyed: bool = False) -> set[int]:
     """Every error status this route can answer, from what it declares about itself."""
     statuses = set(spec.errors) | {400}  # any request can be malformed at the HTTP level
+    if keyed:
+        statuses |= {409, 422}  # a key in flight; a key reused for another request
     if spec.body is not None:
         statuses |= {413, 415, 422}
     if spec.query is not None:
@@ -185,17 +201,19 @@ def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
     return statuses
 
 
-def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": HTTPStatus(spec.status).phrase,
         "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
     }
     if spec.status == 201:
         success["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+    if keyed:
+        success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}
-    for status in sorted(error_statuses(spec, path_params)):
+    for status in sorted(error_statuses(spec, path_params, keyed)):
         responses[str(status)] = problem_name(status)
     return responses
 

@@ -33,7 +33,10 @@ class Endpoint:
     status: int = 200
     stream: bool = False
     errors: tuple[int, ...] = ()
-    headers: tuple[str, ...] = ()  # request headers it reads, e.g. "Idempotency-Key"
+    headers: tuple[str, ...] = ()  # request headers it reads, besides the ones below
+    # POST/PATCH/DELETE honour Idempotency-Key (marketsvc/services/idempotency.py); False for a
+    # read that takes a body, which is safe to retry as it is
+    keyed: bool = True
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response

@@ -37,11 +37,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem(
             exc.status, exc.reason if exc.text is None else _http_detail(exc), headers=headers
         )
-    except Unauthorized as exc:
-        headers = {"WWW-Authenticate": 'Bearer realm="marketsvc"'}
-        return problem(exc.status, exc.detail, title=exc.title, headers=headers)
     except DomainError as exc:
-        return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
+        return domain_problem(exc)
     except ValidationError as exc:
         errors = flatten_errors(exc.messages)
         return problem(422, "the request is not valid", errors=errors)
@@ -55,6 +52,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.info("client went away: %s", exc, extra={"request_id": request[REQUEST_ID]})
             return web.Response(status=499, reason="Client Closed Request")
         return outage_problem(request, outage, exc)
+
+
+def domain_problem(exc: DomainError) -> web.Response:
+    """What a domain error says to the client (also what an Idempotency-Key replays)."""
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="marketsvc"'} if isinstance(exc, Unauthorized) else None
+    )
+    return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=headers)
 
 
 def _http_detail(exc: web.HTTPException) -> str:
