@@ -47,7 +47,7 @@ def _as_postgres(*argv: str) -> list[str]:
 
 
 @contextmanager
-def temporary_cluster() -> Iterator[Cluster]:
+def temporary_cluster(*settings: str) -> Iterator[Cluster]:
     if not PG_BIN:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     data = Path(tempfile.mkdtemp(prefix="marketsvc-pg-"))
@@ -58,7 +58,7 @@ def temporary_cluster() -> Iterator[Cluster]:
         subprocess.run(_as_postgres(f"{cluster.bin_dir}/initdb", "-D", str(data), "-A", "trust",
                                     "-U", "postgres", "--no-sync"),
                        check=True, capture_output=True, timeout=120)  # fmt: skip
-        cluster.start()
+        cluster.start(*settings)
         yield cluster
     finally:
         subprocess.run(_as_postgres(f"{cluster.bin_dir}/pg_ctl", "-D", str(data), "-m",
