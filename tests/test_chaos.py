@@ -45,7 +45,7 @@ def chaos_database(backend: str, tmp_path: Path) -> Iterator[tuple[str, Cluster 
         yield cluster.url, cluster
 
 
-async def test_no_order_is_lost_or_doubled_whatever_fails(chaos_database, tmp_path) -> None:
+async def test_no_order_is_lost_or_doubled_whatever_fails(chaos_database, tmp_path, capsys) -> None:
     url, cluster = chaos_database
     token = TokenCodec(Settings(jwt_secret=TEST_SECRET)).issue("admin", "admin")
     headers = {"Authorization": f"Bearer {token}"}

@@ -81,6 +81,23 @@ async def assert_available(client: TestClient) -> None:
     assert (await get(client, "/readyz"))[0] == 200
 
 
+_printed: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _report_windows(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """The windows' counts go to the terminal even when output is captured."""
+    yield
+    with capsys.disabled():
+        for line in _printed:
+            print("\n" + line)
+    _printed.clear()
+
+
+def report(line: str) -> None:
+    _printed.append(line)
+
+
 class Load:
     """``CLIENTS`` clients, each placing an order or reading an item again and again."""
 
@@ -148,7 +165,7 @@ async def window(
     )  # fmt: skip
     total = sum(load.statuses.values())
     by_status = dict(sorted(load.statuses.items(), key=str))
-    print(f"\nwindow {name!r}: {total} responses, by status {by_status}; 503 causes {dict(causes)}")
+    report(f"window {name!r}: {total} responses, by status {by_status}; 503 causes {dict(causes)}")
     assert load.statuses[500] == 0
     assert load.statuses["hung"] == 0
     assert load.statuses[503] > 0, "the fault never reached a request"
@@ -266,7 +283,7 @@ async def test_a_server_that_resets_connections_is_503(aiohttp_client, caplog) -
         for _ in range(10):
             for path in ("/api/v1/items", "/api/v1/items/1", "/readyz"):
                 statuses[(await get(client, path))[0]] += 1
-        print(f"\nwindow 'accept then reset': {dict(statuses)}")
+        report(f"window 'accept then reset': {dict(statuses)}")
         assert statuses == {503: 30}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

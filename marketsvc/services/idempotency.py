@@ -81,11 +81,10 @@ async def run_once(request: web.Request, handler: Handler, key: str) -> web.Stre
     database = request.app[DATABASE]
     async with database.change() as session:
         claimed = await idempotency.claim(session, request[PRINCIPAL].owner, key, digest)
-        if isinstance(claimed, int):
-            response = await _attempt(request, handler, session)
-            await idempotency.record(session, claimed, response.status, freeze(response))
-    if isinstance(claimed, StoredResponse):
-        return _replay(request, claimed, digest)
+        if isinstance(claimed, StoredResponse):
+            return _replay(request, claimed, digest)  # nothing was written
+        response = await _attempt(request, handler, session)
+        await idempotency.record(session, claimed, response.status, freeze(response))
     if claimed % PURGE_EVERY == 0:
         cutoff = utcnow() - timedelta(hours=request.app[SETTINGS].idempotency_ttl_hours)
         async with database.change() as session:

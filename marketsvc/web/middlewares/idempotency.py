@@ -10,6 +10,7 @@ from marketsvc.services.idempotency import (
     idempotency_key,
     run_once,
 )
+from marketsvc.web.keys import PRINCIPAL
 from marketsvc.web.routing import Handler, endpoint_of
 
 
@@ -18,6 +19,6 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
     if request.method not in UNSAFE_METHODS or IDEMPOTENCY_HEADER not in request.headers:
         return await handler(request)  # the fast path: two lookups
     spec = endpoint_of(request.match_info.handler)
-    if spec is None or not spec.keyed:
-        return await handler(request)
+    if spec is None or not spec.keyed or PRINCIPAL not in request:
+        return await handler(request)  # keys belong to a caller: a public route has none
     return await run_once(request, handler, idempotency_key(request))
