@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -45,7 +45,9 @@ def chaos_database(backend: str, tmp_path: Path) -> Iterator[tuple[str, Cluster 
         yield cluster.url, cluster
 
 
-async def test_no_order_is_lost_or_doubled_whatever_fails(chaos_database, tmp_path, capsys) -> None:
+async def test_no_order_is_lost_or_doubled_whatever_fails(
+    chaos_database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url, cluster = chaos_database
     token = TokenCodec(Settings(jwt_secret=TEST_SECRET)).issue("admin", "admin")
     headers = {"Authorization": f"Bearer {token}"}
@@ -63,8 +65,13 @@ async def test_no_order_is_lost_or_doubled_whatever_fails(chaos_database, tmp_pa
         await asyncio.gather(_faults(server, cluster, record), *shoppers)
     finally:
         await asyncio.to_thread(server.stop)
-    figures = await _check(url, items, record)
-    print(f"\nchaos on {(cluster and 'postgresql') or 'sqlite'}: {figures}")
+    backend = "sqlite" if cluster is None else "postgresql"
+
+    def show(figures: dict[str, object]) -> None:
+        with capsys.disabled():  # shown even when output is captured, and before any assert
+            print(f"\nchaos on {backend}: {figures}")
+
+    await _check(url, items, record, show)
 
 
 async def _shop(url: str, headers: dict[str, str]) -> tuple[list[int], dict[int, int]]:
@@ -108,7 +115,9 @@ async def _faults(server: Server, cluster: Cluster | None, record: Record) -> No
     record.faults.append("server stopped (SIGTERM) and started")
 
 
-async def _check(url: str, items: dict[int, int], record: Record) -> dict[str, object]:
+async def _check(
+    url: str, items: dict[int, int], record: Record, show: Callable[[dict[str, object]], None]
+) -> None:
     """What the database holds against what the shoppers were told."""
     engine = create_async_engine(url, poolclass=NullPool)
     async with engine.connect() as conn:
@@ -145,6 +154,8 @@ async def _check(url: str, items: dict[int, int], record: Record) -> dict[str, o
         "requests": sum(record.statuses.values()),
         "statuses": dict(sorted(record.statuses.items(), key=str)),
         "answers replayed": sum(1 for op in ops for _, _, replayed in op.answers if replayed),
+        # done, but its answer never arrived (worker killed, connection reset): the retry replayed
+        "answers lost, then replayed": sum(1 for op in ops if op.answer and op.answer[2]),
         "lost": len(unanswered) + len(mismatched),  # never answered, or unlike their answer
         "orders nobody was told about": len(unknown),  # a second order for a key would be one
         "duplicated": duplicated,  # one order answered to two keys
@@ -154,6 +165,7 @@ async def _check(url: str, items: dict[int, int], record: Record) -> dict[str, o
         ),
         "faults injected": record.faults,
     }
+    show(figures)
     assert len(record.faults) == 4
     assert record.statuses[500] == 0, figures
     assert not unanswered, f"{len(unanswered)} operations never got an answer: {figures}"
@@ -166,7 +178,6 @@ async def _check(url: str, items: dict[int, int], record: Record) -> dict[str, o
     assert not unmarked_replays
     assert len(placed) > 100, figures
     assert cancelled, figures
-    return figures
 
 
 def _status(op: Operation) -> int:
