@@ -32,7 +32,6 @@ from marketsvc.web.routing import Handler, route_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-UNSAFE_METHODS = frozenset(("POST", "PATCH", "DELETE"))
 MAX_KEY_LENGTH = 255
 PURGE_EVERY = 100  # keys claimed between two purges of expired keys
 KEPT_HEADERS = ("Content-Type", "Location")  # what a replay sends again besides status and body

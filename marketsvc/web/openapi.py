@@ -28,7 +28,7 @@ from marketsvc.web.openapi_components import (
     problem_name,
     schema_name,
 )
-from marketsvc.web.routing import Access, Endpoint, endpoint_of
+from marketsvc.web.routing import Access, Endpoint, endpoint_of, honours_key
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -44,7 +44,6 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
     "documentation": "This document and its interactive page.",
 }
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {}
-UNSAFE_METHODS = ("POST", "PATCH", "DELETE")
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -137,7 +136,7 @@ def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Any, End
 def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = defaultdict(dict)
     for method, path, handler, spec in documented_routes(app):
-        keyed = method in UNSAFE_METHODS and spec.keyed
+        keyed = honours_key(method, spec)
         paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path), keyed)
     return paths
 

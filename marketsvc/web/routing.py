@@ -58,6 +58,14 @@ def endpoint_of(handler: object) -> Endpoint | None:
     return getattr(handler, "endpoint", None)
 
 
+UNSAFE_METHODS = frozenset(("POST", "PATCH", "DELETE"))
+
+
+def honours_key(method: str, spec: Endpoint | None) -> bool:
+    """Whether a request to this route runs once per Idempotency-Key (and is documented so)."""
+    return method in UNSAFE_METHODS and spec is not None and spec.keyed
+
+
 UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series
 
 
