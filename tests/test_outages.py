@@ -291,6 +291,34 @@ async def test_statement_timeout_is_503_never_500(aiohttp_client, cluster: Clust
         await holder.close()
 
 
+async def test_a_keyed_request_cut_short_by_an_outage_keeps_no_key(
+    aiohttp_client, cluster: Cluster
+) -> None:
+    """The key, the order and the answer roll back together: the retry places the order afresh,
+    once, and only a retry after that is a replay."""
+    client = await aiohttp_client(create_app(outage_settings(cluster.url)))
+    body = await shop(client)
+    admin_conn = await asyncpg.connect(cluster.dsn)
+    await admin_conn.execute("ALTER ROLE postgres SET statement_timeout = '300ms'")
+    await client.app[DATABASE_KEY].engine.dispose()
+    headers = admin() | {"Idempotency-Key": "cut-short"}
+    try:
+        async with admin_conn.transaction():
+            await admin_conn.execute("SELECT 1 FROM items FOR UPDATE")
+            cut = await client.post(ORDERS, json=body, headers=headers)
+            assert cut.status == 503
+    finally:
+        await admin_conn.execute("ALTER ROLE postgres RESET statement_timeout")
+    first = await client.post(ORDERS, json=body, headers=headers)
+    again = await client.post(ORDERS, json=body, headers=headers)
+    assert (first.status, again.status) == (201, 201)
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    mine = "SELECT count(*) FROM orders WHERE customer_id = $1"
+    assert await admin_conn.fetchval(mine, body["customer_id"]) == 1
+    await admin_conn.close()
+
+
 async def test_a_server_that_resets_connections_is_503(aiohttp_client, caplog) -> None:
     """It accepts, then closes with RST (SO_LINGER 0): ConnectionResetError on connect."""
 
