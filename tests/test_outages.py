@@ -2,10 +2,11 @@
 service recovers without a restart.
 
 Every window is produced for real, under load: a PostgreSQL cluster the test owns stopped with
-``-m fast`` and ``-m immediate`` and restarted while a hundred clients have requests in flight; a
-server that accepts and then resets; ``max_connections`` exhausted; a statement cancelled by
-``statement_timeout``; SQLite's write lock held past the writer queue's timeout. SQLite's file is
-also replaced by a directory or by a file that is not a database, then put back.
+``-m fast`` and ``-m immediate`` and restarted while a hundred clients have requests in flight;
+its backends terminated mid-statement; ``max_connections`` exhausted; a statement cancelled by
+``statement_timeout``; a server that accepts and then resets; SQLite's write lock held past the
+writer queue's timeout. Each window's responses per status (and the 503s' causes) are printed.
+SQLite's file is also replaced by a directory or by a file that is not a database, then put back.
 """
 
 from __future__ import annotations
