@@ -41,7 +41,7 @@ from tests.ordering import order_body
 from tests.pg_cluster import Cluster, temporary_cluster
 
 BOUND = 5.0  # no request may hang this long: connect timeout (1 s) plus slack for a busy machine
-CLIENTS = 100  # concurrent clients during each window
+CLIENTS = 200  # concurrent clients during each window: hundreds of requests in flight
 ORDERS = "/api/v1/orders"
 REQUEST_BOUND = 20.0  # under load a request waits for the pool too; beyond this it hangs
 
