@@ -1,4 +1,5 @@
-"""Idempotency-Key: a retry replays the first answer; one key can never make two orders."""
+"""Idempotency-Key on every POST, PATCH and DELETE: a retry replays the first answer; one key
+never makes two changes."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, update
 
-from marketsvc.services.placement import PURGE_EVERY
+from marketsvc.services.idempotency import PURGE_EVERY
 from marketsvc.settings import Settings
 from marketsvc.store.models import IdempotencyKey, utcnow
 from marketsvc.web.auth import TokenCodec
 from marketsvc.web.keys import DATABASE
+from marketsvc.web.openapi import build_document
 from tests.conftest import TEST_SECRET
 from tests.live import live_server
-from tests.ordering import order_body, stock_of
+from tests.ordering import order_body, place, stock_of
 
 
 def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
@@ -58,16 +60,21 @@ async def test_same_key_with_another_body_is_422(client, admin, new_customer, ne
     assert await stock_of(client, item["id"]) == 9
 
 
-async def test_merged_and_reordered_lines_are_the_same_request(
+async def test_the_same_json_is_the_same_request_and_other_lines_are_not(
     client, admin, new_customer, new_item
 ) -> None:
+    """A body is compared by its JSON value: key order and spacing do not matter, lines do."""
     customer, a, b = await new_customer(), await new_item(stock=10), await new_item(stock=10)
-    body = order_body(customer["id"], (a["id"], 1), (b["id"], 1), (a["id"], 1))
+    body = order_body(customer["id"], (a["id"], 1), (b["id"], 1))
     first, first_body = await _post(client, keyed(admin, "k"), body)
-    same = order_body(customer["id"], (b["id"], 1), (a["id"], 2))
-    again, again_body = await _post(client, keyed(admin, "k"), same)
+    respelled = json.dumps(dict(reversed(body.items())), indent=2)
+    headers = keyed(admin, "k") | {"Content-Type": "application/json"}
+    again = await client.post("/api/v1/orders", data=respelled, headers=headers)
     assert (first.status, again.status) == (201, 201)
-    assert again_body == first_body
+    assert await again.read() == first_body
+    reordered = order_body(customer["id"], (b["id"], 1), (a["id"], 1))
+    other, _ = await _post(client, keyed(admin, "k"), reordered)
+    assert other.status == 422
 
 
 async def test_out_of_stock_answer_is_replayed_too(client, admin, new_customer, new_item) -> None:
@@ -167,6 +174,109 @@ async def test_key_that_is_not_utf8_is_422(client, admin, new_customer, new_item
     writer.close()
     assert response.startswith(b"HTTP/1.1 422")
     assert await stock_of(client, item["id"]) == 10
+
+
+async def test_a_cancel_retried_after_a_lost_answer_replays_and_moves_stock_once(
+    client, admin, new_customer, new_item
+) -> None:
+    """The issue's case: the cancel committed, its answer was lost; the retry is not a 409."""
+    customer, item = await new_customer(), await new_item(stock=10)
+    order = await place(client, admin, customer["id"], (item["id"], 4))
+    path, cancel = f"/api/v1/orders/{order['id']}", {"status": "cancelled"}
+    first = await client.patch(path, json=cancel, headers=keyed(admin, "cancel-1"))
+    again = await client.patch(path, json=cancel, headers=keyed(admin, "cancel-1"))
+    assert (first.status, again.status) == (200, 200)
+    assert await again.read() == await first.read()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Content-Type"] == first.headers["Content-Type"]
+    assert await stock_of(client, item["id"]) == 10
+    unkeyed = await client.patch(path, json=cancel, headers=admin)
+    assert unkeyed.status == 409
+
+
+async def test_twenty_concurrent_cancels_with_one_key_return_stock_once(
+    client, admin, new_customer, new_item
+) -> None:
+    customer, item = await new_customer(), await new_item(stock=10)
+    order = await place(client, admin, customer["id"], (item["id"], 3))
+    path, cancel = f"/api/v1/orders/{order['id']}", {"status": "cancelled"}
+
+    async def attempt() -> tuple[int, bytes]:
+        resp = await client.patch(path, json=cancel, headers=keyed(admin, "c"))
+        return resp.status, await resp.read()
+
+    results = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert {status for status, _ in results} <= {200, 409}
+    answered = {body for status, body in results if status == 200}
+    assert len(answered) == 1
+    assert await stock_of(client, item["id"]) == 10
+
+
+async def test_a_create_is_replayed_with_its_location(client, admin) -> None:
+    body = {"name": "Uma", "pets": [{"name": "Rex"}]}
+    first = await client.post("/api/v1/users", json=body, headers=keyed(admin, "u"))
+    again = await client.post("/api/v1/users", json=body, headers=keyed(admin, "u"))
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers["Location"] == first.headers["Location"]
+    assert await again.read() == await first.read()
+    users = await (await client.get("/api/v1/users", headers=admin)).json()
+    assert len(users) == 1
+
+
+async def test_a_delete_retried_is_204_again_not_404(client, admin) -> None:
+    user = await (await client.post("/api/v1/users", json={"name": "Ann"}, headers=admin)).json()
+    path = f"/api/v1/users/{user['id']}"
+    first = await client.delete(path, headers=keyed(admin, "d"))
+    again = await client.delete(path, headers=keyed(admin, "d"))
+    assert (first.status, again.status) == (204, 204)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (await client.delete(path, headers=admin)).status == 404
+
+
+async def test_a_refusal_is_replayed_and_rolls_back_its_work(client, admin) -> None:
+    """A 422 from the handler (unknown owner) is stored and replayed; nothing was made."""
+    body = {"name": "Tom", "user_id": 999_999}
+    first = await client.post("/api/v1/pets", json=body, headers=keyed(admin, "p"))
+    again = await client.post("/api/v1/pets", json=body, headers=keyed(admin, "p"))
+    assert (first.status, again.status) == (422, 422)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.content_type == "application/problem+json"
+    assert await again.read() == await first.read()
+    assert await (await client.get("/api/v1/pets", headers=admin)).json() == []
+
+
+async def test_an_invalid_body_keeps_no_key(client, admin) -> None:
+    """Validation runs before anything changes: the key stays free for the corrected body."""
+    bad = await client.post("/api/v1/users", json={"name": ""}, headers=keyed(admin, "v"))
+    assert bad.status == 422
+    good = await client.post("/api/v1/users", json={"name": "Val"}, headers=keyed(admin, "v"))
+    assert good.status == 201
+    assert "Idempotent-Replayed" not in good.headers
+
+
+async def test_one_key_on_another_route_is_422(client, admin) -> None:
+    first = await client.post("/api/v1/users", json={"name": "A"}, headers=keyed(admin, "x"))
+    other = await client.post("/api/v1/pets", json={"name": "A"}, headers=keyed(admin, "x"))
+    assert (first.status, other.status) == (201, 422)
+    assert "Idempotency-Key" in (await other.json())["errors"]
+
+
+def test_every_unsafe_operation_documents_the_key(client) -> None:
+    document = build_document(client.app)
+    keyed_ops = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("post", "patch", "delete"):
+                continue
+            names = {p.get("name") for p in operation["parameters"] if isinstance(p, dict)}
+            success = next(r for s, r in operation["responses"].items() if s.startswith("2"))
+            documented = "Idempotency-Key" in names
+            assert documented == (path != "/api/v1/orders/totals"), (method, path)
+            if documented:
+                keyed_ops += 1
+                assert "Idempotent-Replayed" in success["headers"], (method, path)
+                assert {"409", "422"} <= operation["responses"].keys(), (method, path)
+    assert keyed_ops >= 10
 
 
 @pytest.mark.slow

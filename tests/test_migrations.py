@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketsvc.store.migrate import alembic_config, head_revision
+from marketsvc.store.migrate import MIGRATION_LOCK, alembic_config, head_revision
 from tests.dbs import fresh_database
+from tests.live import ROOT
+from tests.pg_cluster import temporary_cluster
 
 
 def revisions_base_to_head() -> list[str]:
@@ -57,3 +63,34 @@ async def test_schema_has_named_constraints(migrated_url: str) -> None:
 
 def test_head_is_the_last_revision() -> None:
     assert revisions_base_to_head()[-1] == head_revision()
+
+
+async def test_two_migrations_started_together_apply_each_revision_once() -> None:
+    """Two real ``python -m marketsvc migrate`` on one PostgreSQL: both wait for the advisory
+    lock (the test holds it until both do), both succeed, and the server's DDL log shows each
+    table created once."""
+    with temporary_cluster("log_statement=ddl") as cluster:
+        holder = await asyncpg.connect(cluster.dsn)
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        env = os.environ | {"MARKETSVC_DATABASE_URL": cluster.url}
+        migrations = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "marketsvc", "migrate", cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        async with asyncio.timeout(60):
+            while await holder.fetchval(waiting) < 2:
+                assert all(m.returncode is None for m in migrations), "a migration did not wait"
+                await asyncio.sleep(0.1)
+        await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        async with asyncio.timeout(120):
+            outputs = [(await m.communicate())[0].decode() for m in migrations]
+        assert [m.returncode for m in migrations] == [0, 0], outputs
+        assert await holder.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+        await holder.close()
+        ddl = (cluster.data / "server.log").read_text()
+        assert ddl.count("CREATE TABLE customers") == 1
+        assert ddl.count("CREATE TABLE alembic_version") == 1

@@ -93,7 +93,7 @@ def test_protected_operations_need_a_bearer_token_and_say_401_and_403(document) 
 
 def test_errors_follow_what_each_route_declares(document) -> None:
     create = document["paths"]["/api/v1/items"]["post"]["responses"]
-    assert {"201", "400", "401", "403", "413", "415", "417", "422", "503"} == create.keys()
+    assert {"201", "400", "401", "403", "409", "413", "415", "417", "422", "503"} == create.keys()
     assert "Location" in create["201"]["headers"]
     listing = document["paths"]["/api/v1/items"]["get"]["responses"]
     assert {"200", "400", "406", "422", "503"} == listing.keys()

@@ -24,7 +24,6 @@ from marketsvc.schemas.orders import (
     order_dict,
     total_dict,
 )
-from marketsvc.services.placement import IDEMPOTENCY_HEADER, idempotency_key, place_keyed
 from marketsvc.store.models import Order
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE, PRINCIPAL
@@ -48,7 +47,6 @@ def scope_of(request: web.Request) -> int | None:
     response=OrderOut(),
     status=201,
     errors=(403, 409),
-    headers=(IDEMPOTENCY_HEADER,),
 )
 async def place_order(request: web.Request) -> web.Response:
     try:
@@ -58,8 +56,7 @@ async def place_order(request: web.Request) -> web.Response:
         status = exc.status if isinstance(exc, DomainError) else 422
         ORDERS_PLACED.labels("conflict" if conflict else _outcome(status)).inc()
         raise
-    replayed = "Idempotent-Replayed" in response.headers
-    ORDERS_PLACED.labels("replayed" if replayed else _outcome(response.status)).inc()
+    ORDERS_PLACED.labels(_outcome(response.status)).inc()
     return response
 
 
@@ -72,9 +69,6 @@ async def _place(request: web.Request) -> web.Response:
     scope = scope_of(request)
     if scope is not None and scope != data["customer_id"]:
         raise Forbidden("a customer may place orders only for itself")
-    key = idempotency_key(request)
-    if key is not None:
-        return await place_keyed(request, data, key)
     async with request.app[DATABASE].change_rows() as conn:
         order = await orders.place_order(conn, data["customer_id"], data["lines"])
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
@@ -87,6 +81,7 @@ async def _place(request: web.Request) -> web.Response:
     tag="orders",
     body=TotalsRequest(),
     response=TotalsOut(),
+    keyed=False,
 )
 async def order_totals(request: web.Request) -> web.Response:
     order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))

@@ -116,6 +116,42 @@ def formatter_class(stream: TextIO = sys.stderr) -> type[logging.Formatter]:
     return JsonFormatter if wants_json(stream) else HumanFormatter
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL byte in a header, a header or request line
+    over 8190 bytes) as ``logger.exception``: an ERROR with a traceback, about the client's
+    fault. This filter on that logger turns each into one WARNING ``request`` line instead (no
+    route: none was matched) and counts it in the request metrics; anything else passes as is.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
+            return True
+        log_malformed_request(exc.code, exc.message)
+        return False
+
+
+def log_malformed_request(status: int, reason: str) -> None:
+    """The request line for a request aiohttp refused before the app saw it; counted too."""
+    from marketsvc.ops.metrics import REQUESTS
+    from marketsvc.web.middlewares.request_id import new_request_id
+    from marketsvc.web.routing import UNMATCHED
+
+    REQUESTS.labels("OTHER", UNMATCHED, str(status)).inc()
+    fields = {
+        "method": "OTHER",  # the request line may be the very thing that could not be read
+        "route": UNMATCHED,
+        "status": status,
+        "duration_ms": 0.0,
+        "bytes": len(reason.encode()),  # aiohttp answers with the reason as text/plain
+        "request_id": new_request_id(),
+        "reason": reason[:200],
+    }
+    request_log.warning("malformed request refused %s", status, extra=fields)
+
+
 def gunicorn_log_config(level: str) -> dict[str, Any]:
     """``logconfig_dict`` so gunicorn's own lines and the app's share one format and stream."""
     factory = f"{__name__}.{formatter_class().__name__}"
@@ -123,6 +159,7 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"marketsvc": {"()": factory}},
+        "filters": {"malformed": {"()": f"{__name__}.MalformedRequestFilter"}},
         "handlers": {
             "stderr": {
                 "class": f"{__name__}.BatchedStreamHandler",
@@ -132,7 +169,12 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.error": {
+                "level": level,
+                "handlers": [],
+                "propagate": True,
+                "filters": ["malformed"],
+            },
             "gunicorn.access": {"level": level, "handlers": [], "propagate": True},
         },
     }

@@ -56,7 +56,12 @@ POOL_OVERFLOW = Gauge(
 ROWS_STREAMED = Counter(
     "marketsvc_rows_streamed_total", "Rows written by streaming list responses", ["route"]
 )
-ORDER_OUTCOMES = ("placed", "replayed", "out_of_stock", "invalid", "conflict")
+IDEMPOTENT_REPLAYS = Counter(
+    "marketsvc_idempotent_replays_total",
+    "Answers replayed for a retried Idempotency-Key, by method and route template",
+    ["method", "route"],
+)
+ORDER_OUTCOMES = ("placed", "out_of_stock", "invalid", "conflict")
 ORDERS_PLACED = Counter(
     "marketsvc_orders_placed_total",
     "Order placement attempts by outcome: " + ", ".join(ORDER_OUTCOMES),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# A write transaction that ``change``/``change_rows`` join instead of opening their own
+# (``Database.joined``: an Idempotency-Key's claim, the change and its answer commit together).
+_joined: ContextVar[AsyncSession | None] = ContextVar("joined_write", default=None)
 slow_log = logging.getLogger("marketsvc.db.slow")
 
 
@@ -89,9 +93,24 @@ class Database:
         turns) while holding a connection that readers need. With it, one connection per process
         contends for the file lock and the next writer starts the moment the last one commits.
         The wait is bounded like a pool checkout: past ``pool_timeout`` it is a 503.
+
+        Inside ``joined(session)`` it yields that session: the caller's transaction commits it.
         """
+        if (joined := _joined.get()) is not None:
+            yield joined
+            return
         async with self._write_turn(), self._write.begin() as session:
             yield session
+
+    @contextmanager
+    def joined(self, session: AsyncSession) -> Iterator[None]:
+        """While the block runs (in this task), ``change``/``change_rows`` join ``session``'s
+        write transaction (one from ``change()``) rather than open their own."""
+        token = _joined.set(session)
+        try:
+            yield
+        finally:
+            _joined.reset(token)
 
     @asynccontextmanager
     async def change_rows(self) -> AsyncIterator[AsyncConnection]:
@@ -100,6 +119,9 @@ class Database:
         After COMMIT or ROLLBACK the close does no I/O (see ``read``); only a transaction still
         open (its COMMIT failed, say) is rolled back under a shield.
         """
+        if (joined := _joined.get()) is not None:
+            yield await joined.connection()
+            return
         async with self._write_turn():
             conn = await self._write_engine.connect()
             try:

@@ -22,12 +22,13 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from marketsvc.schemas.common import MAX_ID, Money
 from marketsvc.web.openapi_components import (
+    REPLAYED_REF,
     add_components,
     custom_field_properties,
     problem_name,
     schema_name,
 )
-from marketsvc.web.routing import Access, Endpoint, Handler, endpoint_of
+from marketsvc.web.routing import Access, Endpoint, Handler, endpoint_of, honours_key
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -50,8 +51,17 @@ WHO_MAY_CALL = {
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
 }
-REQUEST_HEADERS: dict[str, dict[str, Any]] = {
-    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry safe: the first answer to this key from this caller (kept at least "
+        "24 hours) is replayed byte for byte with `Idempotent-Replayed: true`; the same key "
+        "with another method, path or body is 422; while the first is in flight, 409."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
 
@@ -146,17 +156,20 @@ def documented_routes(app: web.Application) -> Iterator[tuple[str, str, Handler,
 def _operations(app: web.Application) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = defaultdict(dict)
     for method, path, handler, spec in documented_routes(app):
-        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path))
+        keyed = honours_key(method, spec)
+        paths[path][method.lower()] = _operation(handler, spec, PATH_PARAM.findall(path), keyed)
     return paths
 
 
-def _operation(handler: Handler, spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _operation(
+    handler: Handler, spec: Endpoint, path_params: list[str], keyed: bool
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": handler.__name__,
         "summary": spec.summary,
         "tags": [spec.tag],
-        "parameters": _parameters(spec, path_params),
-        "responses": _responses(spec, path_params),
+        "parameters": _parameters(spec, path_params, keyed),
+        "responses": _responses(spec, path_params, keyed),
     }
     doc = (handler.__doc__ or "").strip()
     operation["description"] = (doc + "\n\n" if doc else "") + WHO_MAY_CALL[spec.access]
@@ -169,7 +182,7 @@ def _operation(handler: Handler, spec: Endpoint, path_params: list[str]) -> dict
     return operation
 
 
-def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any] | str]:
+def _parameters(spec: Endpoint, path_params: list[str], keyed: bool) -> list[dict[str, Any] | str]:
     # a parameter is an object, or the name of a component (apispec makes it a $ref)
     params: list[dict[str, Any] | str] = [
         {
@@ -185,13 +198,17 @@ def _parameters(spec: Endpoint, path_params: list[str]) -> list[dict[str, Any] |
     for header in spec.headers:
         schema = REQUEST_HEADERS.get(header, {"type": "string"})
         params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    if keyed:
+        params.append(IDEMPOTENCY_KEY)
     params.append("RequestId")
     return params
 
 
-def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
+def error_statuses(spec: Endpoint, path_params: list[str], keyed: bool = False) -> set[int]:
     """Every error status this route can answer, from what it declares about itself."""
     statuses = set(spec.errors) | {400}  # any request can be malformed at the HTTP level
+    if keyed:
+        statuses |= {409, 422}  # a key in flight; a key reused for another request
     if spec.body is not None:
         statuses |= {413, 415, 417, 422}
     if spec.query is not None:
@@ -207,7 +224,7 @@ def error_statuses(spec: Endpoint, path_params: list[str]) -> set[int]:
     return statuses
 
 
-def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
+def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": HTTPStatus(spec.status).phrase,
         "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
@@ -219,10 +236,12 @@ def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
             "description": "Accept: the body's type follows the request's Accept header.",
             "schema": {"type": "string", "const": "Accept"},
         }
+    if keyed:
+        success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}
-    for status in sorted(error_statuses(spec, path_params)):
+    for status in sorted(error_statuses(spec, path_params, keyed)):
         responses[str(status)] = problem_name(status)
     return responses
 

@@ -18,6 +18,9 @@ from marketsvc.web.problems import problem_body
 MONEY_WIRE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
 NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 
+REPLAYED_REF = "#/components/headers/Idempotent-Replayed"
+NOT_REPLAYED = (401, 503)  # answered before the key is claimed, or nothing was stored
+
 # What each generic error status means, for every route it applies to.
 ERRORS: dict[int, str] = {
     400: (
@@ -29,14 +32,17 @@ ERRORS: dict[int, str] = {
     403: "The token is valid but does not grant this operation.",
     404: "No such resource, or not one the caller may see.",
     406: "The Accept header takes neither application/json nor application/x-ndjson.",
-    409: "Conflicts with the resource's current state.",
+    409: "Conflicts with the resource's current state (or its Idempotency-Key is in flight).",
     413: (
         "The body is over the configured size limit; with `Expect: 100-continue` this is the"
         " answer before the body is sent."
     ),
     415: "The body is not application/json.",
     417: "An `Expect` header other than `100-continue`.",
-    422: "Well-formed but invalid input; `errors` names each field.",
+    422: (
+        "Well-formed but invalid input, or an Idempotency-Key used for another request;"
+        " `errors` names each field."
+    ),
     503: "The database is unavailable; retry after `Retry-After` seconds.",
 }
 
@@ -77,6 +83,14 @@ def add_components(spec: APISpec, error_statuses: set[int]) -> None:
     spec.components.header(
         "Location", {"description": "The new resource.", "schema": {"type": "string"}}
     )
+    spec.components.header(
+        "Idempotent-Replayed",
+        {
+            "description": "`true` when this is the stored answer to an earlier request with "
+            "the same Idempotency-Key.",
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+    )
     spec.components.parameter(
         "RequestId",
         "header",
@@ -98,6 +112,8 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         headers["WWW-Authenticate"] = {"schema": {"type": "string"}, "required": True}
     if status == 503:
         headers["Retry-After"] = {"schema": {"type": "string"}}
+    if status not in NOT_REPLAYED:
+        headers["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
     errors = {"name": ["Missing data for required field."]} if status == 422 else None
     example = problem_body(status, description, errors=errors)
     content: dict[str, Any] = {

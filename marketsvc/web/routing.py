@@ -35,7 +35,10 @@ class Endpoint:
     status: int = 200
     stream: bool = False
     errors: tuple[int, ...] = ()
-    headers: tuple[str, ...] = ()  # request headers it reads, e.g. "Idempotency-Key"
+    headers: tuple[str, ...] = ()  # request headers it reads, besides the ones below
+    # POST/PATCH/DELETE honour Idempotency-Key (marketsvc/services/idempotency.py); False for a
+    # read that takes a body, which is safe to retry as it is
+    keyed: bool = True
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response
@@ -54,6 +57,14 @@ endpoint = Endpoint  # ``@endpoint(summary=..., access=..., tag=...)`` above a h
 def endpoint_of(handler: object) -> Endpoint | None:
     spec: Endpoint | None = getattr(handler, _ATTRIBUTE, None)  # set only by Endpoint.__call__
     return spec
+
+
+UNSAFE_METHODS = frozenset(("POST", "PATCH", "DELETE"))
+
+
+def honours_key(method: str, spec: Endpoint | None) -> bool:
+    """Whether a request to this route runs once per Idempotency-Key (and is documented so)."""
+    return method in UNSAFE_METHODS and spec is not None and spec.keyed
 
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path, so scanners cannot explode series

@@ -31,6 +31,10 @@ class _RequestIds:
 _request_ids = _RequestIds()
 
 
+def new_request_id() -> str:
+    return _request_ids.next()
+
+
 def request_id_of(request: web.Request) -> str:
     if REQUEST_ID not in request:
         given = request.headers.get("X-Request-ID", "")
