@@ -38,7 +38,7 @@ from marketsvc.errors import (
     OutOfStock,
 )
 from marketsvc.schemas.orders import LineRequest
-from marketsvc.store.models import Item, Order, OrderLine, utcnow
+from marketsvc.store.models import Item, Order, OrderLine, line_total, order_total, utcnow
 
 # target status -> the statuses it may be reached from
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -100,6 +100,8 @@ class PlacedLine(NamedTuple):
     unit_price_cents: int
     quantity: int
 
+    line_total_cents = property(line_total)
+
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
 _INSERT_LINES = insert(OrderLine)
@@ -150,7 +152,9 @@ class OrderView:
     customer_id: int
     status: str
     placed_at: datetime
-    lines: list[Any]
+    lines: list[PlacedLine]
+
+    total_cents = property(order_total)
 
 
 _ORDER_ROWS = (
@@ -181,7 +185,11 @@ async def get_order(db: Executor, order_id: int, scope: int | None = None) -> Or
     if not rows:
         raise OrderNotFound(order_id)
     first = rows[0]
-    lines = [row for row in rows if row.item_id is not None]
+    lines = [
+        PlacedLine(row.item_id, row.name, row.unit_price_cents, row.quantity)
+        for row in rows
+        if row.item_id is not None
+    ]
     return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
 
 
@@ -243,7 +251,19 @@ _TOTAL = _totals_query(Order.id == bindparam("order_id"), None)
 _TOTAL_IN_SCOPE = _totals_query(Order.id == bindparam("order_id"), bindparam("scope"))
 
 
-async def order_total(db: Executor, order_id: int, scope: int | None = None) -> int:
+class OrderTotal(NamedTuple):
+    order_id: int
+    total_cents: int
+
+
+class Totals(NamedTuple):
+    """The totals of the orders asked for that exist (in the order asked), and the rest's ids."""
+
+    totals: list[OrderTotal]
+    missing: list[int]
+
+
+async def order_total(db: Executor, order_id: int, scope: int | None = None) -> OrderTotal:
     """The order's total in cents, summed by the database."""
     if scope is None:
         result = await execute(db, _TOTAL, {"order_id": order_id})
@@ -252,17 +272,18 @@ async def order_total(db: Executor, order_id: int, scope: int | None = None) -> 
     row = result.one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
-    return int(row[1])
+    return OrderTotal(order_id, int(row[1]))
 
 
-async def order_totals(
-    db: Executor, order_ids: Sequence[int], scope: int | None = None
-) -> dict[int, int]:
+async def order_totals(db: Executor, order_ids: Sequence[int], scope: int | None = None) -> Totals:
     """Totals in cents of those of ``order_ids`` that exist (and are in scope): one query."""
     stmt = _TOTALS[dialect_name(db) == "postgresql", scope is not None]
     params: dict[str, Any] = {"order_ids": list(order_ids), "scope": scope}
-    rows = (await execute(db, stmt, params)).all()
-    return {order_id: int(total) for order_id, total in rows}
+    found = {order_id: int(total) for order_id, total in (await execute(db, stmt, params)).all()}
+    return Totals(
+        [OrderTotal(i, found[i]) for i in order_ids if i in found],
+        [i for i in order_ids if i not in found],
+    )
 
 
 def _totals_statement(postgresql: bool, scoped: bool) -> Select[Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketsvc.db_accessor import idempotency, orders
 from marketsvc.db_accessor.idempotency import StoredResponse
 from marketsvc.errors import Conflict, DomainError, InvalidInput, OutOfStock
-from marketsvc.schemas.orders import order_dict
+from marketsvc.schemas.orders import dump_order
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
 from marketsvc.web.problems import PROBLEM_CONTENT_TYPE, problem
@@ -91,7 +91,7 @@ async def _attempt(session: AsyncSession, data: dict[str, Any]) -> tuple[int, st
     except RECORDED_FAILURES as exc:
         refusal = problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
         return exc.status, bytes(refusal.body).decode()
-    return 201, orjson.dumps(order_dict(order)).decode()
+    return 201, orjson.dumps(dump_order(order)).decode()
 
 
 def _replay(stored: StoredResponse, digest: str) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -103,6 +104,16 @@ class Item(Base):
     stock: Mapped[int] = mapped_column(Integer)
 
 
+def line_total(line: Any) -> int:
+    """What an order line costs, in cents: the unit price it was placed at times its quantity."""
+    return int(line.unit_price_cents * line.quantity)
+
+
+def order_total(order: Any) -> int:
+    """What an order costs, in cents: the sum of its lines (``orders.order_total`` sums in SQL)."""
+    return sum(line.line_total_cents for line in order.lines)
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -120,6 +131,7 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", lazy="raise_on_sql", order_by="OrderLine.id"
     )
+    total_cents = property(order_total)
 
 
 class OrderLine(Base):
@@ -136,6 +148,7 @@ class OrderLine(Base):
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise_on_sql")
+    line_total_cents = property(line_total)
 
 
 class IdempotencyKey(Base):

@@ -22,6 +22,11 @@ NDJSON = "application/x-ndjson"
 Chunks = Callable[[AsyncSession], AsyncIterator[Sequence[T]]]
 
 
+def dump_all(dump: Callable[[T], dict[str, Any]]) -> Callable[[Sequence[T]], list[dict[str, Any]]]:
+    """A chunk's dumper from a row's (``schemas.*.dump_*``)."""
+    return lambda chunk: list(map(dump, chunk))
+
+
 def wants_ndjson(request: web.Request) -> bool:
     return NDJSON in request.headers.get("Accept", "")
 
