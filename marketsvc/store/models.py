@@ -129,7 +129,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", lazy="raise_on_sql", order_by="OrderLine.id"
+        back_populates="order", lazy="raise_on_sql", order_by="OrderLine.item_id"
     )
     total_cents = property(order_total)
 
