@@ -4,6 +4,7 @@ own ``Schema().dump()`` on every row of a seeded database, and follow a schema w
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from marketsvc.app import create_app
 from marketsvc.db_accessor import customers, orders, pets, users
-from marketsvc.schemas.common import Id
+from marketsvc.schemas.common import Id, format_timestamp
 from marketsvc.schemas.customers import (
     AddressSchema,
     CustomerOut,
@@ -180,3 +181,16 @@ async def test_a_flat_row_follows_its_schema(db: Database, schema: type[Schema])
     dumped: dict[str, Any] = row_dumper(schema)(row)
     assert ("address_id" in dumped["address"]) is (schema is CustomerPlus)
     assert ("email" in dumped) is (schema is not CustomerLess)
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        (datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC), "2026-03-01T12:30:05Z"),
+        (datetime(2026, 3, 1, 12, 30, 5, 120, tzinfo=UTC), "2026-03-01T12:30:05.000120Z"),
+        (datetime(2026, 3, 1, 12, 30, 5, 5), "2026-03-01T12:30:05.000005Z"),  # naive is UTC
+        (datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))), "2026-02-28T22:30:00Z"),
+    ],
+)
+def test_timestamps_are_rfc3339_utc_with_z(value: datetime, wire: str) -> None:
+    assert format_timestamp(value) == wire

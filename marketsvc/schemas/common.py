@@ -99,10 +99,15 @@ class UtcDateTime(fields.DateTime):
 
 
 def format_timestamp(value: datetime) -> str:
-    value = value.astimezone(UTC) if value.tzinfo else value
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{value.microsecond:06d}Z" if value.microsecond else "Z"
-    )
+    """RFC 3339 in UTC with a ``Z``, microseconds only when there are any; naive means UTC.
+
+    ``isoformat`` costs half of ``strftime``, and this runs for every order a response holds.
+    """
+    if value.tzinfo is None:
+        return value.isoformat() + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"  # drop "+00:00"
 
 
 class Name(fields.String):

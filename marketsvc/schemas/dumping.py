@@ -96,66 +96,80 @@ def _render(tree: dict[str, Any]) -> str:
 
 
 class _Generated:
-    """Source for one dumper function, and the objects (nested dumpers, fields) it refers to."""
+    """One dumper's source: a single dict expression, nested schemas and lists inlined (a nested
+    object is read once, into a local bound by ``:=``), and the objects it refers to."""
 
     def __init__(self) -> None:
         self.env: dict[str, Any] = {
             "format_cents": format_cents,
             "format_timestamp": format_timestamp,
         }
-        self.lines: list[str] = []
+        self.names = 0
 
     def function(self, schema: Schema) -> Dump:
-        entries = [
-            f"{(f.data_key or n)!r}: {self._entry(n, f)}" for n, f in schema.dump_fields.items()
-        ]
-        body = "".join(f"    {line}\n" for line in self.lines)
-        source = f"def dump(o):\n{body}    return {{{', '.join(entries)}}}\n"
+        source = f"def dump(o):\n    return {self._schema(schema, _Object('o'))}\n"
         return _exec(source, self.env)
 
-    def _entry(self, name: str, field: fields.Field) -> str:
+    def _schema(self, schema: Schema, obj: _Object) -> str:
+        entries = (
+            f"{(field.data_key or name)!r}: {self._entry(name, field, obj)}"
+            for name, field in schema.dump_fields.items()
+        )
+        return "{" + ", ".join(entries) + "}"
+
+    def _entry(self, name: str, field: fields.Field, obj: _Object) -> str:
         attribute = field.attribute or name
-        if "." in attribute:  # marshmallow's dotted paths: leave them to the field
-            return self._fallback(name, field)
-        read = _read("o", attribute)
-        if isinstance(field, fields.Nested | fields.List):
-            if not field.allow_none:
-                return self._collection(field, read)
-            value = self._local(read)
-            return f"None if {value} is None else {self._collection(field, value)}"
-        fast = _fast(field, read)
-        if fast is None:
-            return self._fallback(name, field)
-        if fast == read or not field.allow_none:
-            return fast
-        value = self._local(read)
-        return f"None if {value} is None else {_fast(field, value)}"
+        if "." in attribute or not _compiles(field):  # marshmallow's own code does it
+            return f"{self._ref(field)}.serialize({name!r}, {obj.use()})"
+        read = _read(obj.use(), attribute)
+        if not field.allow_none or _fast(field, read) == read:  # no None check to add
+            return self._value(field, read)
+        value = self._name()
+        return f"(None if ({value} := {read}) is None else {self._value(field, value)})"
 
-    def _collection(self, field: fields.Field, value: str) -> str:
+    def _value(self, field: fields.Field, value: str) -> str:
         if isinstance(field, fields.Nested):
-            nested = self._ref(_Generated().function(field.schema))
-            return f"[{nested}(x) for x in {value}]" if _many(field) else f"{nested}({value})"
-        assert isinstance(field, fields.List)
-        inner = field.inner
-        if isinstance(inner, fields.Nested):
-            return f"[{self._ref(_Generated().function(inner.schema))}(x) for x in {value}]"
-        fast = _fast(inner, "x")
-        if fast is None:
-            return f"{self._ref(field)}._serialize({value}, None, o)"
-        return f"list({value})" if fast == "x" else f"[{fast} for x in {value}]"
+            if _many(field):
+                return self._each(field.schema, value)
+            if value.isidentifier():
+                return self._schema(field.schema, _Object(value))
+            return self._schema(field.schema, _Object(self._name(), value))
+        if isinstance(field, fields.List):
+            if isinstance(field.inner, fields.Nested):
+                return self._each(field.inner.schema, value)
+            each = self._name()
+            fast = _fast(field.inner, each)
+            return f"list({value})" if fast == each else f"[{fast} for {each} in {value}]"
+        fast = _fast(field, value)
+        assert fast is not None
+        return fast
 
-    def _fallback(self, name: str, field: fields.Field) -> str:
-        return f"{self._ref(field)}.serialize({name!r}, o)"
+    def _each(self, schema: Schema, value: str) -> str:
+        each = self._name()
+        return f"[{self._schema(schema, _Object(each))} for {each} in {value}]"
 
-    def _local(self, expression: str) -> str:
-        name = f"v{len(self.lines)}"
-        self.lines.append(f"{name} = {expression}")
-        return name
+    def _name(self) -> str:
+        self.names += 1
+        return f"v{self.names}"
 
     def _ref(self, thing: Any) -> str:
         name = f"r{len(self.env)}"
         self.env[name] = thing
         return name
+
+
+class _Object:
+    """An object the generated code reads fields of. One still to be read (``bound``) is read
+    where its first field is, into ``name``: dict displays evaluate left to right."""
+
+    def __init__(self, name: str, bound: str | None = None) -> None:
+        self.name, self.bound = name, bound
+
+    def use(self) -> str:
+        if self.bound is None:
+            return self.name
+        first, self.bound = f"({self.name} := {self.bound})", None
+        return first
 
 
 def _fast(field: fields.Field, value: str) -> str | None:
@@ -167,6 +181,14 @@ def _fast(field: fields.Field, value: str) -> str | None:
         return None if field.as_string else value
     converter = _CONVERTERS.get(serialize)
     return None if converter is None else f"{converter.__name__}({value})"
+
+
+def _compiles(field: fields.Field) -> bool:
+    if isinstance(field, fields.Nested):
+        return True
+    if isinstance(field, fields.List):
+        return isinstance(field.inner, fields.Nested) or _fast(field.inner, "x") is not None
+    return _fast(field, "x") is not None
 
 
 def _many(field: fields.Nested) -> bool:

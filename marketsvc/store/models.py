@@ -111,7 +111,7 @@ def line_total(line: Any) -> int:
 
 def order_total(order: Any) -> int:
     """What an order costs, in cents: the sum of its lines (``orders.order_total`` sums in SQL)."""
-    return sum(line.line_total_cents for line in order.lines)
+    return sum(map(line_total, order.lines))
 
 
 class Order(Base):
