@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from marketsvc.app import create_app
 from marketsvc.settings import Settings
 from marketsvc.web.auth import TokenCodec
-from tests.contract import SEEN, Contract
+from tests.contract import SEEN, STREAMED, Contract
 from tests.dbs import BACKENDS, POSTGRES_URL, empty_tables, fresh_database
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -86,6 +86,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"contract: {sum(SEEN.values())} responses checked against the OpenAPI document "
             f"({len(SEEN)} distinct operation/status pairs)"
+        )
+    if STREAMED:
+        terminalreporter.write_line(
+            "contract: streamed items checked: "
+            + ", ".join(f"{n} {media_type}" for media_type, n in sorted(STREAMED.items()))
         )
 
 
