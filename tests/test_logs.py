@@ -99,14 +99,13 @@ async def test_queries_over_the_threshold_are_logged_with_their_duration(
         assert line["duration_ms"] >= 300
 
 
-def test_human_lines_on_a_terminal_json_elsewhere(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("MARKETSVC_LOG_FORMAT", raising=False)
+def test_human_lines_on_a_terminal_json_elsewhere(tmp_path) -> None:
     primary, secondary = os.openpty()
     with os.fdopen(secondary, "w") as tty, (tmp_path / "log").open("w") as file:
-        assert formatter_class(tty) is HumanFormatter
-        assert formatter_class(file) is JsonFormatter
-        monkeypatch.setenv("MARKETSVC_LOG_FORMAT", "json")
-        assert formatter_class(tty) is JsonFormatter
+        assert formatter_class(None, tty) is HumanFormatter
+        assert formatter_class(None, file) is JsonFormatter
+        assert formatter_class("json", tty) is JsonFormatter
+        assert formatter_class("human", file) is HumanFormatter
     os.close(primary)
     fields = {"route": "/x", "status": 200}
     record = logging.makeLogRecord({"name": "a", "levelname": "INFO", "msg": "GET /x 200"} | fields)

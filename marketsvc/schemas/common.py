@@ -9,7 +9,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # ids are BIGINT
+MAX_DIGITS = len(str(MAX_ID))
 MONEY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
 MAX_PAGE = 1000
 
@@ -63,16 +64,31 @@ class Id(StrictInt):
         super().__init__(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+def parse_digits(text: str) -> int | None:
+    """A non-negative integer in ASCII digits, at most ``MAX_DIGITS`` of them; else ``None``.
+
+    ``isdigit`` alone passes "\u00b2" (which ``int`` then refuses) and "\u0661" (which ``int``
+    reads as 1); ``isdecimal`` passes the latter too.
+    """
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
+
+
+def parse_id(text: str) -> int | None:
+    """An id as a path or a token's subject writes it: ``parse_digits``, from 1 to ``MAX_ID``."""
+    value = parse_digits(text)
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
 class QueryInt(fields.Integer):
     """An integer from a query string: digits only."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        # isascii: "\u00b2" passes isdigit() and then fails int(); "\u0661" would be read as 1.
-        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        parsed = parse_digits(value) if isinstance(value, str) else None
+        if parsed is None:
             raise self.make_error("invalid")
-        if len(value) > 19:
-            raise self.make_error("invalid")
-        return int(value)
+        return parsed
 
 
 class UtcDateTime(fields.DateTime):

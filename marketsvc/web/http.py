@@ -9,8 +9,7 @@ from aiohttp import web
 from marshmallow import Schema
 
 from marketsvc.errors import DomainError, NotFound
-
-MAX_ID = 2**63 - 1
+from marketsvc.schemas.common import parse_id
 
 
 class MalformedJSON(DomainError):
@@ -23,17 +22,13 @@ class UnsupportedMediaType(DomainError):
     title = "Unsupported media type"
 
 
-def is_ascii_digits(text: str) -> bool:
-    """``isdigit`` alone passes superscripts (``int`` fails) and other scripts' digits."""
-    return text.isascii() and text.isdigit()
-
-
 def path_id(request: web.Request, name: str = "id") -> int:
     """A path id that is not a positive 64-bit integer names nothing: 404."""
     raw = request.match_info[name]
-    if not is_ascii_digits(raw) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+    value = parse_id(raw)
+    if value is None:
         raise NotFound(f"no resource with {name} {raw!r}")
-    return int(raw)
+    return value
 
 
 async def read_json(request: web.Request, schema: Schema) -> Any:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-if TYPE_CHECKING:
-    pass
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.web.auth import Principal
 
-SETTINGS = web.AppKey["Settings"]("settings")
-DATABASE = web.AppKey["Database"]("database")
-REQUEST_ID = web.RequestKey[str]("request_id")
-PRINCIPAL = web.RequestKey["Principal"]("principal")
-STREAMED_BYTES = web.RequestKey[int]("streamed_bytes")  # body bytes a streamed response wrote
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+STREAMED_BYTES = web.RequestKey("streamed_bytes", int)  # body bytes a streamed response wrote
