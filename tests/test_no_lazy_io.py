@@ -36,10 +36,23 @@ def test_every_relationship_raises_on_implicit_sql() -> None:
     assert {name: how for name, how in lazy.items() if how != "raise_on_sql"} == {}
 
 
-async def test_sessions_never_expire_what_they_loaded(client) -> None:
+async def test_sessions_never_expire_what_they_loaded(client, admin) -> None:
+    """After a commit, what a session loaded or wrote still reads without I/O: an expired
+    attribute would raise here (MissingGreenlet in the session, DetachedInstanceError after)."""
     database = client.app[DATABASE]
-    assert database._load.kw["expire_on_commit"] is False
-    assert database._write.kw["expire_on_commit"] is False
+    user = await make_user(client, admin, "Ada")
+    async with database.change() as session:
+        written = User(name="Grace")
+        session.add(written)
+    assert (written.id, written.name) == (user["id"] + 1, "Grace")
+    for open_session in (database.load, database.stream):
+        async with open_session() as session:
+            loaded = await session.get(User, user["id"])
+            await session.commit()
+            with sql_log(database.engine) as log:
+                assert loaded.name == "Ada"
+            assert log == []
+        assert loaded.name == "Ada"  # and after the session closed
 
 
 async def test_an_unloaded_relationship_raises_instead_of_doing_io(client, admin) -> None:
