@@ -6,8 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from marketsvc.app import create_app
 from marketsvc.settings import Settings, SettingsError
 from marketsvc.web.auth import LEEWAY_SECONDS, TokenCodec
 from tests.conftest import TEST_SECRET
-from tests.live import ROOT
+from tests.live import run_cli
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -146,15 +144,7 @@ def test_service_refuses_to_start_outside_development_without_a_strong_secret() 
     with pytest.raises(SettingsError, match="MARKETSVC_JWT_SECRET"):
         Settings.from_env({"MARKETSVC_ENV": "production", "MARKETSVC_JWT_SECRET": "short"})
     assert Settings.from_env({"MARKETSVC_ENV": "production", "MARKETSVC_JWT_SECRET": "k" * 32})
-    env = {"PATH": "/usr/bin:/bin", "MARKETSVC_ENV": "production"}
-    done = subprocess.run(
-        [sys.executable, "-m", "marketsvc", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli("serve", env={"MARKETSVC_ENV": "production"}, check=False, timeout=60)
     assert done.returncode != 0
     assert "MARKETSVC_JWT_SECRET" in done.stderr
 
@@ -167,16 +157,7 @@ def test_service_refuses_to_start_outside_development_without_a_strong_secret() 
     ],
 )
 def test_token_command_prints_a_verifiable_token(args, claims) -> None:
-    env = {"PATH": "/usr/bin:/bin", "MARKETSVC_JWT_SECRET": TEST_SECRET}
-    out = subprocess.run(
-        [sys.executable, "-m", "marketsvc", "token", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    out = run_cli("token", *args, env={"MARKETSVC_JWT_SECRET": TEST_SECRET}, timeout=60)
     decoded = jwt.decode(out.stdout.strip(), TEST_SECRET, algorithms=["HS256"])
     assert claims.items() <= decoded.items()
     if "--ttl" in args:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from marketsvc.settings import Settings, SettingsError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live import run_cli
 
 
 def test_values_are_typed() -> None:
@@ -44,14 +39,6 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str) -> No
 
 
 def test_a_bad_log_format_stops_the_service() -> None:
-    env = {"PATH": "/usr/bin:/bin", "MARKETSVC_LOG_FORMAT": "xml"}
-    done = subprocess.run(
-        [sys.executable, "-m", "marketsvc", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli("serve", env={"MARKETSVC_LOG_FORMAT": "xml"}, check=False, timeout=60)
     assert done.returncode != 0
     assert "MARKETSVC_LOG_FORMAT must be json or human" in done.stderr
