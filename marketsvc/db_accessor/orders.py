@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Result,
     Select,
     Update,
     any_,
@@ -177,11 +178,7 @@ _ORDER_ROWS_IN_SCOPE = _ORDER_ROWS.where(Order.customer_id == bindparam("scope")
 
 async def get_order(db: Executor, order_id: int, scope: int | None = None) -> OrderView:
     """The order with its lines; a customer caller (``scope``) sees only its own."""
-    if scope is None:
-        result = await execute(db, _ORDER_ROWS, {"order_id": order_id})
-    else:
-        result = await execute(db, _ORDER_ROWS_IN_SCOPE, {"order_id": order_id, "scope": scope})
-    rows = result.all()
+    rows = (await _by_id(db, _ORDER_ROWS, _ORDER_ROWS_IN_SCOPE, order_id, scope)).all()
     if not rows:
         raise OrderNotFound(order_id)
     first = rows[0]
@@ -191,6 +188,15 @@ async def get_order(db: Executor, order_id: int, scope: int | None = None) -> Or
         if row.item_id is not None
     ]
     return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
+
+
+async def _by_id(
+    db: Executor, stmt: Select[Any], in_scope: Select[Any], order_id: int, scope: int | None
+) -> Result[Any]:
+    """``stmt`` for an admin; ``in_scope``, bound to the customer's id, for a customer."""
+    if scope is None:
+        return await execute(db, stmt, {"order_id": order_id})
+    return await execute(db, in_scope, {"order_id": order_id, "scope": scope})
 
 
 def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
@@ -265,11 +271,7 @@ class Totals(NamedTuple):
 
 async def order_total(db: Executor, order_id: int, scope: int | None = None) -> OrderTotal:
     """The order's total in cents, summed by the database."""
-    if scope is None:
-        result = await execute(db, _TOTAL, {"order_id": order_id})
-    else:
-        result = await execute(db, _TOTAL_IN_SCOPE, {"order_id": order_id, "scope": scope})
-    row = result.one_or_none()
+    row = (await _by_id(db, _TOTAL, _TOTAL_IN_SCOPE, order_id, scope)).one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
     return OrderTotal(order_id, int(row[1]))
