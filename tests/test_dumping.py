@@ -23,6 +23,7 @@ from marketsvc.schemas.customers import (
 )
 from marketsvc.schemas.dumping import dumper, row_columns, row_dumper
 from marketsvc.schemas.items import ItemOut, dump_item
+from marketsvc.schemas.ops import HealthOut, Probe, ReadinessOut, dump_readiness
 from marketsvc.schemas.orders import (
     LineRequest,
     OrderOut,
@@ -41,7 +42,17 @@ from marketsvc.web.openapi import documented_routes
 
 PLAN = SeedPlan(customers=25, items=8, orders=30, users=4, pets_per_user=2, random_seed=5)
 # every response schema a route declares, and the test below that proves its dumper
-COVERED = {ItemOut, CustomerOut, OrderOut, TotalOut, TotalsOut, UserOut, PetOut}
+COVERED = {
+    ItemOut,
+    CustomerOut,
+    OrderOut,
+    TotalOut,
+    TotalsOut,
+    UserOut,
+    PetOut,
+    HealthOut,
+    ReadinessOut,
+}
 
 
 @pytest.fixture
@@ -135,6 +146,12 @@ async def test_users_and_pets(db: Database) -> None:
         assert dump_user(user) == UserOut().dump(user)
     for pet in all_pets:
         assert dump_pet(pet) == PetOut().dump(pet)
+
+
+def test_probes() -> None:
+    for schema, probe in ((HealthOut, Probe("ok")), (ReadinessOut, Probe("ready", "0001"))):
+        assert dumper(schema)(probe) == schema().dump(probe)
+    assert dump_readiness(Probe("ready", "0001")) == {"status": "ready", "schema": "0001"}
 
 
 class ItemOutPlus(ItemOut):
