@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Executable,
     Result,
     Select,
     Update,
@@ -39,7 +40,7 @@ from marketsvc.errors import (
     OutOfStock,
 )
 from marketsvc.schemas.orders import LineRequest
-from marketsvc.store.models import Item, Order, OrderLine, line_total, order_total, utcnow
+from marketsvc.store.models import Item, Order, OrderLine, line_total_of, order_total_of, utcnow
 
 # target status -> the statuses it may be reached from
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -101,7 +102,9 @@ class PlacedLine(NamedTuple):
     unit_price_cents: int
     quantity: int
 
-    line_total_cents = property(line_total)
+    @property
+    def line_total_cents(self) -> int:
+        return line_total_of(self)
 
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
@@ -155,7 +158,9 @@ class OrderView:
     placed_at: datetime
     lines: list[PlacedLine]
 
-    total_cents = property(order_total)
+    @property
+    def total_cents(self) -> int:
+        return order_total_of(self)
 
 
 _ORDER_ROWS = (
@@ -191,7 +196,7 @@ async def get_order(db: Executor, order_id: int, scope: int | None = None) -> Or
 
 
 async def _by_id(
-    db: Executor, stmt: Select[Any], in_scope: Select[Any], order_id: int, scope: int | None
+    db: Executor, stmt: Executable, in_scope: Executable, order_id: int, scope: int | None
 ) -> Result[Any]:
     """``stmt`` for an admin; ``in_scope``, bound to the customer's id, for a customer."""
     if scope is None:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import keyword
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from marshmallow import Schema, fields, missing
 
 from marketsvc.schemas.common import Money, UtcDateTime, format_cents, format_timestamp
 
 Dump = Callable[[Any], dict[str, Any]]
-Leaf = tuple[tuple[str, ...], tuple[str, ...], fields.Field]  # (data keys, attributes, field)
+Leaf = tuple[tuple[str, ...], tuple[str, ...], fields.Field[Any]]  # (data keys, attributes, field)
 
 # serialisers that hand back the stored value unchanged (for the types the database gives)
 _PLAIN = (fields.Field._serialize, fields.String._serialize)
@@ -89,7 +89,8 @@ def _row_dumper(schema: type[Schema]) -> Callable[[Sequence[Any]], dict[str, Any
         node[keys[-1]] = _fast(field, f"c{n}")
     names = ", ".join(f"c{n}" for n in range(len(leaves)))
     source = f"def dump(row):\n    {names}, = row\n    return {_render(tree)}\n"
-    return _exec(source, {"format_cents": format_cents, "format_timestamp": format_timestamp})
+    env = {"format_cents": format_cents, "format_timestamp": format_timestamp}
+    return cast(Callable[[Sequence[Any]], dict[str, Any]], _exec(source, env))
 
 
 def _render(tree: dict[str, Any]) -> str:
@@ -110,7 +111,7 @@ class _Generated:
 
     def function(self, schema: Schema) -> Dump:
         source = f"def dump(o):\n    return {self._schema(schema, _Object('o'))}\n"
-        return _exec(source, self.env)
+        return cast(Dump, _exec(source, self.env))
 
     def _schema(self, schema: Schema, obj: _Object) -> str:
         entries = ", ".join(
@@ -122,7 +123,7 @@ class _Generated:
             return f"{self._ref(_present)}({{{entries}}})"
         return "{" + entries + "}"
 
-    def _entry(self, name: str, field: fields.Field, obj: _Object) -> str:
+    def _entry(self, name: str, field: fields.Field[Any], obj: _Object) -> str:
         attribute = field.attribute or name
         if "." in attribute or not _compiles(field):  # marshmallow's own code does it
             return f"{self._ref(field)}.serialize({name!r}, {obj.use()})"
@@ -132,7 +133,7 @@ class _Generated:
         value = self._name()
         return f"(None if ({value} := {read}) is None else {self._value(field, value)})"
 
-    def _value(self, field: fields.Field, value: str) -> str:
+    def _value(self, field: fields.Field[Any], value: str) -> str:
         if _nested(field):
             if _many(field):
                 return self._each(field.schema, value)
@@ -188,9 +189,9 @@ def _present(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not missing}
 
 
-def _fast(field: fields.Field, value: str) -> str | None:
+def _fast(field: fields.Field[Any], value: str) -> str | None:
     """The expression for ``value``'s wire form, or ``None`` when the field must do it itself."""
-    serialize = type(field)._serialize
+    serialize = _serializer(field)
     if serialize in _PLAIN:
         return value
     if isinstance(field, fields.Integer) and serialize is fields.Number._serialize:
@@ -199,7 +200,7 @@ def _fast(field: fields.Field, value: str) -> str | None:
     return None if converter is None else f"{converter.__name__}({value})"
 
 
-def _compiles(field: fields.Field) -> bool:
+def _compiles(field: fields.Field[Any]) -> bool:
     if _nested(field):
         return not _hooked(field.schema)
     if _list(field):
@@ -209,13 +210,18 @@ def _compiles(field: fields.Field) -> bool:
     return _fast(field, "x") is not None
 
 
-def _nested(field: fields.Field) -> bool:
+def _nested(field: fields.Field[Any]) -> TypeGuard[fields.Nested]:
     """A nested schema dumped whole (``Pluck`` is a ``Nested`` that is not)."""
-    return type(field)._serialize is fields.Nested._serialize
+    return _serializer(field) is fields.Nested._serialize
 
 
-def _list(field: fields.Field) -> bool:
-    return type(field)._serialize is fields.List._serialize
+def _list(field: fields.Field[Any]) -> TypeGuard[fields.List[Any]]:
+    return _serializer(field) is fields.List._serialize
+
+
+def _serializer(field: fields.Field[Any]) -> Any:
+    """The ``_serialize`` a field's class has (its own, or the one it inherits)."""
+    return type(field)._serialize
 
 
 def _hooked(schema: Schema) -> bool:

@@ -104,14 +104,14 @@ class Item(Base):
     stock: Mapped[int] = mapped_column(Integer)
 
 
-def line_total(line: Any) -> int:
+def line_total_of(line: Any) -> int:
     """What an order line costs, in cents: the unit price it was placed at times its quantity."""
     return int(line.unit_price_cents * line.quantity)
 
 
-def order_total(order: Any) -> int:
+def order_total_of(order: Any) -> int:
     """What an order costs, in cents: the sum of its lines (``orders.order_total`` sums in SQL)."""
-    return sum(map(line_total, order.lines))
+    return sum(map(line_total_of, order.lines))
 
 
 class Order(Base):
@@ -131,7 +131,10 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", lazy="raise_on_sql", order_by="OrderLine.item_id"
     )
-    total_cents = property(order_total)
+
+    @property
+    def total_cents(self) -> int:
+        return order_total_of(self)
 
 
 class OrderLine(Base):
@@ -148,7 +151,10 @@ class OrderLine(Base):
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise_on_sql")
-    line_total_cents = property(line_total)
+
+    @property
+    def line_total_cents(self) -> int:
+        return line_total_of(self)
 
 
 class IdempotencyKey(Base):
