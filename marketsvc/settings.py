@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///" + str(Path("var") / "marketsvc.db")
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+LOG_FORMATS = ("json", "human")  # unset: JSON, or human lines on a terminal
 
 
 class SettingsError(ValueError):
@@ -56,11 +58,10 @@ class Settings:
     stream_chunk_rows: int = 500
     slow_query_ms: int = 200
     log_level: str = "INFO"
+    log_format: str | None = None
+    graceful_timeout: int = 30
+    max_requests: int = 20_000
     idempotency_ttl_hours: int = 24
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,7 +84,12 @@ class Settings:
             stream_chunk_rows=_int(env, "MARKETSVC_STREAM_CHUNK_ROWS", d.stream_chunk_rows, 1),
             slow_query_ms=_int(env, "MARKETSVC_SLOW_QUERY_MS", d.slow_query_ms),
             log_level=(env.get("MARKETSVC_LOG_LEVEL") or d.log_level).upper(),
-            idempotency_ttl_hours=_int(env, "MARKETSVC_IDEMPOTENCY_TTL_HOURS", 24, 24),
+            log_format=(env.get("MARKETSVC_LOG_FORMAT") or "").lower() or None,
+            graceful_timeout=_int(env, "MARKETSVC_GRACEFUL_TIMEOUT", d.graceful_timeout, 1),
+            max_requests=_int(env, "MARKETSVC_MAX_REQUESTS", d.max_requests),
+            idempotency_ttl_hours=_int(
+                env, "MARKETSVC_IDEMPOTENCY_TTL_HOURS", d.idempotency_ttl_hours, 24
+            ),
         )
         settings.validate()
         return settings
@@ -92,6 +98,15 @@ class Settings:
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError(
                 "MARKETSVC_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        if self.log_format is not None and self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"MARKETSVC_LOG_FORMAT must be json or human, got {self.log_format!r}"
+            )
+        if self.log_level not in logging.getLevelNamesMapping():
+            raise SettingsError(
+                f"MARKETSVC_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                f"got {self.log_level!r}"
             )
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:

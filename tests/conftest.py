@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from marketsvc.app import create_app
 from marketsvc.settings import Settings
+from marketsvc.store.seed import SeedPlan, seed
 from marketsvc.web.auth import TokenCodec
-from tests.contract import SEEN, Contract
+from tests.contract import SEEN, STREAMED, Contract
 from tests.dbs import BACKENDS, POSTGRES_URL, empty_tables, fresh_database
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -87,11 +89,32 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"contract: {sum(SEEN.values())} responses checked against the OpenAPI document "
             f"({len(SEEN)} distinct operation/status pairs)"
         )
+    if STREAMED:
+        terminalreporter.write_line(
+            "contract: streamed items checked: "
+            + ", ".join(f"{n} {media_type}" for media_type, n in sorted(STREAMED.items()))
+        )
 
 
 @pytest.fixture
 async def client(aiohttp_client: Any, settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
+
+
+SeededClient = Callable[..., Awaitable[tuple[web.Application, TestClient]]]
+
+
+@pytest.fixture
+def seeded_client(aiohttp_client: Any, settings: Settings) -> SeededClient:
+    """``await seeded_client(SeedPlan(...), chunk_rows=N)``: the app, streaming ``N`` rows a
+    chunk, over a database seeded by ``plan``, and its client."""
+
+    async def make(plan: SeedPlan, chunk_rows: int = 100) -> tuple[web.Application, TestClient]:
+        await seed(settings, plan, progress=False)
+        app = create_app(dataclasses.replace(settings, stream_chunk_rows=chunk_rows))
+        return app, await aiohttp_client(app)
+
+    return make
 
 
 NewCustomer = Callable[..., Awaitable[dict[str, Any]]]

@@ -17,6 +17,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_cli(
+    *args: str, env: dict[str, str], check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m marketsvc ARGS`` from the repository, with ``env`` (and a PATH) as its whole
+    environment: nothing of the test run's leaks in."""
+    return subprocess.run(
+        [sys.executable, "-m", "marketsvc", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"} | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

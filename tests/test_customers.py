@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api import created
+
 
 async def test_create_customer_returns_it_with_location(client, admin) -> None:
     body = {
@@ -18,14 +20,10 @@ async def test_create_customer_returns_it_with_location(client, admin) -> None:
         },
     }
     resp = await client.post("/api/v1/customers", json=body, headers=admin)
-    assert resp.status == 201
-    customer = await resp.json()
-    assert resp.headers["Location"] == f"/api/v1/customers/{customer['id']}"
+    customer = await created(client, admin, resp, "/api/v1/customers")
     assert customer["name"] == "Zoë Østergaard"
     assert customer["email"] == "zoe@example.com"
     assert customer["address"] == body["address"] | {"country": "FR"}
-    got = await client.get(resp.headers["Location"], headers=admin)
-    assert await got.json() == customer
 
 
 async def test_post_code_keeps_leading_zeros_and_letters(new_customer) -> None:

@@ -53,6 +53,7 @@ PRINCIPALS = {"admin": ("admin", "admin"), "customer": ("3", "customer")}
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.timeout(1000)  # the fuzzer gets 900 s (run below) plus a server to start
 async def test_fuzzer_finds_no_server_error_and_no_contract_violation(
     database_url: str, backend: str, principal: str, tmp_path: Path
 ) -> None:

@@ -8,7 +8,6 @@ on commit, and every users/pets route is exercised below.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -17,9 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import lazyload
 
-from marketsvc.app import create_app
 from marketsvc.store.models import Base, Pet, User
-from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.store.seed import SeedPlan
 from marketsvc.web.keys import DATABASE
 from tests.pets_api import get_json, make_pet, make_user, selects, sql_log
 
@@ -36,10 +34,23 @@ def test_every_relationship_raises_on_implicit_sql() -> None:
     assert {name: how for name, how in lazy.items() if how != "raise_on_sql"} == {}
 
 
-async def test_sessions_never_expire_what_they_loaded(client) -> None:
+async def test_sessions_never_expire_what_they_loaded(client, admin) -> None:
+    """After a commit, what a session loaded or wrote still reads without I/O: an expired
+    attribute would raise here (MissingGreenlet in the session, DetachedInstanceError after)."""
     database = client.app[DATABASE]
-    assert database._load.kw["expire_on_commit"] is False
-    assert database._write.kw["expire_on_commit"] is False
+    user = await make_user(client, admin, "Ada")
+    async with database.change() as session:
+        written = User(name="Grace")
+        session.add(written)
+    assert (written.id, written.name) == (user["id"] + 1, "Grace")
+    for open_session in (database.load, database.stream):
+        async with open_session() as session:
+            loaded = await session.get(User, user["id"])
+            await session.commit()
+            with sql_log(database.engine) as log:
+                assert loaded.name == "Ada"
+            assert log == []
+        assert loaded.name == "Ada"  # and after the session closed
 
 
 async def test_an_unloaded_relationship_raises_instead_of_doing_io(client, admin) -> None:
@@ -120,17 +131,14 @@ async def test_customers_may_not_touch_users_or_pets(client, as_customer, path, 
     assert anonymous.status == 401
 
 
-async def _seeded_client(aiohttp_client, settings, users: int, chunk_rows: int):
-    plan = SeedPlan(customers=0, items=0, orders=0, users=users, pets_per_user=4)
-    await seed(settings, plan, progress=False)
-    app = create_app(dataclasses.replace(settings, stream_chunk_rows=chunk_rows))
-    return app, await aiohttp_client(app)
+def users_with_pets(users: int) -> SeedPlan:
+    return SeedPlan(customers=0, items=0, orders=0, users=users, pets_per_user=4)
 
 
 async def test_streaming_pets_with_owners_takes_a_bounded_number_of_queries(
-    aiohttp_client, settings, admin
+    seeded_client, admin
 ) -> None:
-    app, client = await _seeded_client(aiohttp_client, settings, users=750, chunk_rows=100)
+    app, client = await seeded_client(users_with_pets(750), 100)
     with sql_log(app[DATABASE].engine) as log:
         pets = await get_json(client, admin, "/api/v1/pets")
     assert len(pets) == 3000
@@ -139,10 +147,8 @@ async def test_streaming_pets_with_owners_takes_a_bounded_number_of_queries(
     assert len(selects(log)) <= chunks + 1, selects(log)  # per chunk, never per row (3000)
 
 
-async def test_streaming_users_with_pets_takes_one_query_per_chunk(
-    aiohttp_client, settings, admin
-) -> None:
-    app, client = await _seeded_client(aiohttp_client, settings, users=750, chunk_rows=100)
+async def test_streaming_users_with_pets_takes_one_query_per_chunk(seeded_client, admin) -> None:
+    app, client = await seeded_client(users_with_pets(750), 100)
     with sql_log(app[DATABASE].engine) as log:
         users = await get_json(client, admin, "/api/v1/users")
     assert [len(u["pets"]) for u in users] == [4] * 750
@@ -150,11 +156,9 @@ async def test_streaming_users_with_pets_takes_one_query_per_chunk(
     assert len(selects(log)) <= chunks + 1, selects(log)  # users, then pets IN (...) per chunk
 
 
-async def test_pets_with_owners_still_stream_while_the_query_is_open(
-    aiohttp_client, settings, admin
-) -> None:
+async def test_pets_with_owners_still_stream_while_the_query_is_open(seeded_client, admin) -> None:
     """The owner join does not make the ORM buffer the result: the cursor stays open."""
-    app, client = await _seeded_client(aiohttp_client, settings, users=2500, chunk_rows=100)
+    app, client = await seeded_client(users_with_pets(2500), 100)
     pool = app[DATABASE].engine.pool
     resp = await client.get("/api/v1/pets", headers=admin)
     first = await resp.content.readany()

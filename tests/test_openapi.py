@@ -223,6 +223,31 @@ async def test_the_contract_check_catches_a_response_that_breaks_the_document(
         contract.assert_kept()
 
 
+async def test_the_contract_check_reads_every_streamed_element(settings, admin) -> None:
+    """Streamed lists too: every element of a JSON array, every NDJSON line, is checked."""
+    app = create_app(settings)
+    contract = Contract()
+    contract.watch(app)
+    async with TestClient(TestServer(app)) as client:
+        for n in (1, 2):
+            body = {"name": f"Kettle {n}", "price": "1.00", "stock": 1}
+            assert (await client.post("/api/v1/items", json=body, headers=admin)).status == 201
+        stricter = orjson.loads(app[OPENAPI_JSON])
+        stricter["components"]["schemas"]["ItemOut"]["required"].append("colour")
+        contract._documents[app[OPENAPI_JSON]] = stricter
+        assert len(await (await client.get("/api/v1/items")).json()) == 2
+        ndjson = {"Accept": "application/x-ndjson"}
+        assert len((await (await client.get("/api/v1/items", headers=ndjson)).text()).split()) == 4
+        assert (await client.head("/api/v1/items")).status == 200  # no body, nothing to check
+    missing = "'colour' is a required property"
+    assert contract.violations == [
+        f"GET /api/v1/items -> 200 application/json: body at '0': {missing}",
+        f"GET /api/v1/items -> 200 application/json: body at '1': {missing}",
+        f"GET /api/v1/items -> 200 application/x-ndjson line 1: body at '': {missing}",
+        f"GET /api/v1/items -> 200 application/x-ndjson line 2: body at '': {missing}",
+    ]
+
+
 def test_money_pattern_fits_inputs_and_long_computed_totals(document) -> None:
     pattern = re.compile(
         document["components"]["schemas"]["ItemOut"]["properties"]["price"]["pattern"]

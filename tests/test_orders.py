@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.api import created
 from tests.ordering import order_body, place, stock_of
 
 
@@ -16,9 +17,7 @@ async def test_place_order_snapshots_prices_and_takes_stock(
     kettle, lamp = await new_item(price="12.50", stock=10), await new_item("0.99", 5, "Lamp")
     body = order_body(customer["id"], (kettle["id"], 2), (lamp["id"], 3))
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
-    assert resp.status == 201
-    order = await resp.json()
-    assert resp.headers["Location"] == f"/api/v1/orders/{order['id']}"
+    order = await created(client, admin, resp, "/api/v1/orders")
     assert order["customer_id"] == customer["id"]
     assert order["status"] == "pending"
     assert order["placed_at"].endswith("Z")
@@ -41,8 +40,6 @@ async def test_place_order_snapshots_prices_and_takes_stock(
     assert order["total"] == "27.97"
     assert await stock_of(client, kettle["id"]) == 8
     assert await stock_of(client, lamp["id"]) == 2
-    got = await client.get(resp.headers["Location"], headers=admin)
-    assert await got.json() == order
 
 
 async def test_lines_naming_the_same_item_merge(client, admin, new_customer, new_item) -> None:

@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 
 from tests.conftest import TEST_SECRET
-from tests.live import ROOT, live_server
+from tests.live import live_server, run_cli
 
 
-def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "MARKETSVC_DATABASE_URL": database_url,
-        "MARKETSVC_JWT_SECRET": TEST_SECRET,
-        "PATH": "/usr/bin:/bin",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "marketsvc", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {"MARKETSVC_DATABASE_URL": database_url, "MARKETSVC_JWT_SECRET": TEST_SECRET}
+    return run_cli(*args, env=env)
 
 
 def test_seeded_service_streams_customers_over_gunicorn(database_url, tmp_path) -> None:
-    run_cli("seed", "--customers", "120", "--if-empty", database_url=database_url)
-    again = run_cli("seed", "--if-empty", database_url=database_url)
+    cli("seed", "--customers", "120", "--if-empty", database_url=database_url)
+    again = cli("seed", "--if-empty", database_url=database_url)
     assert "nothing to do" in again.stderr
-    token = run_cli("token", "--admin", database_url=database_url).stdout.strip()
+    token = cli("token", "--admin", database_url=database_url).stdout.strip()
     with live_server(database_url, tmp_path, workers=2, jwt_secret=TEST_SECRET) as server:
         request = urllib.request.Request(
             f"{server.url}/api/v1/customers", headers={"Authorization": f"Bearer {token}"}
@@ -46,7 +33,7 @@ def test_seeded_service_streams_customers_over_gunicorn(database_url, tmp_path) 
 
 
 def test_seed_command_reports_what_it_inserted(database_url) -> None:
-    out = run_cli(
+    out = cli(
         "seed",
         "--customers",
         "5",
@@ -61,5 +48,5 @@ def test_seed_command_reports_what_it_inserted(database_url) -> None:
 
 def test_migrate_creates_the_folder_of_a_new_sqlite_database(tmp_path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.db'}"
-    run_cli("migrate", database_url=url)
+    cli("migrate", database_url=url)
     assert (tmp_path / "not" / "yet" / "there.db").exists()

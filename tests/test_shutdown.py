@@ -25,7 +25,7 @@ from sqlalchemy import make_url
 from tests.conftest import TEST_SECRET
 from tests.dbs import fresh_database
 from tests.live import live_server
-from tests.test_serve import run_cli
+from tests.test_serve import cli
 
 CUSTOMERS = 10_000  # a stream of them (~2 MB) outgrows the socket buffers: its handler blocks
 STREAMS = 10
@@ -105,9 +105,9 @@ def own_database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 async def test_sigterm_lets_200_in_flight_requests_finish(own_database, tmp_path) -> None:
     database_url = own_database
-    run_cli("seed", "--customers", str(CUSTOMERS), "--items", "0", "--orders", "0",
+    cli("seed", "--customers", str(CUSTOMERS), "--items", "0", "--orders", "0",
             "--users", "0", database_url=database_url)  # fmt: skip
-    token = run_cli("token", "--admin", database_url=database_url).stdout.strip()
+    token = cli("token", "--admin", database_url=database_url).stdout.strip()
     gate = asyncio.Event()
     with live_server(database_url, tmp_path, 2, PATIENT, TEST_SECRET) as server:
         url = f"{server.url}/api/v1/customers"
@@ -142,7 +142,7 @@ async def test_an_upload_cut_off_during_shutdown_is_the_clients_loss(
     """aiohttp stops reading a connection once shutdown begins, so a body still on its way never
     arrives. The upload that dies is logged as the client's loss (499), never as a database
     outage (503) or an error."""
-    token = run_cli("token", "--admin", database_url=database_url).stdout.strip()
+    token = cli("token", "--admin", database_url=database_url).stdout.strip()
     with live_server(database_url, tmp_path, 1, None, TEST_SECRET) as server:
         _, writer = await asyncio.open_connection(*urlsplit(server.url).netloc.split(":"))
         writer.write(

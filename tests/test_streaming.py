@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 
-from marketsvc.app import create_app
-from marketsvc.store.seed import SeedPlan, seed
+from marketsvc.store.seed import SeedPlan
 from marketsvc.web.keys import DATABASE
 
 
-async def seeded_client(aiohttp_client, settings, customers: int, chunk_rows: int = 100):
-    await seed(settings, SeedPlan(customers=customers, items=0, orders=0, users=0), progress=False)
-    app = create_app(dataclasses.replace(settings, stream_chunk_rows=chunk_rows))
-    return app, await aiohttp_client(app)
+def customers_only(customers: int) -> SeedPlan:
+    return SeedPlan(customers=customers, items=0, orders=0, users=0)
 
 
 async def test_ndjson_when_asked(client, admin, new_customer) -> None:
@@ -32,10 +28,8 @@ async def test_empty_collection_is_an_empty_array(client, admin) -> None:
     assert await nd.text() == ""
 
 
-async def test_first_bytes_leave_while_the_query_is_still_open(
-    aiohttp_client, settings, admin
-) -> None:
-    app, client = await seeded_client(aiohttp_client, settings, customers=5000, chunk_rows=100)
+async def test_first_bytes_leave_while_the_query_is_still_open(seeded_client, admin) -> None:
+    app, client = await seeded_client(customers_only(5000), 100)
     pool = app[DATABASE].engine.pool
     resp = await client.get("/api/v1/customers", headers=admin)
     first = await resp.content.readany()
@@ -46,8 +40,8 @@ async def test_first_bytes_leave_while_the_query_is_still_open(
     assert pool.checkedout() == 0
 
 
-async def test_paging_walks_the_whole_collection(aiohttp_client, settings, admin) -> None:
-    _, client = await seeded_client(aiohttp_client, settings, customers=250)
+async def test_paging_walks_the_whole_collection(seeded_client, admin) -> None:
+    _, client = await seeded_client(customers_only(250))
     seen, after = [], 0
     while page := await (
         await client.get(f"/api/v1/customers?after_id={after}&limit=100", headers=admin)
@@ -57,10 +51,8 @@ async def test_paging_walks_the_whole_collection(aiohttp_client, settings, admin
     assert seen == list(range(1, 251))
 
 
-async def test_client_that_disconnects_releases_its_connection(
-    aiohttp_client, settings, admin
-) -> None:
-    app, client = await seeded_client(aiohttp_client, settings, customers=30_000, chunk_rows=200)
+async def test_client_that_disconnects_releases_its_connection(seeded_client, admin) -> None:
+    app, client = await seeded_client(customers_only(30_000), 200)
     pool = app[DATABASE].engine.pool
     resp = await client.get("/api/v1/customers", headers=admin)
     await resp.content.readany()

@@ -12,6 +12,8 @@ from sqlalchemy.orm import joinedload
 from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
 from marketsvc.errors import CustomerNotFound, EmailTaken
+from marketsvc.schemas.customers import CustomerOut
+from marketsvc.schemas.dumping import row_columns
 from marketsvc.store.models import Address, Customer
 
 
@@ -24,7 +26,7 @@ async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
 
 
 async def get_customer_row(db: Executor, customer_id: int) -> Row[*tuple[Any, ...]]:
-    """The customer and its address as one plain row (see ``schemas.customers.customer_row``)."""
+    """The customer and its address as one plain row (``schemas.customers.dump_customer_row``)."""
     row = (await execute(db, _CUSTOMER_BY_ID, {"customer_id": customer_id})).one_or_none()
     if row is None:
         raise CustomerNotFound(customer_id)
@@ -61,17 +63,8 @@ async def update_customer(
     return customer
 
 
-# the order schemas.customers.customer_row unpacks
-CUSTOMER_COLUMNS = (
-    Customer.id,
-    Customer.name,
-    Customer.email,
-    Address.street,
-    Address.flat_number,
-    Address.city,
-    Address.post_code,
-    Address.country,
-)
+# a customer and its address as one row, in the order schemas.customers.dump_customer_row reads
+CUSTOMER_COLUMNS = row_columns(CustomerOut, Customer, address=Address)
 _CUSTOMER_ROWS = select(*CUSTOMER_COLUMNS).join(Address, Address.customer_id == Customer.id)
 _CUSTOMER_BY_ID = _CUSTOMER_ROWS.where(Customer.id == bindparam("customer_id"))
 

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Executable,
+    Result,
     Select,
     Update,
     any_,
@@ -38,7 +40,7 @@ from marketsvc.errors import (
     OutOfStock,
 )
 from marketsvc.schemas.orders import LineRequest
-from marketsvc.store.models import Item, Order, OrderLine, utcnow
+from marketsvc.store.models import Item, Order, OrderLine, line_total_of, order_total_of, utcnow
 
 # target status -> the statuses it may be reached from
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -100,6 +102,10 @@ class PlacedLine(NamedTuple):
     unit_price_cents: int
     quantity: int
 
+    @property
+    def line_total_cents(self) -> int:
+        return line_total_of(self)
+
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
 _INSERT_LINES = insert(OrderLine)
@@ -150,7 +156,11 @@ class OrderView:
     customer_id: int
     status: str
     placed_at: datetime
-    lines: list[Any]
+    lines: list[PlacedLine]
+
+    @property
+    def total_cents(self) -> int:
+        return order_total_of(self)
 
 
 _ORDER_ROWS = (
@@ -173,19 +183,28 @@ _ORDER_ROWS_IN_SCOPE = _ORDER_ROWS.where(Order.customer_id == bindparam("scope")
 
 async def get_order(db: Executor, order_id: int, scope: int | None = None) -> OrderView:
     """The order with its lines; a customer caller (``scope``) sees only its own."""
-    if scope is None:
-        result = await execute(db, _ORDER_ROWS, {"order_id": order_id})
-    else:
-        result = await execute(db, _ORDER_ROWS_IN_SCOPE, {"order_id": order_id, "scope": scope})
-    rows = result.all()
+    rows = (await _by_id(db, _ORDER_ROWS, _ORDER_ROWS_IN_SCOPE, order_id, scope)).all()
     if not rows:
         raise OrderNotFound(order_id)
     first = rows[0]
-    lines = [row for row in rows if row.item_id is not None]
+    lines = [
+        PlacedLine(row.item_id, row.name, row.unit_price_cents, row.quantity)
+        for row in rows
+        if row.item_id is not None
+    ]
     return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
 
 
-def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Order]:
+async def _by_id(
+    db: Executor, stmt: Executable, in_scope: Executable, order_id: int, scope: int | None
+) -> Result[*tuple[Any, ...]]:
+    """``stmt`` for an admin; ``in_scope``, bound to the customer's id, for a customer."""
+    if scope is None:
+        return await execute(db, stmt, {"order_id": order_id})
+    return await execute(db, in_scope, {"order_id": order_id, "scope": scope})
+
+
+def orders_query(where: OrderFilter, after_id: int = 0, limit: int | None = None) -> Select[Any]:
     stmt = select(Order)
     for customer_id in (where.customer_id, where.scope):  # another customer's id: no rows
         if customer_id is not None:
@@ -243,26 +262,35 @@ _TOTAL = _totals_query(Order.id == bindparam("order_id"), None)
 _TOTAL_IN_SCOPE = _totals_query(Order.id == bindparam("order_id"), bindparam("scope"))
 
 
-async def order_total(db: Executor, order_id: int, scope: int | None = None) -> int:
+class OrderTotal(NamedTuple):
+    order_id: int
+    total_cents: int
+
+
+class Totals(NamedTuple):
+    """The totals of the orders asked for that exist (in the order asked), and the rest's ids."""
+
+    totals: list[OrderTotal]
+    missing: list[int]
+
+
+async def order_total(db: Executor, order_id: int, scope: int | None = None) -> OrderTotal:
     """The order's total in cents, summed by the database."""
-    if scope is None:
-        result = await execute(db, _TOTAL, {"order_id": order_id})
-    else:
-        result = await execute(db, _TOTAL_IN_SCOPE, {"order_id": order_id, "scope": scope})
-    row = result.one_or_none()
+    row = (await _by_id(db, _TOTAL, _TOTAL_IN_SCOPE, order_id, scope)).one_or_none()
     if row is None:
         raise OrderNotFound(order_id)
-    return int(row[1])
+    return OrderTotal(order_id, int(row[1]))
 
 
-async def order_totals(
-    db: Executor, order_ids: Sequence[int], scope: int | None = None
-) -> dict[int, int]:
+async def order_totals(db: Executor, order_ids: Sequence[int], scope: int | None = None) -> Totals:
     """Totals in cents of those of ``order_ids`` that exist (and are in scope): one query."""
     stmt = _TOTALS[dialect_name(db) == "postgresql", scope is not None]
     params: dict[str, Any] = {"order_ids": list(order_ids), "scope": scope}
-    rows = (await execute(db, stmt, params)).all()
-    return {order_id: int(total) for order_id, total in rows}
+    found = {order_id: int(total) for order_id, total in (await execute(db, stmt, params)).all()}
+    return Totals(
+        [OrderTotal(i, found[i]) for i in order_ids if i in found],
+        [i for i in order_ids if i not in found],
+    )
 
 
 def _totals_statement(postgresql: bool, scoped: bool) -> Select[int, int]:

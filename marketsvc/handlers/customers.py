@@ -7,14 +7,19 @@ from aiohttp import web
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
 from marketsvc.schemas.common import PageQuery
-from marketsvc.schemas.customers import CustomerCreate, CustomerOut, CustomerPatch, customer_row
+from marketsvc.schemas.customers import (
+    CustomerCreate,
+    CustomerOut,
+    CustomerPatch,
+    dump_customer,
+    dump_customer_row,
+)
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE, PRINCIPAL
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import dump_all, stream_list
 
 routes = web.RouteTableDef()
-customer_out = CustomerOut()
 ADDRESS = {
     "street": "12 Park Row",
     "flat_number": "3B",
@@ -46,9 +51,7 @@ def own_customer_id(request: web.Request) -> int:
     response_example=CUSTOMER,
 )
 async def list_customers(request: web.Request) -> web.StreamResponse:
-    return await stream_list(
-        request, customers.stream_customers, lambda rows: [customer_row(r) for r in rows]
-    )
+    return await stream_list(request, customers.stream_customers, dump_all(dump_customer_row))
 
 
 @routes.get(r"/api/v1/customers/{id}")
@@ -64,7 +67,7 @@ async def get_customer(request: web.Request) -> web.Response:
     customer_id = own_customer_id(request)
     async with request.app[DATABASE].read() as conn:
         row = await customers.get_customer_row(conn, customer_id)
-    return json_response(customer_row(row))
+    return json_response(dump_customer_row(row))
 
 
 @routes.post("/api/v1/customers")
@@ -83,7 +86,7 @@ async def create_customer(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         customer = await customers.create_customer(session, data)
-    return created(customer_out.dump(customer), f"/api/v1/customers/{customer.id}")
+    return created(dump_customer(customer), f"/api/v1/customers/{customer.id}")
 
 
 @routes.patch(r"/api/v1/customers/{id}")
@@ -102,4 +105,4 @@ async def update_customer(request: web.Request) -> web.Response:
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
         customer = await customers.update_customer(session, customer_id, changes)
-    return json_response(customer_out.dump(customer))
+    return json_response(dump_customer(customer))

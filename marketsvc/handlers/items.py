@@ -6,14 +6,13 @@ from aiohttp import web
 
 from marketsvc.db_accessor import items
 from marketsvc.schemas.common import PageQuery
-from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
+from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, dump_item
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import dump_all, stream_list
 
 routes = web.RouteTableDef()
-item_out = ItemOut()
 ITEM = {"id": 7, "name": "Kettle", "description": "1.7 l, steel", "price": "24.99", "stock": 12}
 NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
 
@@ -29,9 +28,7 @@ NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
     response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
-    return await stream_list(
-        request, items.stream_items, lambda chunk: item_out.dump(chunk, many=True)
-    )
+    return await stream_list(request, items.stream_items, dump_all(dump_item))
 
 
 @routes.get(r"/api/v1/items/{id}")
@@ -46,7 +43,7 @@ async def list_items(request: web.Request) -> web.StreamResponse:
 async def get_item(request: web.Request) -> web.Response:
     async with request.app[DATABASE].load() as session:
         item = await items.get_item(session, path_id(request))
-    return json_response(item_out.dump(item))
+    return json_response(dump_item(item))
 
 
 @routes.post("/api/v1/items")
@@ -64,7 +61,7 @@ async def create_item(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         item = await items.create_item(session, data)
-    return created(item_out.dump(item), f"/api/v1/items/{item.id}")
+    return created(dump_item(item), f"/api/v1/items/{item.id}")
 
 
 @routes.patch(r"/api/v1/items/{id}")
@@ -83,4 +80,4 @@ async def update_item(request: web.Request) -> web.Response:
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
         item = await items.update_item(session, item_id, changes)
-    return json_response(item_out.dump(item))
+    return json_response(dump_item(item))

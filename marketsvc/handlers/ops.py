@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from marketsvc.schemas.ops import HealthOut, Probe, ReadinessOut, dump_health, dump_readiness
 from marketsvc.store.migrate import head_revision
 from marketsvc.web.http import json_response
 from marketsvc.web.keys import DATABASE
@@ -22,10 +23,13 @@ routes = web.RouteTableDef()
     access=Access.PUBLIC,
     tag="operations",
     database=False,
-    response_example={"status": "ok"},
+    response=HealthOut(),
 )
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(HEALTHY)
+
+
+HEALTHY = dump_health(Probe("ok"))
 
 
 @routes.get("/readyz")
@@ -34,6 +38,7 @@ async def healthz(request: web.Request) -> web.Response:
     access=Access.PUBLIC,
     tag="operations",
     errors=(503,),
+    response=ReadinessOut(),
     response_example={"status": "ready", "schema": "0001"},
 )
 async def readyz(request: web.Request) -> web.Response:
@@ -49,4 +54,4 @@ async def readyz(request: web.Request) -> web.Response:
             f"the schema is at {current}, expected {head_revision()}",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    return json_response({"status": "ready", "schema": current})
+    return json_response(dump_readiness(Probe("ready", current)))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from aiohttp import web
 from marshmallow import ValidationError
 
@@ -21,14 +18,14 @@ from marketsvc.schemas.orders import (
     TotalOut,
     TotalsOut,
     TotalsRequest,
-    order_dict,
-    total_dict,
+    dump_order,
+    dump_total,
+    dump_totals,
 )
-from marketsvc.store.models import Order
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE, PRINCIPAL
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import dump_all, stream_list
 
 routes = web.RouteTableDef()
 
@@ -71,7 +68,7 @@ async def _place(request: web.Request) -> web.Response:
         raise Forbidden("a customer may place orders only for itself")
     async with request.app[DATABASE].change_rows() as conn:
         order = await orders.place_order(conn, data["customer_id"], data["lines"])
-    return created(order_dict(order), f"/api/v1/orders/{order.id}")
+    return created(dump_order(order), f"/api/v1/orders/{order.id}")
 
 
 @routes.post("/api/v1/orders/totals")
@@ -87,12 +84,7 @@ async def order_totals(request: web.Request) -> web.Response:
     order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))
     async with request.app[DATABASE].read() as conn:
         totals = await orders.order_totals(conn, order_ids, scope_of(request))
-    return json_response(
-        {
-            "totals": [total_dict(i, totals[i]) for i in order_ids if i in totals],
-            "missing": [i for i in order_ids if i not in totals],
-        }
-    )
+    return json_response(dump_totals(totals))
 
 
 @routes.get("/api/v1/orders")
@@ -105,7 +97,9 @@ async def order_totals(request: web.Request) -> web.Response:
     stream=True,
 )
 async def list_orders(request: web.Request) -> web.StreamResponse:
-    return await stream_list(request, orders.stream_orders, _dump, scope=scope_of(request))
+    return await stream_list(
+        request, orders.stream_orders, dump_all(dump_order), scope=scope_of(request)
+    )
 
 
 @routes.get(r"/api/v1/customers/{id}/orders")
@@ -120,11 +114,9 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
 )
 async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     customer_id = own_customer_id(request)
-    return await stream_list(request, orders.stream_customer_orders, _dump, customer_id=customer_id)
-
-
-def _dump(chunk: Sequence[Order]) -> list[dict[str, Any]]:
-    return [order_dict(order) for order in chunk]
+    return await stream_list(
+        request, orders.stream_customer_orders, dump_all(dump_order), customer_id=customer_id
+    )
 
 
 @routes.get(r"/api/v1/orders/{id:[0-9]+}")
@@ -139,7 +131,7 @@ async def get_order(request: web.Request) -> web.Response:
     order_id = path_id(request)
     async with request.app[DATABASE].read() as conn:
         order = await orders.get_order(conn, order_id, scope_of(request))
-    return json_response(order_dict(order))
+    return json_response(dump_order(order))
 
 
 @routes.get(r"/api/v1/orders/{id:[0-9]+}/total")
@@ -154,7 +146,7 @@ async def get_order_total(request: web.Request) -> web.Response:
     order_id = path_id(request)
     async with request.app[DATABASE].read() as conn:
         total = await orders.order_total(conn, order_id, scope_of(request))
-    return json_response(total_dict(order_id, total))
+    return json_response(dump_total(total))
 
 
 @routes.patch(r"/api/v1/orders/{id:[0-9]+}")
@@ -171,4 +163,4 @@ async def change_order_status(request: web.Request) -> web.Response:
     target = (await read_body(request))["status"]
     async with request.app[DATABASE].change() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
-    return json_response(order_dict(order))
+    return json_response(dump_order(order))

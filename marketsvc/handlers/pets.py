@@ -6,11 +6,11 @@ from aiohttp import web
 
 from marketsvc.db_accessor import pets
 from marketsvc.schemas.common import PageQuery
-from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, pet_dict
+from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, dump_pet
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import dump_all, stream_list
 
 routes = web.RouteTableDef()
 
@@ -25,7 +25,7 @@ routes = web.RouteTableDef()
     stream=True,
 )
 async def list_pets(request: web.Request) -> web.StreamResponse:
-    return await stream_list(request, pets.stream_pets, lambda rows: [pet_dict(p) for p in rows])
+    return await stream_list(request, pets.stream_pets, dump_all(dump_pet))
 
 
 @routes.post("/api/v1/pets")
@@ -42,7 +42,7 @@ async def create_pet(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         pet = await pets.create_pet(session, data)
-    return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
+    return created(dump_pet(pet), f"/api/v1/pets/{pet.id}")
 
 
 @routes.get(r"/api/v1/pets/{id}")
@@ -56,7 +56,7 @@ async def create_pet(request: web.Request) -> web.Response:
 async def get_pet(request: web.Request) -> web.Response:
     async with request.app[DATABASE].load() as session:
         pet = await pets.get_pet(session, path_id(request))
-    return json_response(pet_dict(pet))
+    return json_response(dump_pet(pet))
 
 
 @routes.patch(r"/api/v1/pets/{id}")
@@ -73,7 +73,7 @@ async def update_pet(request: web.Request) -> web.Response:
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
         pet = await pets.update_pet(session, pet_id, changes)
-    return json_response(pet_dict(pet))
+    return json_response(dump_pet(pet))
 
 
 @routes.delete(r"/api/v1/pets/{id}")

@@ -12,13 +12,13 @@ from marketsvc.schemas.users import (
     UserCreate,
     UserOut,
     UserPatch,
-    pet_dict,
-    user_dict,
+    dump_pet,
+    dump_user,
 )
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import dump_all, stream_list
 
 routes = web.RouteTableDef()
 
@@ -33,7 +33,7 @@ routes = web.RouteTableDef()
     stream=True,
 )
 async def list_users(request: web.Request) -> web.StreamResponse:
-    return await stream_list(request, users.stream_users, lambda rows: [user_dict(u) for u in rows])
+    return await stream_list(request, users.stream_users, dump_all(dump_user))
 
 
 @routes.post("/api/v1/users")
@@ -49,7 +49,7 @@ async def create_user(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         user = await users.create_user(session, data)
-    return created(user_dict(user), f"/api/v1/users/{user.id}")
+    return created(dump_user(user), f"/api/v1/users/{user.id}")
 
 
 @routes.get(r"/api/v1/users/{id}")
@@ -63,7 +63,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     async with request.app[DATABASE].load() as session:
         user = await users.get_user(session, path_id(request))
-    return json_response(user_dict(user))
+    return json_response(dump_user(user))
 
 
 @routes.patch(r"/api/v1/users/{id}")
@@ -80,7 +80,7 @@ async def update_user(request: web.Request) -> web.Response:
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
         user = await users.update_user(session, user_id, changes)
-    return json_response(user_dict(user))
+    return json_response(dump_user(user))
 
 
 @routes.delete(r"/api/v1/users/{id}")
@@ -112,7 +112,7 @@ async def list_user_pets(request: web.Request) -> web.StreamResponse:
     return await stream_list(
         request,
         pets.stream_pets,
-        lambda rows: [pet_dict(p) for p in rows],
+        dump_all(dump_pet),
         user_id=path_id(request),
     )
 
@@ -132,4 +132,4 @@ async def add_user_pet(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         pet = await pets.add_pet_to_user(session, user_id, data)
-    return created(pet_dict(pet), f"/api/v1/pets/{pet.id}")
+    return created(dump_pet(pet), f"/api/v1/pets/{pet.id}")

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Protocol
 
 from marketsvc.ops.logs import gunicorn_log_config
-from marketsvc.settings import Settings, _int
+from marketsvc.settings import Settings
 from marketsvc.store.migrate import upgrade
 
 _settings = Settings.from_env()
@@ -30,15 +30,15 @@ worker_class = "aiohttp.GunicornUVLoopWebWorker"
 # aiohttp's worker heartbeats every second: a worker silent this long is stuck, not busy
 timeout = 30
 # on SIGTERM a worker stops accepting and gives in-flight requests 95% of this to finish
-graceful_timeout = _int(os.environ, "MARKETSVC_GRACEFUL_TIMEOUT", 30, 1)
+graceful_timeout = _settings.graceful_timeout
 keepalive = 5
 # recycle workers now and then (bounded leaks); the jitter keeps them from restarting together
-max_requests = _int(os.environ, "MARKETSVC_MAX_REQUESTS", 20_000)
+max_requests = _settings.max_requests
 max_requests_jitter = max(1, max_requests // 10)
 accesslog = None  # the app logs one structured line per request (marketsvc.ops.logs)
 errorlog = "-"
 loglevel = _settings.log_level.lower()
-logconfig_dict = gunicorn_log_config(_settings.log_level)
+logconfig_dict = gunicorn_log_config(_settings.log_level, _settings.log_format)
 # the heartbeat file lives in memory: a container's overlay disk can stall it
 control_socket_disable = True  # several instances per host must not fight over one path
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None

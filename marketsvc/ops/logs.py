@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -104,16 +103,13 @@ class HumanFormatter(logging.Formatter):
         return super().format(record)
 
 
-def wants_json(stream: TextIO) -> bool:
-    """``MARKETSVC_LOG_FORMAT=json|human`` decides; otherwise JSON unless on a terminal."""
-    chosen = os.environ.get("MARKETSVC_LOG_FORMAT", "").lower()
-    if chosen in ("json", "human"):
-        return chosen == "json"
-    return not stream.isatty()
-
-
-def formatter_class(stream: TextIO = sys.stderr) -> type[logging.Formatter]:
-    return JsonFormatter if wants_json(stream) else HumanFormatter
+def formatter_class(
+    log_format: str | None = None, stream: TextIO = sys.stderr
+) -> type[logging.Formatter]:
+    """``json`` or ``human`` (``Settings.log_format``) as chosen; unchosen, JSON unless the
+    stream is a terminal."""
+    wants_json = not stream.isatty() if log_format is None else log_format == "json"
+    return JsonFormatter if wants_json else HumanFormatter
 
 
 class MalformedRequestFilter(logging.Filter):
@@ -152,9 +148,9 @@ def log_malformed_request(status: int, reason: str) -> None:
     request_log.warning("malformed request refused %s", status, extra=fields)
 
 
-def gunicorn_log_config(level: str) -> dict[str, Any]:
+def gunicorn_log_config(level: str, log_format: str | None = None) -> dict[str, Any]:
     """``logconfig_dict`` so gunicorn's own lines and the app's share one format and stream."""
-    factory = f"{__name__}.{formatter_class().__name__}"
+    factory = f"{__name__}.{formatter_class(log_format).__name__}"
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -9,7 +9,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # ids are BIGINT
+MAX_DIGITS = len(str(MAX_ID))
 MONEY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
 MAX_PAGE = 1000
 
@@ -63,16 +64,31 @@ class Id(StrictInt):
         super().__init__(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+def parse_digits(text: str) -> int | None:
+    """A non-negative integer in ASCII digits, at most ``MAX_DIGITS`` of them; else ``None``.
+
+    ``isdigit`` alone passes "\u00b2" (which ``int`` then refuses) and "\u0661" (which ``int``
+    reads as 1); ``isdecimal`` passes the latter too.
+    """
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
+
+
+def parse_id(text: str) -> int | None:
+    """An id as a path or a token's subject writes it: ``parse_digits``, from 1 to ``MAX_ID``."""
+    value = parse_digits(text)
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
 class QueryInt(fields.Integer):
     """An integer from a query string: digits only."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        # isascii: "\u00b2" passes isdigit() and then fails int(); "\u0661" would be read as 1.
-        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        parsed = parse_digits(value) if isinstance(value, str) else None
+        if parsed is None:
             raise self.make_error("invalid")
-        if len(value) > 19:
-            raise self.make_error("invalid")
-        return int(value)
+        return parsed
 
 
 class UtcDateTime(fields.DateTime):
@@ -99,10 +115,15 @@ class UtcDateTime(fields.DateTime):
 
 
 def format_timestamp(value: datetime) -> str:
-    value = value.astimezone(UTC) if value.tzinfo else value
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{value.microsecond:06d}Z" if value.microsecond else "Z"
-    )
+    """RFC 3339 in UTC with a ``Z``, microseconds only when there are any; naive means UTC.
+
+    ``isoformat`` costs half of ``strftime``, and this runs for every order a response holds.
+    """
+    if value.tzinfo is None:
+        return value.isoformat() + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"  # drop "+00:00"
 
 
 class Name(fields.String):

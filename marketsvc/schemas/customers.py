@@ -8,6 +8,7 @@ from marshmallow import ValidationError, fields, validate
 
 from marketsvc.schemas.common import Id, Name, StrictSchema, Text
 from marketsvc.schemas.countries import ISO_COUNTRIES
+from marketsvc.schemas.dumping import dumper, row_dumper
 
 
 class Country(fields.String):
@@ -50,20 +51,5 @@ class CustomerOut(StrictSchema):
     address = fields.Nested(AddressSchema, required=True)
 
 
-def customer_row(row: Any) -> dict[str, Any]:
-    """A flat customer-and-address row (``db_accessor.customers.CUSTOMER_COLUMNS``, in that order)
-    in the ``CustomerOut`` shape. Unpacked by position: a row is a tuple, and reading it by name
-    costs more than building the dict (this runs once per row of a full stream)."""
-    id_, name, email, street, flat_number, city, post_code, country = row
-    return {
-        "id": id_,
-        "name": name,
-        "email": email,
-        "address": {
-            "street": street,
-            "flat_number": flat_number,
-            "city": city,
-            "post_code": post_code,
-            "country": country,
-        },
-    }
+dump_customer = dumper(CustomerOut)  # an entity with its address loaded
+dump_customer_row = row_dumper(CustomerOut)  # a flat row of CUSTOMER_COLUMNS

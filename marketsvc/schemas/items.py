@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from marketsvc.schemas.common import Id, Money, Name, StrictInt, StrictSchema, Text
+from marketsvc.schemas.dumping import dumper
 
 MAX_STOCK = 2**31 - 1
 
@@ -29,3 +30,6 @@ class ItemOut(StrictSchema):
     description = fields.String(required=True)
     price = Money(required=True, attribute="price_cents")
     stock = fields.Integer(required=True)
+
+
+dump_item = dumper(ItemOut)

@@ -17,9 +17,8 @@ from marketsvc.schemas.common import (
     StrictInt,
     StrictSchema,
     UtcDateTime,
-    format_cents,
-    format_timestamp,
 )
+from marketsvc.schemas.dumping import dumper
 from marketsvc.store.models import ORDER_STATUSES
 
 MAX_QUANTITY = 10_000
@@ -69,9 +68,9 @@ class OrderCreate(StrictSchema):
 class OrderLineOut(StrictSchema):
     item_id = Id(required=True)
     name = fields.String(required=True)
-    unit_price = Money(required=True)
+    unit_price = Money(required=True, attribute="unit_price_cents")
     quantity = fields.Integer(required=True)
-    line_total = Money(required=True)
+    line_total = Money(required=True, attribute="line_total_cents")
 
 
 class OrderOut(StrictSchema):
@@ -80,7 +79,7 @@ class OrderOut(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
     placed_at = UtcDateTime(required=True)
     lines = fields.List(fields.Nested(OrderLineOut), required=True)
-    total = Money(required=True)
+    total = Money(required=True, attribute="total_cents")
 
 
 class OrderStatusPatch(StrictSchema):
@@ -103,7 +102,7 @@ class TotalsRequest(StrictSchema):
 
 class TotalOut(StrictSchema):
     order_id = Id(required=True)
-    total = Money(required=True)
+    total = Money(required=True, attribute="total_cents")
 
 
 class TotalsOut(StrictSchema):
@@ -111,31 +110,6 @@ class TotalsOut(StrictSchema):
     missing = fields.List(Id(), required=True)
 
 
-def order_dict(order: Any) -> dict[str, Any]:
-    """An order (entity or ``OrderView``) with its lines in the ``OrderOut`` shape, without
-    marshmallow's cost (the contract tests check every response against ``OrderOut``)."""
-    lines, total = [], 0
-    for line in order.lines:
-        line_total = line.unit_price_cents * line.quantity
-        total += line_total
-        lines.append(
-            {
-                "item_id": line.item_id,
-                "name": line.name,
-                "unit_price": format_cents(line.unit_price_cents),
-                "quantity": line.quantity,
-                "line_total": format_cents(line_total),
-            }
-        )
-    return {
-        "id": order.id,
-        "customer_id": order.customer_id,
-        "status": order.status,
-        "placed_at": format_timestamp(order.placed_at),
-        "lines": lines,
-        "total": format_cents(total),
-    }
-
-
-def total_dict(order_id: int, total_cents: int) -> dict[str, Any]:
-    return {"order_id": order_id, "total": format_cents(total_cents)}
+dump_order = dumper(OrderOut)
+dump_total = dumper(TotalOut)
+dump_totals = dumper(TotalsOut)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marshmallow import fields, validate
 
 from marketsvc.schemas.common import Id, Name, StrictSchema
-from marketsvc.store.models import Pet, User
+from marketsvc.schemas.dumping import dumper
 
 NAME_LENGTH = 100  # users.name and pets.name are VARCHAR(100)
 MAX_PETS_AT_CREATION = 100
@@ -57,20 +55,5 @@ class PetOut(StrictSchema):
     user = fields.Nested(Ref, allow_none=True, required=True)
 
 
-def user_dict(user: User) -> dict[str, Any]:
-    """A user in the ``UserOut`` shape; its pets must have been loaded by the query."""
-    return {
-        "id": user.id,
-        "name": user.name,
-        "pets": [{"id": pet.id, "name": pet.name} for pet in user.pets],
-    }
-
-
-def pet_dict(pet: Pet) -> dict[str, Any]:
-    """A pet in the ``PetOut`` shape; its owner must have been loaded by the query."""
-    owner = pet.user
-    return {
-        "id": pet.id,
-        "name": pet.name,
-        "user": None if owner is None else {"id": owner.id, "name": owner.name},
-    }
+dump_user = dumper(UserOut)  # its pets loaded by the query
+dump_pet = dumper(PetOut)  # its owner loaded by the query

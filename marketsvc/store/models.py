@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -103,6 +104,16 @@ class Item(Base):
     stock: Mapped[int] = mapped_column(Integer)
 
 
+def line_total_of(line: Any) -> int:
+    """What an order line costs, in cents: the unit price it was placed at times its quantity."""
+    return int(line.unit_price_cents * line.quantity)
+
+
+def order_total_of(order: Any) -> int:
+    """What an order costs, in cents: the sum of its lines (``orders.order_total`` sums in SQL)."""
+    return sum(map(line_total_of, order.lines))
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -118,8 +129,12 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", lazy="raise_on_sql", order_by="OrderLine.id"
+        back_populates="order", lazy="raise_on_sql", order_by="OrderLine.item_id"
     )
+
+    @property
+    def total_cents(self) -> int:
+        return order_total_of(self)
 
 
 class OrderLine(Base):
@@ -136,6 +151,10 @@ class OrderLine(Base):
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise_on_sql")
+
+    @property
+    def line_total_cents(self) -> int:
+        return line_total_of(self)
 
 
 class IdempotencyKey(Base):

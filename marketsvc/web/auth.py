@@ -11,6 +11,7 @@ import jwt
 from aiohttp import web
 
 from marketsvc.errors import Unauthorized
+from marketsvc.schemas.common import parse_id
 from marketsvc.settings import Settings
 
 LEEWAY_SECONDS = 30
@@ -91,7 +92,7 @@ def _principal(claims: dict[str, object]) -> Principal:
     subject, role = str(claims.get("sub", "")), claims.get("role")
     if role not in ROLES:
         raise Unauthorized("the token names no known role")
-    if role == "customer" and not (subject.isdecimal() and 0 < int(subject) < 2**63):
+    if role == "customer" and parse_id(subject) is None:
         raise Unauthorized("a customer token's subject must be a customer id")
     return Principal(subject=subject, role=str(role))
 

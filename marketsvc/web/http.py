@@ -9,11 +9,10 @@ from aiohttp import HttpVersion11, web
 from marshmallow import Schema
 
 from marketsvc.errors import DomainError, NotFound
+from marketsvc.schemas.common import parse_id
 from marketsvc.web.keys import SETTINGS
 from marketsvc.web.problems import problem
 from marketsvc.web.routing import Endpoint, endpoint_of
-
-MAX_ID = 2**63 - 1
 
 
 class MalformedJSON(DomainError):
@@ -26,17 +25,13 @@ class UnsupportedMediaType(DomainError):
     title = "Unsupported media type"
 
 
-def is_ascii_digits(text: str) -> bool:
-    """``isdigit`` alone passes superscripts (``int`` fails) and other scripts' digits."""
-    return text.isascii() and text.isdigit()
-
-
 def path_id(request: web.Request, name: str = "id") -> int:
     """A path id that is not a positive 64-bit integer names nothing: 404."""
     raw = request.match_info[name]
-    if not is_ascii_digits(raw) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+    value = parse_id(raw)
+    if value is None:
         raise NotFound(f"no resource with {name} {raw!r}")
-    return int(raw)
+    return value
 
 
 def body_too_large(request: web.Request) -> bool:

@@ -25,6 +25,11 @@ NDJSON = "application/x-ndjson"
 Chunks = Callable[[AsyncSession], AsyncGenerator[Sequence[T], None]]
 
 
+def dump_all(dump: Callable[[T], dict[str, Any]]) -> Callable[[Sequence[T]], list[dict[str, Any]]]:
+    """A chunk's dumper from a row's (``schemas.*.dump_*``)."""
+    return lambda chunk: list(map(dump, chunk))
+
+
 LIST_MEDIA_TYPES = ("application/json", NDJSON)  # in the server's order of preference
 
 
