@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.schemas.common import PageQuery
-from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
-from marketsvc.web.http import created, json_response, path_id, read_body
-from marketsvc.web.keys import DATABASE
+from marketsvc.db_accessor.items import ItemListing, ItemSort, Keyset
+from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery
+from marketsvc.web.cursors import cursor_codec
+from marketsvc.web.http import created, json_response, path_id, read_body, read_params
+from marketsvc.web.keys import DATABASE, SETTINGS
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import stream_list
+from marketsvc.web.streaming import stream_json, write_page
 
 routes = web.RouteTableDef()
 item_out = ItemOut()
@@ -20,18 +23,64 @@ NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
 
 @routes.get("/api/v1/items")
 @endpoint(
-    summary="Stream the catalogue",
+    summary="Search, filter and sort the catalogue",
     access=Access.PUBLIC,
     tag="items",
-    query=PageQuery(),
+    query=ItemQuery(),
     response=ItemOut(),
     stream=True,
+    response_headers=("Link",),
     response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
-    return await stream_list(
-        request, items.stream_items, lambda chunk: item_out.dump(chunk, many=True)
+    """Without `limit` every matching item streams; with it, a page and a `Link` to the next.
+    A cursor that was not made for this query (sort, q, filters) is a 400."""
+    params = read_params(request)
+    limit, query = params.pop("limit", None), _query_key(params)
+    codec = cursor_codec(request.app[SETTINGS].jwt_secret)
+    after = codec.decode(params["cursor"], query) if "cursor" in params else None
+    listing = _listing(params, after)
+    database = request.app[DATABASE]
+    if limit is None:
+        chunk_rows = request.app[SETTINGS].stream_chunk_rows
+        return await stream_json(
+            request,
+            database.stream,
+            lambda session: items.stream_items(session, listing, chunk_rows),
+            lambda chunk: item_out.dump(chunk, many=True),
+        )
+    async with database.stream() as session:
+        page, after = await items.page_items(session, listing, limit)
+    link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
+    return await write_page(request, item_out.dump(page, many=True), link)
+
+
+def _listing(params: dict[str, Any], after: Keyset | None) -> ItemListing:
+    q = params.get("q")
+    sort = params.get("sort") or ("relevance" if q is not None else "id")
+    if "after_id" in params:
+        after = (None, params["after_id"])
+    return ItemListing(
+        q=q,
+        min_price_cents=params.get("min_price_cents"),
+        max_price_cents=params.get("max_price_cents"),
+        in_stock=params.get("in_stock"),
+        sort=ItemSort(sort),
+        after=after,
     )
+
+
+def _query_key(params: dict[str, Any]) -> str:
+    """What a cursor is bound to: everything that decides the order and the set, not limit."""
+    q = params.get("q")
+    parts = [q.text if q is not None else None, params.get("sort")]
+    parts += [params.get(k) for k in ("min_price_cents", "max_price_cents", "in_stock")]
+    return "\0".join(map(repr, parts))
+
+
+def _next_link(request: web.Request, cursor: str) -> str:
+    query = {k: v for k, v in request.query.items() if k not in ("cursor", "after_id")}
+    return f'<{request.rel_url.with_query(query | {"cursor": cursor})}>; rel="next"'
 
 
 @routes.get(r"/api/v1/items/{id}")

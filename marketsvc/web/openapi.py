@@ -45,6 +45,12 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {
     "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
 }
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "Link": {
+        "description": '`<...>; rel="next"`: the next page, when more items may follow.',
+        "schema": {"type": "string"},
+    },
+}
 
 
 def build_spec(app: web.Application) -> APISpec:
@@ -192,6 +198,8 @@ def _responses(spec: Endpoint, path_params: list[str]) -> dict[str, Any]:
     }
     if spec.status == 201:
         success["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+    for header in spec.response_headers:
+        success["headers"][header] = RESPONSE_HEADERS[header]
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}

@@ -34,6 +34,7 @@ class Endpoint:
     stream: bool = False
     errors: tuple[int, ...] = ()
     headers: tuple[str, ...] = ()  # request headers it reads, e.g. "Idempotency-Key"
+    response_headers: tuple[str, ...] = ()  # success headers it may send, e.g. "Link"
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response

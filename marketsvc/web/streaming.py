@@ -97,6 +97,24 @@ async def stream_json(
     return response
 
 
+async def write_page(
+    request: web.Request, rows: Sequence[dict[str, Any]], headers: dict[str, str]
+) -> web.StreamResponse:
+    """A page already in hand (a bounded ``limit``), as a JSON array or NDJSON, with
+    ``headers`` (such as ``Link``) that could only be known once the page was read."""
+    encoder = JsonEncoder(wants_ndjson(request))
+    response = web.StreamResponse(
+        headers={"Content-Type": NDJSON if encoder.ndjson else "application/json", **headers}
+    )
+    await response.prepare(request)
+    if request.method != "HEAD":
+        body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
+        await response.write(body)
+        streamed(request, len(rows), len(body))
+    await response.write_eof()
+    return response
+
+
 async def stream_list(
     request: web.Request,
     chunks: Callable[..., AsyncIterator[Sequence[T]]],

@@ -1,0 +1,80 @@
+"""Full-text matching and ranking of items, per database, over the indexes of migration 0003.
+
+PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index), ranked by
+``ts_rank``. SQLite: ``items_fts MATCH ...`` (the FTS5 table), ranked by ``bm25`` with the name
+weighted ten times the description. Either way the query text is rendered from the parsed
+:class:`SearchText`, never passed through, so it cannot be a syntax error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Float, Select, column, func, literal_column, select, table
+from sqlalchemy.dialects.postgresql import TSVECTOR
+
+from marketsvc.schemas.search_text import Clause, Phrase, SearchText
+from marketsvc.store.models import Item
+
+SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
+ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
+NAME_WEIGHT, DESCRIPTION_WEIGHT = 10.0, 1.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """Restricts ``select(Item, ...)`` to the matching items; ``score``: higher is better."""
+
+    stmt: Select[tuple[Item, float]]
+    score: ColumnElement[float]
+
+
+def match(dialect: str, text: SearchText) -> Match:
+    if dialect == "postgresql":
+        query = func.websearch_to_tsquery(
+            literal_column("'english'::regconfig"), func.marketsvc_unaccent(websearch(text))
+        )
+        score = func.ts_rank(SEARCH_VECTOR, query, type_=Float)
+        stmt = select(Item, score).where(SEARCH_VECTOR.op("@@")(query))
+        return Match(stmt, score)
+    bm25 = func.bm25(
+        literal_column("items_fts"),
+        literal_column(repr(NAME_WEIGHT)),
+        literal_column(repr(DESCRIPTION_WEIGHT)),
+        type_=Float,
+    )
+    hits = (
+        select(ITEMS_FTS.c.rowid.label("id"), (-bm25).label("score"))
+        .where(ITEMS_FTS.c.items_fts.match(fts5(text)))
+        .subquery("hits")
+    )
+    stmt = select(Item, hits.c.score).join(hits, hits.c.id == Item.id)
+    return Match(stmt, hits.c.score)
+
+
+def websearch(text: SearchText) -> str:
+    """The parsed query back in ``websearch_to_tsquery`` syntax, with nothing left to misread."""
+    return " or ".join(
+        " ".join([*map(_web_phrase, c.include), *("-" + _web_phrase(p) for p in c.exclude)])
+        for c in text.clauses
+    )
+
+
+def fts5(text: SearchText) -> str:
+    """The parsed query as an FTS5 expression: every phrase quoted, every operator placed."""
+    return " OR ".join(_fts5_clause(c) for c in text.clauses)
+
+
+def _fts5_clause(clause: Clause) -> str:
+    found = " AND ".join(map(_fts5_phrase, clause.include))
+    if not clause.exclude:
+        return f"({found})"
+    return f"(({found}) NOT ({' OR '.join(map(_fts5_phrase, clause.exclude))}))"
+
+
+def _web_phrase(phrase: Phrase) -> str:
+    return phrase[0] if len(phrase) == 1 else '"' + " ".join(phrase) + '"'
+
+
+def _fts5_phrase(phrase: Phrase) -> str:
+    return '"' + " ".join(phrase) + '"'  # words are letters and digits: nothing to escape
