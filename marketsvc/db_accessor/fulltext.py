@@ -1,16 +1,33 @@
 """Full-text matching and ranking of items, per database, over the indexes of migration 0003.
 
 PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index), ranked by
-``ts_rank``. SQLite: ``items_fts MATCH ...`` (the FTS5 table), ranked by ``bm25`` with the name
-weighted ten times the description. Either way the query text is rendered from the parsed
-:class:`SearchText`, never passed through, so it cannot be a syntax error.
+``ts_rank`` (name weighted A, description B). SQLite: ``items_fts MATCH ...`` (the FTS5 table),
+ranked by whether the query matches the name alone (1) or needs the description (0).
+
+Either rank depends on the item and the query only. FTS5's ``bm25`` does not: it weighs terms by
+how many items hold them and lengths by the catalogue's average, so every insert or delete
+shifts every item's score, and a keyset cursor over it repeats and skips items between pages
+(``tests/test_items_cursors.py`` fails with it). Ties, within a rank, go by id.
+
+Either way the query text is rendered from the parsed :class:`SearchText`, never passed
+through, so it cannot be a syntax error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Float, Select, column, func, literal_column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    case,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from marketsvc.schemas.search_text import Clause, Phrase, SearchText
@@ -18,12 +35,11 @@ from marketsvc.store.models import Item
 
 SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
 ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
-NAME_WEIGHT, DESCRIPTION_WEIGHT = 10.0, 1.0
 
 
 @dataclass(frozen=True)
 class Match:
-    """Restricts ``select(Item, ...)`` to the matching items; ``score``: higher is better."""
+    """``select(Item, score)`` of the matching items; ``score``: higher is better."""
 
     stmt: Select[tuple[Item, float]]
     score: ColumnElement[float]
@@ -37,19 +53,11 @@ def match(dialect: str, text: SearchText) -> Match:
         score = func.ts_rank(SEARCH_VECTOR, query, type_=Float)
         stmt = select(Item, score).where(SEARCH_VECTOR.op("@@")(query))
         return Match(stmt, score)
-    bm25 = func.bm25(
-        literal_column("items_fts"),
-        literal_column(repr(NAME_WEIGHT)),
-        literal_column(repr(DESCRIPTION_WEIGHT)),
-        type_=Float,
-    )
-    hits = (
-        select(ITEMS_FTS.c.rowid.label("id"), (-bm25).label("score"))
-        .where(ITEMS_FTS.c.items_fts.match(fts5(text)))
-        .subquery("hits")
-    )
-    stmt = select(Item, hits.c.score).join(hits, hits.c.id == Item.id)
-    return Match(stmt, hits.c.score)
+    expression = fts5(text)
+    in_name = select(ITEMS_FTS.c.rowid).where(ITEMS_FTS.c.items_fts.match(f"name : ({expression})"))
+    score = case((Item.id.in_(in_name), 1), else_=0)
+    hits = select(ITEMS_FTS.c.rowid).where(ITEMS_FTS.c.items_fts.match(expression))
+    return Match(select(Item, score).where(Item.id.in_(hits)), score)
 
 
 def websearch(text: SearchText) -> str:
