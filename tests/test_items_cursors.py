@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.test_items_search import next_query
+from tests.links import next_query
 
 WORDS = ["kettle", "lamp", "teapot", "scarf", "café", "mug", "chair", "clock"]
 PRICES = ["5.00", "9.99", "12.50", "20.00", "35.00"]  # few prices: many ties, broken by id

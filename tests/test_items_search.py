@@ -6,10 +6,11 @@ give the same items for the same query on this corpus.
 
 from __future__ import annotations
 
-import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 import pytest
+
+from tests.links import next_query
 
 CORPUS = [  # name, description, price, stock; created in this order: ids 1..8 by position
     ("Steel Kettle", "Boils 1.7 litres of water fast", "24.99", 12),
@@ -78,8 +79,6 @@ async def found(client, corpus, query: str) -> list[int]:
     ],
 )
 async def test_words_find_the_same_items_on_both_databases(client, corpus, q, expected) -> None:
-    from urllib.parse import urlencode
-
     assert set(await found(client, corpus, urlencode({"q": q}))) == expected
 
 
@@ -138,16 +137,6 @@ async def test_bad_parameters_are_422_naming_them(client, query, field) -> None:
     assert resp.status == 422
     assert resp.content_type == "application/problem+json"
     assert field in (await resp.json())["errors"]
-
-
-def next_query(resp) -> str | None:
-    link = resp.headers.get("Link")
-    if link is None:
-        return None
-    target = re.fullmatch(r'<([^>]+)>; rel="next"', link)
-    assert target is not None, link
-    assert urlsplit(target[1]).path == "/api/v1/items"
-    return urlsplit(target[1]).query
 
 
 async def walk(client, query: str, headers: dict | None = None) -> list[dict]:

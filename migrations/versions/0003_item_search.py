@@ -35,7 +35,9 @@ POSTGRES_UP = [
         || setweight(to_tsvector('english'::regconfig, marketsvc_unaccent(description)), 'B')
     ) STORED
     """,
-    "CREATE INDEX ix_items_search_vector ON items USING gin (search_vector)",
+    # fastupdate off: no pending list for searches to scan (catalogue writes are rare)
+    "CREATE INDEX ix_items_search_vector ON items USING gin (search_vector)"
+    " WITH (fastupdate = off)",
 ]
 POSTGRES_DOWN = [
     "DROP INDEX ix_items_search_vector",
