@@ -60,4 +60,5 @@ async def test_a_price_range_sorted_by_price_uses_the_price_index(catalogue, bac
     )
     shown = await plan(catalogue, listing)
     assert "ix_items_price_cents_id" in shown, shown
-    assert "Seq Scan" not in shown and "SCAN items\n" not in shown + "\n", shown
+    assert "Seq Scan" not in shown, shown
+    assert not any(line.strip() == "SCAN items" for line in shown.splitlines()), shown
