@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketsvc.db_accessor.items import ItemListing, ItemSort, listing_statement
+from marketsvc.db_accessor.item_listing import ItemListing, ItemSort, listing_statement
 from marketsvc.schemas.search_text import parse
 from marketsvc.store.seed import SeedPlan, seed
 

@@ -21,6 +21,8 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
+    String,
+    bindparam,
     case,
     column,
     func,
@@ -45,19 +47,31 @@ class Match:
     score: ColumnElement[float]
 
 
-def match(dialect: str, text: SearchText) -> Match:
+def match(dialect: str) -> Match:
+    """The matching items, with the query text as parameters (see :func:`parameters`)."""
     if dialect == "postgresql":
         query = func.websearch_to_tsquery(
-            literal_column("'english'::regconfig"), func.marketsvc_unaccent(websearch(text))
+            literal_column("'english'::regconfig"),
+            func.marketsvc_unaccent(bindparam("q_websearch", type_=String)),
         )
         score = func.ts_rank(SEARCH_VECTOR, query, type_=Float)
-        stmt = select(Item, score).where(SEARCH_VECTOR.op("@@")(query))
+        stmt = select(Item, score.label("score")).where(SEARCH_VECTOR.op("@@")(query))
         return Match(stmt, score)
-    expression = fts5(text)
-    in_name = select(ITEMS_FTS.c.rowid).where(ITEMS_FTS.c.items_fts.match(f"name : ({expression})"))
+    in_name = select(ITEMS_FTS.c.rowid).where(
+        ITEMS_FTS.c.items_fts.match(bindparam("q_fts5_name", type_=String))
+    )
     score = case((Item.id.in_(in_name), 1), else_=0)
-    hits = select(ITEMS_FTS.c.rowid).where(ITEMS_FTS.c.items_fts.match(expression))
-    return Match(select(Item, score).where(Item.id.in_(hits)), score)
+    hits = select(ITEMS_FTS.c.rowid).where(
+        ITEMS_FTS.c.items_fts.match(bindparam("q_fts5", type_=String))
+    )
+    return Match(select(Item, score.label("score")).where(Item.id.in_(hits)), score)
+
+
+def parameters(dialect: str, text: SearchText) -> dict[str, str]:
+    if dialect == "postgresql":
+        return {"q_websearch": websearch(text)}
+    expression = fts5(text)
+    return {"q_fts5": expression, "q_fts5_name": f"name : ({expression})"}
 
 
 def websearch(text: SearchText) -> str:

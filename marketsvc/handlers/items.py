@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.db_accessor.items import ItemListing, ItemSort, Keyset
+from marketsvc.db_accessor.item_listing import ItemListing, ItemSort, Keyset
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery
 from marketsvc.web.cursors import cursor_codec
 from marketsvc.web.http import created, json_response, path_id, read_body, read_params
@@ -49,7 +49,7 @@ async def list_items(request: web.Request) -> web.StreamResponse:
             lambda session: items.stream_items(session, listing, chunk_rows),
             lambda chunk: item_out.dump(chunk, many=True),
         )
-    async with database.stream() as session:
+    async with database.load() as session:  # one statement: no transaction needed
         page, after = await items.page_items(session, listing, limit)
     link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
     return await write_page(request, item_out.dump(page, many=True), link)
