@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+MAX_PAGES = 200  # more pages than any test lists: a cursor that does not advance ends there
+
 
 def next_query(resp) -> str | None:
     link = resp.headers.get("Link")

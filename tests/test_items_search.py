@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from tests.links import next_query
+from tests.links import MAX_PAGES, next_query
 
 CORPUS = [  # name, description, price, stock; created in this order: ids 1..8 by position
     ("Steel Kettle", "Boils 1.7 litres of water fast", "24.99", 12),
@@ -143,13 +143,14 @@ async def walk(client, query: str, headers: dict | None = None) -> list[dict]:
     """Follow Link rel="next" from the first page to the last."""
     seen: list[dict] = []
     resp = await client.get("/api/v1/items?" + query, headers=headers)
-    while True:
+    for _ in range(MAX_PAGES):
         assert resp.status == 200, await resp.text()
         seen += await resp.json()
         query = next_query(resp)
         if query is None:
             return seen
         resp = await client.get("/api/v1/items?" + query, headers=headers)
+    raise AssertionError(f"still a next page after {MAX_PAGES}: the cursor does not advance")
 
 
 @pytest.mark.parametrize(
