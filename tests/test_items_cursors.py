@@ -3,6 +3,7 @@ neither repeats nor skips an item that was there, unchanged, throughout."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from urllib.parse import urlencode
 
@@ -102,3 +103,48 @@ async def test_paging_while_the_catalogue_changes(client, admin, query) -> None:
     expected = [item["id"] for item in final if item["id"] in stable]
     assert expected, "the query must list some stable items"
     assert [i for i in seen if i in stable] == expected  # each once, in the sort's order
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"sort": "price"}, {"sort": "-created"}, {"q": "kettle or mug"}],
+    ids=lambda q: urlencode(q),
+)
+async def test_paging_while_a_writer_runs_concurrently(client, admin, query) -> None:
+    """The same, with the writer racing the pages instead of taking turns with them."""
+    rng = random.Random(7)
+    stable = set()
+    for n in range(30):
+        resp = await client.post("/api/v1/items", json=item_body(rng, n), headers=admin)
+        stable.add((await resp.json())["id"])
+    writer = Writer(client, admin, rng)
+    for _ in range(10):
+        await writer.insert()
+    paging_done = asyncio.Event()
+
+    async def write_until_done() -> int:
+        steps = 0
+        while not paging_done.is_set():
+            await writer.step()
+            steps += 1
+        return steps
+
+    async def page_through() -> list[int]:
+        seen: list[int] = []
+        page_query = urlencode(query | {"limit": 3})
+        for _ in range(MAX_PAGES):
+            resp = await client.get("/api/v1/items?" + page_query)
+            seen += [item["id"] for item in await resp.json()]
+            page_query = next_query(resp)
+            if page_query is None:
+                break
+            await asyncio.sleep(0.01)  # let the writer in between pages too
+        paging_done.set()
+        return seen
+
+    steps, seen = await asyncio.gather(write_until_done(), page_through())
+    assert steps > 0
+    final = await (await client.get("/api/v1/items?" + urlencode(query))).json()
+    expected = [item["id"] for item in final if item["id"] in stable]
+    assert expected
+    assert [i for i in seen if i in stable] == expected
