@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.db_accessor.item_listing import ItemListing, ItemSort, Keyset
+from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery
 from marketsvc.web.cursors import cursor_codec
 from marketsvc.web.http import created, json_response, path_id, read_body, read_params
@@ -36,10 +37,10 @@ async def list_items(request: web.Request) -> web.StreamResponse:
     """Without `limit` every matching item streams; with it, a page and a `Link` to the next.
     A cursor that was not made for this query (sort, q, filters) is a 400."""
     params = read_params(request)
-    limit, query = params.pop("limit", None), _query_key(params)
-    codec = cursor_codec(request.app[SETTINGS].jwt_secret)
-    after = codec.decode(params["cursor"], query) if "cursor" in params else None
-    listing = _listing(params, after)
+    limit, listing = params.pop("limit", None), _listing(params)
+    codec, query = cursor_codec(request.app[SETTINGS].jwt_secret), _query_key(listing)
+    if "cursor" in params:
+        listing = dataclasses.replace(listing, after=codec.decode(params["cursor"], query))
     database = request.app[DATABASE]
     if limit is None:
         chunk_rows = request.app[SETTINGS].stream_chunk_rows
@@ -55,26 +56,22 @@ async def list_items(request: web.Request) -> web.StreamResponse:
     return await write_page(request, item_out.dump(page, many=True), link)
 
 
-def _listing(params: dict[str, Any], after: Keyset | None) -> ItemListing:
+def _listing(params: dict[str, Any]) -> ItemListing:
     q = params.get("q")
-    sort = params.get("sort") or ("relevance" if q is not None else "id")
-    if "after_id" in params:
-        after = (None, params["after_id"])
     return ItemListing(
         q=q,
         min_price_cents=params.get("min_price_cents"),
         max_price_cents=params.get("max_price_cents"),
         in_stock=params.get("in_stock"),
-        sort=ItemSort(sort),
-        after=after,
+        sort=ItemSort(params.get("sort") or ("relevance" if q is not None else "id")),
+        after=(None, params["after_id"]) if "after_id" in params else None,
     )
 
 
-def _query_key(params: dict[str, Any]) -> str:
-    """What a cursor is bound to: everything that decides the order and the set, not limit."""
-    q = params.get("q")
-    parts = [q.text if q is not None else None, params.get("sort")]
-    parts += [params.get(k) for k in ("min_price_cents", "max_price_cents", "in_stock")]
+def _query_key(listing: ItemListing) -> str:
+    """What a cursor is bound to: all that decides the set and the order (not the page size)."""
+    q = None if listing.q is None else listing.q.text
+    parts = (q, listing.sort, listing.min_price_cents, listing.max_price_cents, listing.in_stock)
     return "\0".join(map(repr, parts))
 
 
