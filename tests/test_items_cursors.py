@@ -8,7 +8,9 @@ import random
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import text
 
+from marketsvc.web.keys import DATABASE
 from tests.links import MAX_PAGES, next_query
 
 WORDS = ["kettle", "lamp", "teapot", "scarf", "café", "mug", "chair", "clock"]
@@ -54,10 +56,6 @@ class Writer:
 
     async def delete(self, item_id: int) -> None:
         """No DELETE route yet: the test removes the row as an admin tool would."""
-        from sqlalchemy import text
-
-        from marketsvc.web.keys import DATABASE
-
         async with self.client.app[DATABASE].change() as session:
             await session.execute(text("DELETE FROM items WHERE id = :id"), {"id": item_id})
 
