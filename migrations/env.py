@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from marketsvc.settings import Settings
-from marketsvc.store.models import Base
+from marketsvc.store.models import SEARCH_OBJECTS, Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -22,12 +22,19 @@ def database_url() -> str:
     return config.attributes.get("database_url") or Settings.from_env().database_url
 
 
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
+    """Leave the full-text machinery (not in the models: see ``SEARCH_OBJECTS``) out of
+    autogenerate and ``alembic check``."""
+    return not (reflected and name is not None and name.startswith(SEARCH_OBJECTS))
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,13 +1,14 @@
-"""The catalogue."""
+"""The catalogue: point reads, writes, and lists filtered, searched and sorted with keysets."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
+from marketsvc.db_accessor.core import dialect_name
+from marketsvc.db_accessor.item_listing import ItemListing, Keyset, listing_statement, sort_value
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, stream_chunks
 from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
 
@@ -35,11 +36,23 @@ async def update_item(session: AsyncSession, item_id: int, changes: dict[str, An
 
 
 async def stream_items(
-    session: AsyncSession,
-    after_id: int = 0,
-    limit: int | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    session: AsyncSession, listing: ItemListing, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> ChunkStream[Item]:
-    stmt = page(select(Item), Item.id, after_id, limit)
+    """Every listed item, chunk by chunk."""
+    stmt = listing_statement(dialect_name(session), listing)
     async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk
+
+
+async def page_items(
+    session: AsyncSession, listing: ItemListing, limit: int
+) -> tuple[list[Item], Keyset | None]:
+    """At most ``limit`` items, and the keyset to continue from when more may follow."""
+    stmt = listing_statement(dialect_name(session), listing).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > limit
+    found = [row[0] for row in rows[:limit]]
+    if not more:
+        return found, None
+    item, score = rows[limit - 1]
+    return found, (sort_value(listing.sort, item, score), item.id)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from aiohttp import web
 
 from marketsvc.db_accessor import items
-from marketsvc.schemas.common import PageQuery
-from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, dump_item
-from marketsvc.web.http import created, json_response, path_id, read_body
-from marketsvc.web.keys import DATABASE
+from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
+from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
+from marketsvc.web.cursors import cursor_codec
+from marketsvc.web.http import created, json_response, path_id, read_body, read_params
+from marketsvc.web.keys import DATABASE, SETTINGS
 from marketsvc.web.routing import Access, endpoint
-from marketsvc.web.streaming import dump_all, stream_list
+from marketsvc.web.streaming import dump_all, stream_json, write_page
 
 routes = web.RouteTableDef()
 ITEM = {"id": 7, "name": "Kettle", "description": "1.7 l, steel", "price": "24.99", "stock": 12}
@@ -19,16 +23,60 @@ NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
 
 @routes.get("/api/v1/items")
 @endpoint(
-    summary="Stream the catalogue",
+    summary="Search, filter and sort the catalogue",
     access=Access.PUBLIC,
     tag="items",
-    query=PageQuery(),
+    query=ItemQuery(),
     response=ItemOut(),
     stream=True,
+    response_headers=("Link",),
     response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
-    return await stream_list(request, items.stream_items, dump_all(dump_item))
+    """Without `limit` every matching item streams; with it, a page and a `Link` to the next.
+    A cursor that was not made for this query (sort, q, filters) is a 400."""
+    params = read_params(request)
+    limit, listing = params.pop("limit", None), _listing(params)
+    codec, query = cursor_codec(request.app[SETTINGS].jwt_secret), _query_key(listing)
+    if "cursor" in params:
+        listing = dataclasses.replace(listing, after=codec.decode(params["cursor"], query))
+    database = request.app[DATABASE]
+    if limit is None:
+        chunk_rows = request.app[SETTINGS].stream_chunk_rows
+        return await stream_json(
+            request,
+            database.stream,
+            lambda session: items.stream_items(session, listing, chunk_rows),
+            dump_all(dump_item),
+        )
+    async with database.load() as session:  # one statement: no transaction needed
+        page, after = await items.page_items(session, listing, limit)
+    link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
+    return await write_page(request, [dump_item(item) for item in page], link)
+
+
+def _listing(params: dict[str, Any]) -> ItemListing:
+    q = params.get("q")
+    return ItemListing(
+        q=q,
+        min_price_cents=params.get("min_price_cents"),
+        max_price_cents=params.get("max_price_cents"),
+        in_stock=params.get("in_stock"),
+        sort=ItemSort(params.get("sort") or ("relevance" if q is not None else "id")),
+        after=(None, params["after_id"]) if "after_id" in params else None,
+    )
+
+
+def _query_key(listing: ItemListing) -> str:
+    """What a cursor is bound to: all that decides the set and the order (not the page size)."""
+    q = None if listing.q is None else listing.q.text
+    parts = (q, listing.sort, listing.min_price_cents, listing.max_price_cents, listing.in_stock)
+    return "\0".join(map(repr, parts))
+
+
+def _next_link(request: web.Request, cursor: str) -> str:
+    query = {k: v for k, v in request.query.items() if k not in ("cursor", "after_id")}
+    return f'<{request.rel_url.with_query(query | {"cursor": cursor})}>; rel="next"'
 
 
 @routes.get(r"/api/v1/items/{id}")

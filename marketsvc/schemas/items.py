@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from typing import Any
 
-from marketsvc.schemas.common import Id, Money, Name, StrictInt, StrictSchema, Text
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from marketsvc.schemas.common import (
+    MAX_ID,
+    MAX_PAGE,
+    Id,
+    Money,
+    Name,
+    QueryInt,
+    StrictInt,
+    StrictSchema,
+    Text,
+)
 from marketsvc.schemas.dumping import dumper
+from marketsvc.schemas.search_text import SearchTextField
 
 MAX_STOCK = 2**31 - 1
+MAX_CURSOR_LENGTH = 600
 
 
 class ItemCreate(StrictSchema):
@@ -33,3 +47,56 @@ class ItemOut(StrictSchema):
 
 
 dump_item = dumper(ItemOut)
+
+
+SORTS = ("relevance", "price", "-price", "name", "-created")
+
+
+class ItemQuery(StrictSchema):
+    """``GET /api/v1/items``: search, filters, a sort, and where to start."""
+
+    q = SearchTextField(
+        metadata={
+            "description": 'Words to find, web-search style: "a phrase", -excluded, a or b. '
+            "Stemmed, accents ignored; sorts by relevance unless told otherwise."
+        }
+    )
+    min_price = Money(attribute="min_price_cents", metadata={"description": "Inclusive."})
+    max_price = Money(attribute="max_price_cents", metadata={"description": "Inclusive."})
+    in_stock = fields.Boolean(
+        truthy={"true"},
+        falsy={"false"},
+        metadata={"description": "true: only items in stock; false: only items out of stock."},
+    )
+    sort = fields.String(
+        validate=validate.OneOf(SORTS),
+        metadata={
+            "description": "relevance (needs q, the default with it), price, -price, "
+            "name, -created (newest first). Without q and sort: id order. Ties go by id."
+        },
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={"description": 'From the previous page\'s Link rel="next" header.'},
+    )
+    after_id = QueryInt(
+        validate=validate.Range(min=0, max=MAX_ID),
+        metadata={"description": "Id order only: the items after this id."},
+    )
+    limit = QueryInt(
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={
+            "description": 'A page of at most this many, with a Link rel="next" header '
+            "when more may follow; without it, every item streams."
+        },
+    )
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("sort") == "relevance" and "q" not in data:
+            raise ValidationError("relevance needs q.", "sort")
+        low, high = data.get("min_price_cents"), data.get("max_price_cents")
+        if low is not None and high is not None and low > high:
+            raise ValidationError("Must not be below min_price.", "max_price")
+        if "after_id" in data and ({"q", "sort", "cursor"} & data.keys()):
+            raise ValidationError("after_id pages the id order only; use cursor.", "after_id")

@@ -33,6 +33,11 @@ NAMING_CONVENTION = {
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit BIGINT identity.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
+# Full-text search lives beside the models, in migration 0003 only: PostgreSQL's generated
+# ``items.search_vector`` column and its GIN index, SQLite's ``items_fts`` table (and the shadow
+# tables FTS5 keeps) with its triggers. Queries name them in ``db_accessor/fulltext.py``.
+SEARCH_OBJECTS = ("search_vector", "ix_items_search_vector", "items_fts")
+
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 
 
@@ -95,6 +100,8 @@ class Item(Base):
     __table_args__ = (
         CheckConstraint("stock >= 0", name="stock_non_negative"),
         CheckConstraint("price_cents >= 0", name="price_non_negative"),
+        Index("ix_items_price_cents_id", "price_cents", "id"),
+        Index("ix_items_name_id", "name", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -83,6 +83,7 @@ CITIES = [
     ("Oslo", "NO"),
     ("Turku", "FI"),
 ]
+# Item names and descriptions: enough words (a few accented) that searching is worth trying.
 GOODS = [
     "Kettle",
     "Lamp",
@@ -99,8 +100,72 @@ GOODS = [
     "Candle",
     "Scarf",
     "Clock",
+    "Espresso cup",
+    "Café au lait bowl",
+    "Crème brûlée dish",
+    "Sauté pan",
+    "Fondue set",
+    "Piñata",
+    "Vase",
+    "Rug",
+    "Cutting board",
+    "Water bottle",
+    "Bookshelf",
+    "Cushion",
+    "Coffee grinder",
+    "Wine glass",
+    "Jalapeño jar",
 ]
-ADJECTIVES = ["Blue", "Small", "Large", "Vintage", "Modern", "Oak", "Steel", "Wool", "Ceramic"]
+ADJECTIVES = [
+    "Blue",
+    "Small",
+    "Large",
+    "Vintage",
+    "Modern",
+    "Rustic",
+    "Handmade",
+    "Nordic",
+    "Bouclé",
+    "Matte",
+    "Glazed",
+    "Folding",
+    "Naïve",
+    "Art déco",
+]
+MATERIALS = [
+    "oak",
+    "walnut",
+    "steel",
+    "copper",
+    "brass",
+    "wool",
+    "linen",
+    "ceramic",
+    "porcelain",
+    "glass",
+    "marble",
+    "bamboo",
+    "cork",
+    "terracotta",
+    "velvet",
+    "rattan",
+]
+FEATURES = [
+    "dishwasher safe",
+    "made by hand in Portugal",
+    "for a small kitchen",
+    "at home in a café or a studio",
+    "with a soft matte finish",
+    "from recycled glass and steel",
+    "a gift for tea lovers",
+    "keeps drinks hot for twelve hours",
+    "folds flat for travel",
+    "with a naïve hand-painted pattern",
+    "smooth as crème caramel",
+    "built to last a lifetime",
+    "in the Scandinavian tradition",
+    "as seen in the Montréal showroom",
+]
 PETS = ["Rex", "Mittens", "Bubbles", "Nibbles", "Biscuit", "Pepper", "Luna", "Ziggy", "Mochi"]
 STATUS_WEIGHTS = (30, 25, 20, 15, 10)
 
@@ -260,15 +325,15 @@ def _addresses(rng: random.Random, ids: range, address_id: int) -> Iterator[tupl
 
 
 def _items(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    pick = rng.choice
     for i in ids:
-        name = f"{rng.choice(ADJECTIVES)} {rng.choice(GOODS)} #{i}"
-        yield (
-            i,
-            name,
-            f"A {name.lower()} for every home.",
-            rng.randint(99, 25_000),
-            rng.randint(50, 5_000),
+        good, material = pick(GOODS), pick(MATERIALS)
+        name = f"{pick(ADJECTIVES)} {material} {good.lower()} #{i}"
+        description = (
+            f"A {good.lower()} in {material} and {pick(MATERIALS)}, {pick(FEATURES)}; "
+            f"{pick(FEATURES)}."
         )
+        yield (i, name, description, rng.randint(99, 25_000), rng.randint(50, 5_000))
 
 
 def _orders(rng: random.Random, ids: range, customers: range) -> Iterator[tuple[Any, ...]]:

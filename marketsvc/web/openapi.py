@@ -63,6 +63,12 @@ IDEMPOTENCY_KEY = {
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "Link": {
+        "description": '`<...>; rel="next"`: the next page, when more items may follow.',
+        "schema": {"type": "string"},
+    },
+}
 
 
 def build_spec(app: web.Application) -> APISpec:
@@ -238,6 +244,8 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
         }
     if keyed:
         success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
+    for header in spec.response_headers:
+        success["headers"][header] = RESPONSE_HEADERS[header]
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}

@@ -114,6 +114,23 @@ async def stream_json(
     return response
 
 
+async def write_page(
+    request: web.Request, rows: Sequence[dict[str, Any]], headers: dict[str, str]
+) -> web.StreamResponse:
+    """A page already in hand (a bounded ``limit``), as a JSON array or NDJSON, with
+    ``headers`` (such as ``Link``) that could only be known once the page was read."""
+    media_type = list_media_type(request)
+    encoder = JsonEncoder(media_type == NDJSON)
+    response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept", **headers})
+    await response.prepare(request)
+    if request.method != "HEAD":
+        body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
+        await response.write(body)
+        streamed(request, len(rows), len(body))
+    await response.write_eof()
+    return response
+
+
 async def stream_list(
     request: web.Request,
     chunks: Callable[..., AsyncGenerator[Sequence[T], None]],

@@ -1,6 +1,8 @@
 -- One wrk script for every benchmarked route:
 --   wrk ... -s wrk.lua URL -- ROUTE CUSTOMERS ORDERS ITEMS
--- ROUTE is customer | order | order_total | totals | place_order. Ids are drawn at random from
+-- ROUTE is customer | order | order_total | totals | place_order, or a search: search_word |
+-- search_words | search_phrase | search_price (words from the seed's vocabulary, percent-encoded).
+-- Ids are drawn at random from
 -- the seeded ranges with a fixed seed per thread, so marketsvc and the baseline see the same
 -- sequence. done() prints one line "WRKJSON {...}" for the harness to parse.
 
@@ -46,6 +48,31 @@ local function order_body()
       table.concat(lines, ",") .. ']}'
 end
 
+local goods = {"kettle", "lamp", "chair", "notebook", "teapot", "backpack", "umbrella", "mug",
+   "blanket", "desk", "candle", "scarf", "clock", "vase", "rug", "cushion", "bookshelf",
+   "pi%C3%B1ata", "saut%C3%A9", "caf%C3%A9", "fondue", "espresso", "grinder", "bottle"}
+local materials = {"oak", "walnut", "steel", "copper", "brass", "wool", "linen", "ceramic",
+   "porcelain", "glass", "marble", "bamboo", "cork", "terracotta", "velvet", "rattan"}
+
+local function any(words)
+   return words[math.random(1, #words)]
+end
+
+local function search_path()
+   local query
+   if route == "search_word" then
+      query = "q=" .. any(goods)
+   elseif route == "search_words" then
+      query = "q=" .. any(materials) .. "%20" .. any(goods)
+   elseif route == "search_phrase" then
+      query = "q=%22" .. any(materials) .. "%20" .. any(goods) .. "%22"
+   else
+      local low = math.random(1, 245)
+      query = string.format("min_price=%d.00&max_price=%d.00&sort=price", low, low + 5)
+   end
+   return "/api/v1/items?" .. query .. "&limit=20"
+end
+
 function request()
    if route == "customer" then
       return wrk.format("GET", "/api/v1/customers/" .. math.random(1, customers))
@@ -57,6 +84,8 @@ function request()
       return wrk.format("POST", "/api/v1/orders/totals", nil, totals_body())
    elseif route == "place_order" then
       return wrk.format("POST", "/api/v1/orders", nil, order_body())
+   elseif string.sub(route, 1, 7) == "search_" then
+      return wrk.format("GET", search_path())
    end
    error("unknown route " .. tostring(route))
 end

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "scripts" / "bench"
 BACKENDS = ("sqlite", "postgresql")
 ROUTES = ("customer", "order", "order_total", "totals", "place_order")
+# marketsvc only (the baseline has no search), on a catalogue grown to --search-items
+SEARCH_ROUTES = ("search_word", "search_words", "search_phrase", "search_price")
 STOCK = 1_000_000_000  # restocked to this once after seeding: POST rounds never run out
 JWT_SECRET = "benchmark-only-secret-0123456789abcdef0123456789"
 
@@ -19,6 +21,7 @@ JWT_SECRET = "benchmark-only-secret-0123456789abcdef0123456789"
 class Plan:
     customers: int
     items: int
+    search_items: int
     orders: int
     million: int
     duration: int
@@ -52,6 +55,12 @@ def parse(argv: list[str] | None = None) -> Plan:
     )
     p.add_argument("--grow-to", type=int, dest="million", help=argparse.SUPPRESS)
     p.add_argument("--items", type=int, default=1_000)
+    p.add_argument(
+        "--search-items",
+        type=int,
+        default=100_000,
+        help="before the search routes, grow the catalogue to this many items",
+    )
     p.add_argument("--orders", type=int, default=200_000, help="each with 3 lines")
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     p.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per route and server")
@@ -59,7 +68,7 @@ def parse(argv: list[str] | None = None) -> Plan:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
     p.add_argument("--backends", default=",".join(BACKENDS))
-    p.add_argument("--routes", default=",".join((*ROUTES, "stream")))
+    p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, "stream")))
     p.add_argument("--repeat", type=int, default=3, help="runs per server; the median is shown")
     p.add_argument(
         "--pg-url",
@@ -84,11 +93,12 @@ def parse(argv: list[str] | None = None) -> Plan:
         if b not in BACKENDS:
             p.error(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
     for r in routes:
-        if r not in (*ROUTES, "stream"):
+        if r not in (*ROUTES, *SEARCH_ROUTES, "stream"):
             p.error(f"unknown route {r!r}")
     return Plan(
         customers=a.customers,
         items=a.items,
+        search_items=a.search_items,
         orders=a.orders,
         million=a.million,
         duration=a.duration,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import dbs, report
-from harness.config import JWT_SECRET, ROUTES, Plan, parse
+from harness.config import JWT_SECRET, ROUTES, SEARCH_ROUTES, Plan, parse
 from harness.dbs import BenchError
 from harness.load import call, check_wrk, run_wrk, worker_cpu_seconds
 from harness.probe import probe
@@ -64,9 +64,19 @@ def run(plan: Plan) -> int:
 
 def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, Any]:
     urls = dbs.database_urls(plan, backend)
-    out: dict[str, Any] = {"backend": backend, "seed": {}, "routes": {}, "stream": [], "notes": []}
+    out: dict[str, Any] = {
+        "backend": backend,
+        "seed": {},
+        "routes": {},
+        "search": {},
+        "stream": [],
+        "notes": [],
+    }
     for kind, url in urls.items():
         out["seed"][kind] = prepare(plan, backend, kind, url, env)
+    searches = [r for r in SEARCH_ROUTES if r in plan.routes]
+    if searches:
+        grow_catalogue(plan, backend, urls["marketsvc"], env, out)
     token = dbs.marketsvc_cli(urls["marketsvc"], "token", "--admin", "--ttl", "86400", env=env)
     token = token.stdout.strip()
     first_new = {kind: dbs.max_order_id(url) for kind, url in urls.items()}
@@ -75,12 +85,17 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
     logdir.mkdir(exist_ok=True)
     routes = [r for r in ROUTES if r in plan.routes]
     try:
-        if routes:
+        if routes or searches:
             say(f"{backend}: starting both servers with {plan.workers} workers")
             servers = start_pair(urls, plan.workers, env, logdir)
             for route in routes:
                 out["routes"][route] = measure_route(plan, backend, route, servers, token, counts)
-            if plan.profile:
+            search_counts = (plan.customers, plan.orders, plan.search_items)
+            for route in searches:
+                out["search"][route] = measure_search(
+                    plan, backend, route, servers, token, search_counts
+                )
+            if plan.profile and routes:
                 profile_routes(plan, backend, routes, out, servers, token, counts)
             stop_all()
         if "place_order" in routes:
@@ -122,6 +137,61 @@ def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) 
     dbs.restock(url)
     dbs.analyze(url)
     return seeded
+
+
+def grow_catalogue(
+    plan: Plan, backend: str, url: str, env: dict[str, str], out: dict[str, Any]
+) -> None:
+    """Append generated items up to ``--search-items`` (marketsvc's database only: the baseline
+    has no search), then fresh planner statistics."""
+    extra = plan.search_items - dbs.count(url, "items")
+    if extra <= 0:
+        return
+    say(f"{backend}: appending {extra} items for the search routes")
+    out["seed"][f"marketsvc +{extra:,} items"] = dbs.seed(url, env, 0, extra, 0)
+    dbs.restock(url)  # the stock check after the POST rounds expects every item restocked
+    dbs.analyze(url)
+
+
+def measure_search(
+    plan: Plan,
+    backend: str,
+    route: str,
+    servers: dict[str, Server],
+    token: str,
+    counts: tuple[int, int, int],
+) -> dict[str, Any]:
+    """A search route on marketsvc alone; a first request checks it answers a non-empty page."""
+    base = servers["marketsvc"].base
+    status, body = call(base, search_probe(route), token)
+    if status != 200 or not body:
+        raise BenchError(
+            f"{backend} {route}: {search_probe(route)} answered {status} {body!r:.300}"
+        )
+    if plan.warmup:
+        run_wrk(base, route, plan, token, plan.warmup, counts)
+    samples = []
+    for n in range(plan.repeat):
+        pids = servers["marketsvc"].worker_pids()
+        cpu_before = worker_cpu_seconds(pids)
+        sample = run_wrk(base, route, plan, token, plan.duration, counts)
+        sample.cpu_us = (worker_cpu_seconds(pids) - cpu_before) / sample.requests * 1e6
+        samples.append(sample)
+        say(
+            f"{backend} {route} {n + 1}/{plan.repeat}: {sample.rps:.0f} req/s, "
+            f"p50 {sample.p50_ms:.1f} ms, p99 {sample.p99_ms:.1f} ms, "
+            f"worker CPU {sample.cpu_us:.0f} us/req, errors {sample.errors} {sample.kinds or ''}"
+        )
+    return {"samples": samples}
+
+
+def search_probe(route: str) -> str:
+    return {
+        "search_word": "/api/v1/items?q=kettle&limit=20",
+        "search_words": "/api/v1/items?q=oak%20kettle&limit=20",
+        "search_phrase": "/api/v1/items?q=%22oak%20kettle%22&limit=20",
+        "search_price": "/api/v1/items?min_price=10.00&max_price=15.00&sort=price&limit=20",
+    }[route]
 
 
 def measure_route(

@@ -18,6 +18,10 @@ LABELS = {
     "order_total": "GET /api/v1/orders/{id}/total",
     "totals": "POST /api/v1/orders/totals (100 ids)",
     "place_order": "POST /api/v1/orders (3 lines)",
+    "search_word": "GET /api/v1/items?q=WORD&limit=20",
+    "search_words": "GET /api/v1/items?q=WORD WORD&limit=20",
+    "search_phrase": 'GET /api/v1/items?q="WORD WORD"&limit=20',
+    "search_price": "GET /api/v1/items?min_price=P&max_price=P+5&sort=price&limit=20",
 }
 
 
@@ -108,6 +112,21 @@ def _errors(samples: list[Any]) -> str:
     return f"{total}" + (f" ({detail})" if detail else "")
 
 
+def search_rows(result: dict[str, Any]) -> list[str]:
+    rows = [
+        "| search | req/s | p50 ms | p99 ms | worker CPU us/req | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for route, r in result["search"].items():
+        s = r["samples"]
+        rows.append(
+            f"| {LABELS[route]} | {med([x.rps for x in s]):,.0f} "
+            f"| {med([x.p50_ms for x in s]):.1f} | {med([x.p99_ms for x in s]):.1f} "
+            f"| {med([x.cpu_us for x in s]):.0f} | {_errors(s)} |"
+        )
+    return rows
+
+
 def stream_rows(result: dict[str, Any]) -> list[str]:
     rows = [
         "| customers | server | rows/s | time to first byte | total | time vs baseline "
@@ -148,6 +167,14 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
         for route, r in result["routes"].items():
             lines += [f"- {LABELS[route]}: JSON differs: {m}" for m in r["mismatches"]]
         lines += [f"- {note}" for note in result["notes"]]
+        if result.get("search"):
+            lines += [
+                "",
+                f"Search, marketsvc only, on {plan.search_items:,} items (random words from the "
+                "seed's vocabulary; `--search-items`):",
+                "",
+            ]
+            lines += [*search_rows(result), ""]
         if result["stream"]:
             lines += ["", "Full `GET /api/v1/customers` stream (JSON array):", ""]
             lines += [*stream_rows(result), ""]

@@ -1,0 +1,64 @@
+"""The plans: a search walks the full-text index (GIN on PostgreSQL, FTS5 on SQLite) and a
+price range walks the price index; neither scans the items table."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from marketsvc.db_accessor.item_listing import ItemListing, ItemSort, listing_statement
+from marketsvc.schemas.search_text import parse
+from marketsvc.store.seed import SeedPlan, seed
+
+CATALOGUE = SeedPlan(customers=0, items=5000, orders=0, users=0, pets_per_user=0)
+
+
+async def plan(url: str, listing: ItemListing) -> str:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            stmt = listing_statement(conn.dialect.name, listing).limit(21)
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            if conn.dialect.name == "postgresql":
+                rows = await conn.exec_driver_sql("EXPLAIN " + sql)
+                return "\n".join(row[0] for row in rows)
+            rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+            return "\n".join(row[-1] for row in rows)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def catalogue(settings, client, admin) -> str:
+    await seed(settings, CATALOGUE, progress=False)
+    body = {"name": "Brass Samovar", "description": "Tea for twelve", "price": "80.00", "stock": 1}
+    assert (await client.post("/api/v1/items", json=body, headers=admin)).status == 201
+    engine = create_async_engine(settings.database_url)
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+    await engine.dispose()
+    return settings.database_url
+
+
+@pytest.mark.parametrize("sort", [ItemSort.RELEVANCE, ItemSort.PRICE, ItemSort.NEWEST])
+async def test_a_search_uses_the_full_text_index(catalogue, backend, sort) -> None:
+    shown = await plan(catalogue, ItemListing(q=parse("samovars"), sort=sort, in_stock=True))
+    if backend == "postgresql":
+        assert "Bitmap Index Scan on ix_items_search_vector" in shown, shown
+        assert "Seq Scan" not in shown, shown
+    else:
+        assert "SCAN items_fts VIRTUAL TABLE INDEX 0:M" in shown, shown
+        assert "SEARCH items USING INTEGER PRIMARY KEY" in shown, shown
+        assert not any(line.strip() == "SCAN items" for line in shown.splitlines()), shown
+
+
+async def test_a_price_range_sorted_by_price_uses_the_price_index(catalogue, backend) -> None:
+    listing = ItemListing(
+        min_price_cents=1000, max_price_cents=1100, sort=ItemSort.PRICE, after=(1000, 5)
+    )
+    shown = await plan(catalogue, listing)
+    assert "ix_items_price_cents_id" in shown, shown
+    assert "Seq Scan" not in shown, shown
+    assert not any(line.strip() == "SCAN items" for line in shown.splitlines()), shown
