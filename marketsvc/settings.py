@@ -57,6 +57,9 @@ class Settings:
     slow_query_ms: int = 200
     log_level: str = "INFO"
     idempotency_ttl_hours: int = 24
+    events_source: str = "/marketsvc"
+    events_retention_days: int = 30
+    events_heartbeat_seconds: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,6 +87,9 @@ class Settings:
             slow_query_ms=_int(env, "MARKETSVC_SLOW_QUERY_MS", d.slow_query_ms),
             log_level=(env.get("MARKETSVC_LOG_LEVEL") or d.log_level).upper(),
             idempotency_ttl_hours=_int(env, "MARKETSVC_IDEMPOTENCY_TTL_HOURS", 24, 24),
+            events_source=env.get("MARKETSVC_EVENTS_SOURCE") or d.events_source,
+            events_retention_days=_int(env, "MARKETSVC_EVENTS_RETENTION_DAYS", 30, 7),
+            events_heartbeat_seconds=_float(env, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS", 15.0),
         )
         settings.validate()
         return settings
@@ -93,6 +99,10 @@ class Settings:
             raise SettingsError(
                 "MARKETSVC_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        if not 1 <= len(self.events_source) <= 255:
+            raise SettingsError("MARKETSVC_EVENTS_SOURCE must be 1 to 255 characters")
+        if self.events_heartbeat_seconds <= 0:
+            raise SettingsError("MARKETSVC_EVENTS_HEARTBEAT_SECONDS must be > 0")
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, page, stream_chunks
 from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
@@ -44,3 +45,10 @@ async def stream_items(
     stmt = page(select(Item), Item.id, after_id, limit)
     async for chunk in stream_chunks(session, stmt, chunk_rows):
         yield chunk
+
+
+async def items_by_id(db: Executor, item_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    """Items as plain rows (``ItemOut``'s fields), in id order."""
+    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock)
+    stmt = select(*columns).where(Item.id.in_(item_ids)).order_by(Item.id)
+    return (await execute(db, stmt)).all()

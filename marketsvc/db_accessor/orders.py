@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -91,7 +91,8 @@ async def place_order(db: Executor, customer_id: int, lines: Sequence[LineReques
     ]  # fmt: skip
     rows = [{"order_id": order_id, **line._asdict()} for line in placed]
     await execute(db, _INSERT_LINES, rows)
-    return OrderView(order_id, customer_id, "pending", placed_at, placed)
+    sold_out = tuple(item_id for item_id, row in taken.items() if row.stock == 0)
+    return OrderView(order_id, customer_id, "pending", placed_at, placed, sold_out)
 
 
 class PlacedLine(NamedTuple):
@@ -122,7 +123,7 @@ def _take_stock_statement(count: int) -> Update:
         update(Item)
         .where(Item.id.in_(in_lock_order), Item.stock >= wanted)
         .values(stock=Item.stock - wanted)
-        .returning(Item.id, Item.name, Item.price_cents)
+        .returning(Item.id, Item.name, Item.price_cents, Item.stock)
     )
 
 
@@ -151,6 +152,7 @@ class OrderView:
     status: str
     placed_at: datetime
     lines: list[Any]
+    stock_crossed: tuple[int, ...] = ()  # items whose stock this change took to 0, or from 0
 
 
 _ORDER_ROWS = (
@@ -293,9 +295,9 @@ async def change_status(
         allowed = CUSTOMER_MAY_CANCEL if target == "cancelled" else ()
     if not await _move(session, order_id, target, allowed, scope):
         await _refuse_move(session, order_id, target, scope)
-    if target == "cancelled":
-        await _restore_stock(session, order_id)
-    return await get_order(session, order_id)
+    restocked = await _restore_stock(session, order_id) if target == "cancelled" else ()
+    order = await get_order(session, order_id)
+    return replace(order, stock_crossed=restocked)
 
 
 async def _move(
@@ -329,17 +331,23 @@ async def _refuse_move(
     raise IllegalTransition(current, target)
 
 
-async def _restore_stock(session: AsyncSession, order_id: int) -> None:
-    """Give each line's quantity back, in item id order like placement, so neither deadlocks."""
+async def _restore_stock(session: AsyncSession, order_id: int) -> tuple[int, ...]:
+    """Give each line's quantity back, in item id order like placement, so neither deadlocks;
+    the items that were out of stock."""
     stmt = (
         select(OrderLine.item_id, OrderLine.quantity)
         .where(OrderLine.order_id == order_id)
         .order_by(OrderLine.item_id)
     )
+    restocked = []
     for item_id, quantity in (await session.execute(stmt)).all():
-        await session.execute(
+        stock = await session.scalar(
             update(Item)
             .where(Item.id == item_id)
             .values(stock=Item.stock + quantity)
+            .returning(Item.stock)
             .execution_options(synchronize_session=False)
         )
+        if stock == quantity:
+            restocked.append(item_id)
+    return tuple(restocked)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import items
+from marketsvc.events import record
+from marketsvc.events.data import item_values
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch
 from marketsvc.web.http import created, json_response, path_id, read_body
@@ -64,6 +66,7 @@ async def create_item(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         item = await items.create_item(session, data)
+        await record.item_created(session, item)
     return created(item_out.dump(item), f"/api/v1/items/{item.id}")
 
 
@@ -82,5 +85,7 @@ async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
+        before = item_values(await items.get_item(session, item_id))
         item = await items.update_item(session, item_id, changes)
+        await record.item_updated(session, item, before)
     return json_response(item_out.dump(item))

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from marketsvc.db_accessor import orders
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
+from marketsvc.events import record
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.ops.metrics import ORDERS_PLACED
 from marketsvc.schemas.orders import (
@@ -78,6 +79,7 @@ async def _place(request: web.Request) -> web.Response:
         return await place_keyed(request, data, key)
     async with request.app[DATABASE].change_rows() as conn:
         order = await orders.place_order(conn, data["customer_id"], data["lines"])
+        await record.order_placed(conn, order)
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
 
 
@@ -177,4 +179,5 @@ async def change_order_status(request: web.Request) -> web.Response:
     target = (await read_body(request))["status"]
     async with request.app[DATABASE].change() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
+        await record.order_moved(session, order, request[PRINCIPAL])
     return json_response(order_dict(order))

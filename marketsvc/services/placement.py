@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketsvc.db_accessor import idempotency, orders
 from marketsvc.db_accessor.idempotency import StoredResponse
 from marketsvc.errors import Conflict, DomainError, InvalidInput, OutOfStock
+from marketsvc.events import record
 from marketsvc.schemas.orders import order_dict
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
@@ -88,6 +89,7 @@ async def _attempt(session: AsyncSession, data: dict[str, Any]) -> tuple[int, st
     try:
         async with session.begin_nested():
             order = await orders.place_order(session, data["customer_id"], data["lines"])
+            await record.order_placed(session, order)
     except RECORDED_FAILURES as exc:
         refusal = problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
         return exc.status, bytes(refusal.body).decode()

@@ -37,6 +37,7 @@ class Endpoint:
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response
+    extra_media_types: tuple[str, ...] = ()  # other success media types, as text (e.g. SSE)
     request_example: Any = None
     response_example: Any = None
 

@@ -1,0 +1,187 @@
+"""The transactional outbox, which is also the feed.
+
+An event row is inserted by the transaction that makes its change, so it exists if and only if
+the change committed. A relay delivering events elsewhere follows the same feed (below) with a
+cursor of its own; its delivery state belongs in tables of its own, keyed by ``events.id``.
+
+**Feed position, and why a reader can never skip an event.** On PostgreSQL a row id is taken at
+INSERT but becomes visible at COMMIT, so ids do not become visible in order: a reader that
+returned id 101 while id 100 was uncommitted would pass 100 forever. Here each row also stores
+the id of the transaction that inserted it (``txid``, the column's default
+``pg_current_xact_id()``), the feed is ordered by ``(txid, id)``, and a read returns only rows
+whose ``txid`` is below the ``xmin`` of the read's own snapshot
+(``pg_snapshot_xmin(pg_current_snapshot())``): every transaction below ``xmin`` has ended, so
+the rows below it are final; every transaction still running, or yet to start, has a txid at or
+above ``xmin``, that is above every cursor ever handed out. The price: a transaction that stays
+open (in any database of the cluster: ``xmin`` is cluster-wide) holds the feed back until it
+ends; it never makes a reader lose an event.
+
+On SQLite writers are serial (``BEGIN IMMEDIATE``), so ids are assigned in commit order, and
+AUTOINCREMENT never reuses one; ``txid`` is 0 and the position is the id.
+
+A cursor is ``"<txid>-<id>"`` of the last event read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    Select,
+    Text,
+    cast,
+    delete,
+    func,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from marketsvc.db_accessor.core import Executor, dialect_name, execute
+from marketsvc.events import tracking
+from marketsvc.events.types import NewEvent
+from marketsvc.store.models import Event, EventPurge, EventSequence, utcnow
+
+Position = tuple[int, int]  # (txid, id)
+START: Position = (0, 0)
+PURGE_BATCH = 500
+
+
+def cursor_of(position: Position) -> str:
+    return f"{position[0]}-{position[1]}"
+
+
+def parse_cursor(cursor: str) -> Position:
+    txid, _, row = cursor.partition("-")
+    return int(txid), int(row)
+
+
+async def record(db: Executor, event: NewEvent) -> str:
+    """Insert ``event`` in the caller's transaction; its CloudEvents id."""
+    kind = event.kind
+    sequence = 1 if kind.creates else await _next_sequence(db, event.subject)
+    event_id = str(uuid.uuid4())
+    values = {
+        "event_id": event_id,
+        "type": kind.type,
+        "subject": event.subject,
+        "sequence": sequence,
+        "customer_id": event.customer_id,
+        "time": utcnow(),
+        "data": orjson.dumps(event.data).decode(),
+    }
+    await execute(db, _INSERT_EVENT, values)
+    tracking.note(event_id, kind.type)
+    return event_id
+
+
+_INSERT_EVENT = Event.__table__.insert()
+
+
+async def _next_sequence(db: Executor, subject: str) -> int:
+    """One more than the subject's last sequence number (2 after its creating event's 1).
+
+    The upsert locks the subject's row, so two transactions about one subject number in turn.
+    """
+    dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(EventSequence)
+        .values(subject=subject, last=2)
+        .on_conflict_do_update(index_elements=["subject"], set_={"last": EventSequence.last + 1})
+        .returning(EventSequence.last)
+    )
+    return (await execute(db, stmt)).scalar_one()
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """Which events a reader gets; ``scope`` is the only customer a customer reader may see."""
+
+    type: str | None = None
+    subject: str | None = None
+    scope: int | None = None
+
+
+FEED_COLUMNS = (
+    Event.txid,
+    Event.id,
+    Event.event_id,
+    Event.type,
+    Event.subject,
+    Event.sequence,
+    Event.time,
+    Event.data,
+)
+
+
+def _horizon() -> ColumnElement[Any]:
+    """PostgreSQL: the oldest transaction still running as this statement's snapshot sees it."""
+    xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+    return cast(cast(xmin, Text), BigInteger)
+
+
+def _settled(stmt: Select[Any], db: Executor) -> Select[Any]:
+    return stmt.where(Event.txid < _horizon()) if dialect_name(db) == "postgresql" else stmt
+
+
+async def read_feed(
+    db: Executor, after: Position, where: FeedFilter, limit: int
+) -> Sequence[Row[Any]]:
+    """Up to ``limit`` events after ``after``, in feed order, that no later commit can precede."""
+    stmt = select(*FEED_COLUMNS).where(tuple_(Event.txid, Event.id) > tuple_(*after))
+    if where.scope is not None:
+        stmt = stmt.where(Event.customer_id == where.scope)
+    if where.subject is not None:
+        stmt = stmt.where(Event.subject == where.subject)
+    if where.type is not None:
+        stmt = stmt.where(Event.type == where.type)
+    stmt = _settled(stmt, db).order_by(Event.txid, Event.id).limit(limit)
+    return (await execute(db, stmt)).all()
+
+
+async def purged_through(db: Executor) -> Position:
+    """The position of the newest event retention deleted (``START`` if none)."""
+    row = (await execute(db, select(EventPurge.txid, EventPurge.event_row))).first()
+    return START if row is None else (row.txid, row.event_row)
+
+
+async def purge_before(db: Executor, cutoff: datetime, batch: int = PURGE_BATCH) -> int:
+    """Delete up to ``batch`` of the oldest events (in feed order) older than ``cutoff``.
+
+    Only a prefix of the feed goes, and only below the horizon (an event of a transaction still
+    open is never passed), so every cursor before the newest deleted event is exactly the set
+    of cursors that lost something: those get 410 (see ``purged_through``).
+    """
+    oldest = _settled(
+        select(Event.txid, Event.id, Event.time).order_by(Event.txid, Event.id).limit(batch), db
+    )
+    prefix = []
+    for row in (await execute(db, oldest)).all():
+        if row.time >= cutoff:
+            break
+        prefix.append(row)
+    if not prefix:
+        return 0
+    await execute(db, delete(Event).where(Event.id.in_([row.id for row in prefix])))
+    await _mark_purged(db, (prefix[-1].txid, prefix[-1].id))
+    return len(prefix)
+
+
+async def _mark_purged(db: Executor, position: Position) -> None:
+    dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
+    insert = dialect.insert(EventPurge).values(id=1, txid=position[0], event_row=position[1])
+    newer = tuple_(EventPurge.txid, EventPurge.event_row) < tuple_(*position)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["id"],
+        set_={"txid": position[0], "event_row": position[1]},
+        where=newer,
+    )
+    await execute(db, stmt)
