@@ -37,7 +37,8 @@ async def test_sse_resumes_after_a_dropped_connection(client, admin, new_item) -
     for n in range(3):
         await new_item(name=f"Before {n}")
     resp = await client.get("/api/v1/events", headers=admin | SSE)
-    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    assert resp.status == 200
+    assert resp.content_type == "text/event-stream"
     first, _ = await read_frames(resp, 2)
     resp.close()  # dropped after two of three
     for n in range(2):
@@ -60,7 +61,8 @@ async def test_sse_sends_heartbeats_and_new_events(aiohttp_client, settings, adm
     body = {"name": "Live", "price": "1.00", "stock": 1}
     assert (await client.post("/api/v1/items", json=body, headers=admin)).status == 201
     [frame], beats = await read_frames(resp, 1)
-    assert beats >= 1 and '"Live"' in frame["data"]
+    assert beats >= 1
+    assert '"Live"' in frame["data"]
     resp.close()
 
 
@@ -80,7 +82,8 @@ async def test_a_cursor_older_than_the_kept_events_is_gone(
     gone = await client.get("/api/v1/events", params={"after": old[0]["cursor"]}, headers=admin)
     assert gone.status == 410
     problem = await gone.json()
-    assert gone.content_type == "application/problem+json" and "resynchronise" in problem["detail"]
+    assert gone.content_type == "application/problem+json"
+    assert "resynchronise" in problem["detail"]
     sse_gone = await client.get(
         "/api/v1/events", headers=admin | SSE | {"Last-Event-ID": old[0]["cursor"]}
     )
