@@ -60,6 +60,7 @@ class Settings:
     events_source: str = "/marketsvc"
     events_retention_days: int = 30
     events_heartbeat_seconds: float = 15.0
+    events_max_wait_seconds: int = 30
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,6 +91,7 @@ class Settings:
             events_source=env.get("MARKETSVC_EVENTS_SOURCE") or d.events_source,
             events_retention_days=_int(env, "MARKETSVC_EVENTS_RETENTION_DAYS", 30, 7),
             events_heartbeat_seconds=_float(env, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS", 15.0),
+            events_max_wait_seconds=_int(env, "MARKETSVC_EVENTS_MAX_WAIT_SECONDS", 30),
         )
         settings.validate()
         return settings

@@ -52,10 +52,11 @@ async def list_events(request: web.Request) -> web.StreamResponse:
     where = FeedFilter(params.get("type"), params.get("subject"), request[PRINCIPAL].customer_id)
     if SSE in request.headers.get("Accept", ""):
         return await _server_sent_events(request, after, where)
-    mode = "long_poll" if params["wait"] else "page"
+    wait_s = min(params["wait"], request.app[SETTINGS].events_max_wait_seconds)
+    mode = "long_poll" if wait_s else "page"
     FEED_READERS.labels(mode).inc()
     try:
-        rows, woken = await _page(request, after, where, params["limit"], params["wait"])
+        rows, woken = await _page(request, after, where, params["limit"], wait_s)
     finally:
         FEED_READERS.labels(mode).dec()
     if woken and rows:

@@ -30,7 +30,6 @@ ERRORS: dict[int, str] = {
     403: "The token is valid but does not grant this operation.",
     404: "No such resource, or not one the caller may see.",
     409: "Conflicts with the resource's current state.",
-    410: "The cursor is older than the events kept: resynchronise, then follow from the start.",
     413: "The body is over the configured size limit.",
     415: "The body is not application/json.",
     422: "Well-formed but invalid input; `errors` names each field.",
