@@ -14,7 +14,7 @@ import pytest
 from marketsvc.db_accessor import outbox
 from marketsvc.events.data import item_event
 from marketsvc.store.engine import Database
-from tests.events_feed import feed
+from tests.events_feed import feed, settled
 from tests.ordering import order_body
 
 WRITERS, EVENTS_PER_WRITER, READERS = 8, 12, 3
@@ -31,13 +31,14 @@ async def test_a_reader_never_passes_an_event_that_commits_late(
     if backend == "sqlite":
         pytest.skip("SQLite has one writer at a time: a later transaction cannot commit first")
     await new_item()
+    await settled(client)
     database = Database(settings)
     try:
         async with database.change_rows() as slow:
             await outbox.record(slow, item_event("item.created", made_up_item(901)))
             async with database.change_rows() as fast:
                 await outbox.record(fast, item_event("item.created", made_up_item(902)))
-            seen = await feed(client, admin)  # 902 has committed, 901 has not
+            seen = await feed(client, admin, settle=False)  # 902 has committed, 901 has not
         rest = await feed(client, admin, after=seen[-1]["cursor"])
     finally:
         await database.dispose()
@@ -87,7 +88,7 @@ async def test_many_writers_and_readers_agree_on_every_event(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (writing or len(ids) < expected):
             params = {"limit": 7, "wait": 1} | ({"after": cursor} if cursor else {})
-            page = await feed(client, admin, **params)
+            page = await feed(client, admin, settle=False, **params)
             ids += [e["id"] for e in page]
             cursor = page[-1]["cursor"] if page else cursor
         return ids

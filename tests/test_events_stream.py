@@ -10,7 +10,7 @@ from marketsvc.app import create_app
 from marketsvc.services.retention import purge_events
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
-from tests.events_feed import feed
+from tests.events_feed import feed, settled
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -76,6 +76,7 @@ async def test_a_cursor_older_than_the_kept_events_is_gone(
     old = await feed(client, admin)
     database = Database(settings)
     try:
+        await settled(client)
         assert await purge_events(database, cutoff) == 2
     finally:
         await database.dispose()

@@ -123,28 +123,49 @@ FEED_COLUMNS = (
 
 
 def _horizon() -> ColumnElement[Any]:
-    """PostgreSQL: the oldest transaction still running as this statement's snapshot sees it."""
+    """PostgreSQL: the oldest transaction still running as this statement's snapshot sees it
+    (a scalar subquery: computed once per statement, not per row)."""
     xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
-    return cast(cast(xmin, Text), BigInteger)
+    return select(cast(cast(xmin, Text), BigInteger)).scalar_subquery()
 
 
 def _settled(stmt: Select[Any], db: Executor) -> Select[Any]:
     return stmt.where(Event.txid < _horizon()) if dialect_name(db) == "postgresql" else stmt
 
 
-async def read_feed(
-    db: Executor, after: Position, where: FeedFilter, limit: int
-) -> Sequence[Row[Any]]:
-    """Up to ``limit`` events after ``after``, in feed order, that no later commit can precede."""
-    stmt = select(*FEED_COLUMNS).where(tuple_(Event.txid, Event.id) > tuple_(*after))
+@dataclass(frozen=True)
+class FeedPage:
+    """Events in feed order; ``held_back``: committed events after them wait for an older
+    transaction to end (PostgreSQL), so a reader should look again soon."""
+
+    rows: Sequence[Row[Any]]
+    held_back: bool = False
+
+
+async def read_feed(db: Executor, after: Position, where: FeedFilter, limit: int) -> FeedPage:
+    """Up to ``limit`` events after ``after``, in feed order, that no later commit can precede.
+
+    One statement: on PostgreSQL the rows come with whether each is below the horizon, and
+    the settled ones are a prefix (the order is by txid, and the horizon is a txid).
+    """
+    postgresql = dialect_name(db) == "postgresql"
+    columns = (
+        (*FEED_COLUMNS, (Event.txid < _horizon()).label("settled")) if postgresql else FEED_COLUMNS
+    )
+    stmt = select(*columns).where(tuple_(Event.txid, Event.id) > tuple_(*after))
     if where.scope is not None:
         stmt = stmt.where(Event.customer_id == where.scope)
     if where.subject is not None:
         stmt = stmt.where(Event.subject == where.subject)
     if where.type is not None:
         stmt = stmt.where(Event.type == where.type)
-    stmt = _settled(stmt, db).order_by(Event.txid, Event.id).limit(limit)
-    return (await execute(db, stmt)).all()
+    rows = (await execute(db, stmt.order_by(Event.txid, Event.id).limit(limit))).all()
+    if not postgresql:
+        return FeedPage(rows)
+    settled = 0
+    while settled < len(rows) and rows[settled].settled:
+        settled += 1
+    return FeedPage(rows[:settled], held_back=settled < len(rows))
 
 
 async def purged_through(db: Executor) -> Position:

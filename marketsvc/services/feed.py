@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from marketsvc.db_accessor import outbox
-from marketsvc.db_accessor.outbox import FeedFilter, Position
+from marketsvc.db_accessor.outbox import FeedFilter, FeedPage, Position
 from marketsvc.errors import CursorExpired
 from marketsvc.services.feed_wakeup import FALLBACK_POLL_S, SETTLE_POLL_S, FeedWakeup
 from marketsvc.store.engine import Database
@@ -15,17 +15,17 @@ from marketsvc.store.engine import Database
 
 async def read_page(
     database: Database, after: Position | None, where: FeedFilter, limit: int
-) -> Sequence[Any]:
+) -> FeedPage:
     """Events after ``after`` (``None``: from the oldest kept); 410 if some were purged.
 
     The purge mark is read after the page: a purge that committed before the page was read is
     seen, so a page with a hole in it is never returned.
     """
     async with database.read() as conn:
-        rows = await outbox.read_feed(conn, after or outbox.START, where, limit)
+        page = await outbox.read_feed(conn, after or outbox.START, where, limit)
         if after is not None and after < await outbox.purged_through(conn):
             raise CursorExpired(outbox.cursor_of(after))
-    return rows
+    return page
 
 
 async def wait_for_page(
@@ -36,23 +36,24 @@ async def wait_for_page(
     limit: int,
     wait_s: float,
 ) -> tuple[Sequence[Any], bool]:
-    """``read_page``, waiting up to ``wait_s`` for a first event; (rows, woken by a commit).
+    """``read_page``, waiting up to ``wait_s`` for a first event; (rows, found after waiting).
 
-    A wake-up that finds nothing (an older transaction still holds the event back, or it was
-    not for this reader) re-reads after ``SETTLE_POLL_S``, doubling up to ``FALLBACK_POLL_S``.
+    An event held back by an older open transaction, or a wake-up that found nothing (the
+    same, or an event this reader may not see), means looking again after ``SETTLE_POLL_S``,
+    doubling up to ``FALLBACK_POLL_S``; otherwise the reader sleeps until a notification.
     """
     deadline = time.monotonic() + wait_s
-    woken = moved = False
+    waited = moved = False
     settle: float | None = None
     while True:
         seen = wakeup.generation
-        rows = await read_page(database, after, where, limit)
+        page = await read_page(database, after, where, limit)
         remaining = deadline - time.monotonic()
-        if rows or remaining <= 0 or wakeup.closing:
-            return rows, woken
-        if moved:
+        if page.rows or remaining <= 0 or wakeup.closing:
+            return page.rows, waited
+        if moved or (page.held_back and settle is None):
             settle = SETTLE_POLL_S
         elif settle is not None:
             settle = min(settle * 2, FALLBACK_POLL_S)
         moved = await wakeup.wait(seen, min(remaining, settle or remaining))
-        woken = woken or moved
+        waited = True
