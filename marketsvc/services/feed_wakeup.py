@@ -4,7 +4,7 @@ PostgreSQL: a trigger on ``events`` NOTIFYs ``marketsvc_events`` at commit (migr
 0002_events); each worker LISTENs on one dedicated asyncpg connection, outside the pool, and
 reconnects when it drops. A notification can arrive while the new event is still held back by
 an older open transaction (see ``db_accessor.outbox``), so a reader whose wake-up found nothing
-re-reads every ``SETTLE_POLL_S`` until the feed moves or it gives up; without a listening
+re-reads after ``SETTLE_POLL_S``, doubling, until the feed moves or it gives up; without a listening
 connection readers poll every ``FALLBACK_POLL_S``. SQLite: a short poll (``SQLITE_POLL_S``).
 """
 
@@ -26,7 +26,7 @@ log = logging.getLogger("marketsvc.events.wakeup")
 CHANNEL = "marketsvc_events"
 SQLITE_POLL_S = 0.1
 FALLBACK_POLL_S = 1.0
-SETTLE_POLL_S = 0.05
+SETTLE_POLL_S = 0.005  # a transaction holding the horizon usually ends within milliseconds
 RECONNECT_S = 1.0
 
 
