@@ -91,3 +91,12 @@ async def test_a_cursor_older_than_the_kept_events_is_gone(
     assert sse_gone.status == 410
     assert await feed(client, admin, after=old[1]["cursor"]) == old[2:]
     assert await feed(client, admin) == old[2:]
+
+
+async def test_head_answers_headers_only(client, admin, new_item) -> None:
+    await new_item()
+    for accept in ("application/json", "application/x-ndjson", "text/event-stream"):
+        resp = await client.head("/api/v1/events", headers=admin | {"Accept": accept})
+        assert resp.status == 200
+        assert resp.content_type == accept
+        assert await resp.read() == b""

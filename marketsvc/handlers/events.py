@@ -66,8 +66,9 @@ async def list_events(request: web.Request) -> web.StreamResponse:
         return web.Response(body=orjson.dumps(documents), content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": NDJSON})
     await response.prepare(request)
-    lines = b"".join(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in documents)
-    await response.write(lines)
+    if request.method != "HEAD":  # body bytes after a HEAD answer would corrupt the connection
+        lines = b"".join(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in documents)
+        await response.write(lines)
     await response.write_eof()
     return response
 
@@ -81,6 +82,9 @@ async def _server_sent_events(
     rows, woken = await _page(request, after, where, SSE_PAGE, 0)
     response = web.StreamResponse(headers={"Content-Type": SSE, "Cache-Control": "no-cache"})
     await response.prepare(request)
+    if request.method == "HEAD":
+        await response.write_eof()
+        return response
     FEED_READERS.labels("sse").inc()
     try:
         beat_at = time.monotonic() + heartbeat
