@@ -105,6 +105,8 @@ class Settings:
             raise SettingsError("MARKETSVC_EVENTS_SOURCE must be 1 to 255 characters")
         if self.events_heartbeat_seconds <= 0:
             raise SettingsError("MARKETSVC_EVENTS_HEARTBEAT_SECONDS must be > 0")
+        if self.events_max_wait_seconds > 30:
+            raise SettingsError("MARKETSVC_EVENTS_MAX_WAIT_SECONDS must be 0 to 30")
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(

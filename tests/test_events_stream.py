@@ -6,8 +6,11 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from marketsvc.app import create_app
 from marketsvc.services.retention import purge_events
+from marketsvc.settings import Settings, SettingsError
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
 from tests.events_feed import feed, settled
@@ -100,3 +103,29 @@ async def test_head_answers_headers_only(client, admin, new_item) -> None:
         assert resp.status == 200
         assert resp.content_type == accept
         assert await resp.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MARKETSVC_EVENTS_RETENTION_DAYS": "6"}, "MARKETSVC_EVENTS_RETENTION_DAYS"),
+        ({"MARKETSVC_EVENTS_SOURCE": "x" * 256}, "MARKETSVC_EVENTS_SOURCE"),
+        ({"MARKETSVC_EVENTS_HEARTBEAT_SECONDS": "0"}, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS"),
+        ({"MARKETSVC_EVENTS_MAX_WAIT_SECONDS": "31"}, "MARKETSVC_EVENTS_MAX_WAIT_SECONDS"),
+    ],
+)
+def test_event_settings_are_checked(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_event_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "MARKETSVC_EVENTS_SOURCE": "https://shop.example/orders",
+            "MARKETSVC_EVENTS_RETENTION_DAYS": "7",
+        }
+    )
+    assert settings.events_source == "https://shop.example/orders"
+    assert settings.events_retention_days == 7
+    assert Settings.from_env({}).events_retention_days == 30
