@@ -4,6 +4,7 @@ writers and readers at once (every reader ends with every event once, in one ord
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from types import SimpleNamespace
@@ -105,3 +106,30 @@ async def test_many_writers_and_readers_agree_on_every_event(
     assert len(everything) == expected == len(set(everything))
     for ids in followed:
         assert ids == everything
+
+
+async def test_stock_events_stay_true_while_edits_race_placements(
+    client, admin, new_customer, new_item
+) -> None:
+    """Placements take the last unit while admins restock: the item's stock events alternate,
+    the last one matches its stock, and its events are numbered 1..n without a gap."""
+    customer, item = await new_customer(), await new_item(stock=1)
+    body = order_body(customer["id"], (item["id"], 1))
+
+    async def buy() -> None:
+        resp = await client.post("/api/v1/orders", json=body, headers=admin)
+        assert resp.status in (201, 409)
+
+    async def restock() -> None:
+        resp = await client.patch(f"/api/v1/items/{item['id']}", json={"stock": 1}, headers=admin)
+        assert resp.status == 200
+
+    await asyncio.gather(*(buy() if n % 2 else restock() for n in range(40)))
+    events = await feed(client, admin, subject=f"items/{item['id']}", limit=1000)
+    assert [e["resourceversion"] for e in events] == list(range(1, len(events) + 1))
+    stock_moves = [e["type"].split(".")[3] for e in events if e["type"].split(".")[3] != "updated"][
+        1:
+    ]  # past item.created
+    assert all(a != b for a, b in itertools.pairwise(stock_moves)), stock_moves
+    stock = (await (await client.get(f"/api/v1/items/{item['id']}")).json())["stock"]
+    assert stock_moves[-1] == ("out_of_stock" if stock == 0 else "back_in_stock")

@@ -21,6 +21,15 @@ async def get_item(session: AsyncSession, item_id: int) -> Item:
     return item
 
 
+async def lock_item(session: AsyncSession, item_id: int) -> Item:
+    """The item, its row locked until the transaction ends: an edit that must know the values
+    it replaces (its event says them) cannot race a placement or another edit."""
+    item = await session.get(Item, item_id, with_for_update=True)
+    if item is None:
+        raise ItemNotFound(item_id)
+    return item
+
+
 async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
     item = Item(**data)
     session.add(item)

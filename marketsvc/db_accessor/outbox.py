@@ -6,15 +6,16 @@ cursor of its own; its delivery state belongs in tables of its own, keyed by ``e
 
 **Feed position, and why a reader can never skip an event.** On PostgreSQL a row id is taken at
 INSERT but becomes visible at COMMIT, so ids do not become visible in order: a reader that
-returned id 101 while id 100 was uncommitted would pass 100 forever. Here each row also stores
-the id of the transaction that inserted it (``txid``, the column's default
-``pg_current_xact_id()``), the feed is ordered by ``(txid, id)``, and a read returns only rows
-whose ``txid`` is below the ``xmin`` of the read's own snapshot
-(``pg_snapshot_xmin(pg_current_snapshot())``): every transaction below ``xmin`` has ended, so
-the rows below it are final; every transaction still running, or yet to start, has a txid at or
-above ``xmin``, that is above every cursor ever handed out. The price: a transaction that stays
-open (in any database of the cluster: ``xmin`` is cluster-wide) holds the feed back until it
-ends; it never makes a reader lose an event.
+returned id 101 while id 100 was uncommitted would pass 100 forever. Here each row also has a
+``txid``: the id of the transaction that inserted it (the column's default,
+``pg_current_xact_id()``), or the ``txid`` of the subject's previous event if that is greater
+(``_next_sequence``: a subject's events then appear in their order). The feed is ordered by
+``(txid, id)``, and a read returns only rows whose ``txid`` is below the ``xmin`` of the read's
+own snapshot (``pg_snapshot_xmin(pg_current_snapshot())``): every transaction below ``xmin``
+has ended, so the rows below it are final; every transaction still running, or yet to start,
+has an id at or above ``xmin``, so its events' ``txid`` are too: above every cursor ever
+handed out. The price: a transaction that stays open (in any database of the server: ``xmin``
+is server-wide) holds the feed back until it ends; it never makes a reader lose an event.
 
 On SQLite writers are serial (``BEGIN IMMEDIATE``), so ids are assigned in commit order, and
 AUTOINCREMENT never reuses one; ``txid`` is 0 and the position is the id.
@@ -67,13 +68,18 @@ def parse_cursor(cursor: str) -> Position:
 async def record(db: Executor, event: NewEvent) -> str:
     """Insert ``event`` in the caller's transaction; its CloudEvents id."""
     kind = event.kind
-    sequence = 1 if kind.creates else await _next_sequence(db, event.subject)
     event_id = str(uuid.uuid4())
-    values = {
+    values: dict[str, Any] = {}
+    if kind.creates:
+        values["sequence"] = 1
+    else:
+        values["sequence"], txid = await _next_sequence(db, event.subject)
+        if txid:
+            values["txid"] = txid
+    values |= {
         "event_id": event_id,
         "type": kind.type,
         "subject": event.subject,
-        "sequence": sequence,
         "customer_id": event.customer_id,
         "time": utcnow(),
         "data": orjson.dumps(event.data).decode(),
@@ -86,19 +92,39 @@ async def record(db: Executor, event: NewEvent) -> str:
 _INSERT_EVENT = Event.__table__.insert()
 
 
-async def _next_sequence(db: Executor, subject: str) -> int:
-    """One more than the subject's last sequence number (2 after its creating event's 1).
+async def _next_sequence(db: Executor, subject: str) -> tuple[int, int]:
+    """One more than the subject's last sequence number (2 after its creating event's 1), and
+    on PostgreSQL the event's feed position (its ``txid``); 0 on SQLite.
 
     The upsert locks the subject's row, so two transactions about one subject number in turn.
+    A transaction can have taken its id before the one it waited for (a placement inserts its
+    order, then waits for an item's lock), so the position is the greater of its own id and
+    the subject's last event's: the feed then shows a subject's events in their order. It
+    still never passes an event: a position is at least its writer's id, so every event still
+    to commit sorts above the horizon, hence above every cursor handed out.
     """
-    dialect = postgresql if dialect_name(db) == "postgresql" else sqlite
+    if dialect_name(db) != "postgresql":
+        stmt = (
+            sqlite.insert(EventSequence)
+            .values(subject=subject, last=2, txid=0)
+            .on_conflict_do_update(
+                index_elements=["subject"], set_={"last": EventSequence.last + 1}
+            )
+            .returning(EventSequence.last, EventSequence.txid)
+        )
+        return tuple((await execute(db, stmt)).one())  # type: ignore[return-value]
+    own = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+    creation = select(func.coalesce(func.max(Event.txid), 0)).where(Event.subject == subject)
     stmt = (
-        dialect.insert(EventSequence)
-        .values(subject=subject, last=2)
-        .on_conflict_do_update(index_elements=["subject"], set_={"last": EventSequence.last + 1})
-        .returning(EventSequence.last)
+        postgresql.insert(EventSequence)
+        .values(subject=subject, last=2, txid=func.greatest(own, creation.scalar_subquery()))
+        .on_conflict_do_update(
+            index_elements=["subject"],
+            set_={"last": EventSequence.last + 1, "txid": func.greatest(EventSequence.txid, own)},
+        )
+        .returning(EventSequence.last, EventSequence.txid)
     )
-    return (await execute(db, stmt)).scalar_one()
+    return tuple((await execute(db, stmt)).one())  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

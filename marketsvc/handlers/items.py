@@ -85,7 +85,7 @@ async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
-        before = item_values(await items.get_item(session, item_id))
+        before = item_values(await items.lock_item(session, item_id))
         item = await items.update_item(session, item_id, changes)
         await record.item_updated(session, item, before)
     return json_response(item_out.dump(item))

@@ -185,7 +185,8 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # PostgreSQL: the inserting transaction's id (a server default); SQLite: 0
+    # PostgreSQL: the feed position: the inserting transaction's id (a server default), or the
+    # subject's previous event's if greater (see outbox._next_sequence); SQLite: 0
     txid: Mapped[int] = mapped_column(BigInteger)
     event_id: Mapped[str] = mapped_column(String(36))
     type: Mapped[str] = mapped_column(String(100))
@@ -197,12 +198,14 @@ class Event(Base):
 
 
 class EventSequence(Base):
-    """The last sequence number given to an event about ``subject``, past its first."""
+    """The last sequence number given to an event about ``subject``, past its first, and
+    that event's feed position (``txid``; see ``db_accessor.outbox._next_sequence``)."""
 
     __tablename__ = "event_sequences"
 
     subject: Mapped[str] = mapped_column(String(100), primary_key=True)
     last: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int] = mapped_column(BigInteger)  # the feed position of its last event
 
 
 class EventPurge(Base):

@@ -61,6 +61,7 @@ def upgrade() -> None:
         "event_sequences",
         sa.Column("subject", sa.String(length=100), nullable=False),
         sa.Column("last", sa.BigInteger(), nullable=False),
+        sa.Column("txid", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("subject", name=op.f("pk_event_sequences")),
     )
     op.create_table(
