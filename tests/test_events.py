@@ -141,7 +141,16 @@ async def test_pages_continue_from_the_cursor(client, admin, new_item) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["after=12", "after=-1-2", "type=order.placed", "limit=0", "limit=1001", "wait=31"]
+    "query",
+    [
+        "after=12",
+        "after=-1-2",
+        "after=9999999999999999999-1",
+        "type=order.placed",
+        "limit=0",
+        "limit=1001",
+        "wait=31",
+    ],
 )
 async def test_bad_feed_queries_are_422(client, admin, query: str) -> None:
     resp = await client.get(f"/api/v1/events?{query}", headers=admin)
@@ -161,3 +170,10 @@ async def test_the_request_log_names_the_events_it_committed(
     events = await feed(client, admin, after=(await feed(client, admin, limit=2))[-1]["cursor"])
     assert line.event_ids == [e["id"] for e in events]
     assert short_types(events) == ["order.placed", "item.out_of_stock"]
+
+
+async def test_a_bad_last_event_id_is_422_naming_the_header(client, admin) -> None:
+    for bad in ("x", "1-9223372036854775808"):
+        resp = await client.get("/api/v1/events", headers=admin | {"Last-Event-ID": bad})
+        assert resp.status == 422
+        assert "Last-Event-ID" in (await resp.json())["errors"]

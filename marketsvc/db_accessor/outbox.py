@@ -60,11 +60,6 @@ def cursor_of(position: Position) -> str:
     return f"{position[0]}-{position[1]}"
 
 
-def parse_cursor(cursor: str) -> Position:
-    txid, _, row = cursor.partition("-")
-    return int(txid), int(row)
-
-
 async def record(db: Executor, event: NewEvent) -> str:
     """Insert ``event`` in the caller's transaction; its CloudEvents id."""
     kind = event.kind

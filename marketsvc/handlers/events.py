@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
+from marshmallow import ValidationError
 
-from marketsvc.db_accessor.outbox import FeedFilter, Position, cursor_of, parse_cursor
+from marketsvc.db_accessor.outbox import FeedFilter, Position, cursor_of
 from marketsvc.errors import InvalidInput
 from marketsvc.events.envelope import envelope
 from marketsvc.ops.metrics import FEED_READERS, WAKEUP_LATENCY
-from marketsvc.schemas.events import CURSOR_PATTERN, EventsQuery, any_event
+from marketsvc.schemas.events import Cursor, EventsQuery, any_event
 from marketsvc.services.feed import wait_for_page
 from marketsvc.services.feed_wakeup import FEED_WAKEUP
 from marketsvc.web.http import read_params
@@ -28,6 +28,7 @@ routes = web.RouteTableDef()
 SSE = "text/event-stream"
 LAST_EVENT_ID = "Last-Event-ID"
 SSE_PAGE = 500
+_CURSOR = Cursor()
 
 
 @routes.get("/api/v1/events")
@@ -136,8 +137,9 @@ def _observe_wakeup(mode: str, rows: Sequence[Any]) -> None:
 def _after(request: web.Request, params: dict[str, Any]) -> Position | None:
     """``Last-Event-ID`` (an SSE client resuming) wins over ``after``."""
     last_id = request.headers.get(LAST_EVENT_ID)
-    if last_id is not None:
-        if not re.fullmatch(CURSOR_PATTERN, last_id):
-            raise InvalidInput({LAST_EVENT_ID: ["Must be a cursor from this feed, like 0-42."]})
-        return parse_cursor(last_id)
-    return parse_cursor(params["after"]) if "after" in params else None
+    if last_id is None:
+        return params.get("after")
+    try:
+        return _CURSOR.deserialize(last_id)
+    except ValidationError as exc:
+        raise InvalidInput({LAST_EVENT_ID: exc.messages}) from None  # type: ignore[dict-item]

@@ -6,18 +6,37 @@ the type's schema, so the document names every type with the shape of its ``data
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from marketsvc.events.types import CATALOGUE, DATA_CONTENT_TYPE, EventType
-from marketsvc.schemas.common import MAX_PAGE, QueryInt, StrictSchema, UtcDateTime
+from marketsvc.schemas.common import MAX_ID, MAX_PAGE, QueryInt, StrictSchema, UtcDateTime
 
 CURSOR_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
 MAX_WAIT_SECONDS = 30
 DEFAULT_LIMIT = 100
 
 
+class Cursor(fields.String):
+    """A feed position, ``<txid>-<id>`` on the wire, a ``(txid, id)`` pair once loaded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"pattern": CURSOR_PATTERN}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> tuple[int, int]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.fullmatch(CURSOR_PATTERN, text):
+            raise ValidationError("Must be a cursor from this feed, such as 0-42.")
+        txid, row = (int(part) for part in text.split("-"))
+        if txid > MAX_ID or row > MAX_ID:
+            raise ValidationError("Not a position this feed has.")
+        return txid, row
+
+
 class EventsQuery(StrictSchema):
-    after = fields.String(validate=validate.Regexp(CURSOR_PATTERN))
+    after = Cursor()
     type = fields.String(validate=validate.OneOf(sorted(t.type for t in CATALOGUE.values())))
     subject = fields.String(validate=validate.Length(min=1, max=100))
     limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=DEFAULT_LIMIT)
