@@ -150,6 +150,7 @@ async def test_pages_continue_from_the_cursor(client, admin, new_item) -> None:
         "limit=0",
         "limit=1001",
         "wait=31",
+        "subject=orders%2F1%00",
     ],
 )
 async def test_bad_feed_queries_are_422(client, admin, query: str) -> None:

@@ -12,7 +12,14 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from marketsvc.events.types import CATALOGUE, DATA_CONTENT_TYPE, EventType
-from marketsvc.schemas.common import MAX_ID, MAX_PAGE, QueryInt, StrictSchema, UtcDateTime
+from marketsvc.schemas.common import (
+    MAX_ID,
+    MAX_PAGE,
+    QueryInt,
+    StrictSchema,
+    Text,
+    UtcDateTime,
+)
 
 CURSOR_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
 MAX_WAIT_SECONDS = 30
@@ -38,7 +45,7 @@ class Cursor(fields.String):
 class EventsQuery(StrictSchema):
     after = Cursor()
     type = fields.String(validate=validate.OneOf(sorted(t.type for t in CATALOGUE.values())))
-    subject = fields.String(validate=validate.Length(min=1, max=100))
+    subject = Text(validate=validate.Length(min=1, max=100))  # no NUL: PostgreSQL refuses it
     limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=DEFAULT_LIMIT)
     wait = QueryInt(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS), load_default=0)
 
