@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
+import aiohttp
 import pytest
 
 from marketsvc.app import create_app
 from marketsvc.services.feed_wakeup import FEED_WAKEUP
+from tests.conftest import TEST_SECRET
 from tests.events_feed import feed
+from tests.live import live_server
 from tests.test_metrics import sample, scrape
 
 PLACED = "com.marketsvc.order.placed.v1"
@@ -61,3 +65,20 @@ async def test_events_written_readers_and_wakeups_are_measured(
     assert sample(during, "marketsvc_feed_readers", mode="long_poll") == 1
     assert sample(after, "marketsvc_feed_readers", mode="long_poll") == 0
     assert delta("marketsvc_feed_wakeup_seconds_count", mode="long_poll") == 1
+
+
+async def test_sigterm_ends_event_streams_cleanly(database_url, tmp_path, tokens) -> None:
+    """An open SSE stream must not hold a graceful stop: it ends with a proper end of body."""
+    headers = {
+        "Authorization": f"Bearer {tokens.issue('admin', 'admin')}",
+        "Accept": "text/event-stream",
+    }
+    env = {"MARKETSVC_GRACEFUL_TIMEOUT": "20"}
+    with live_server(database_url, tmp_path, jwt_secret=TEST_SECRET, env=env) as server:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/api/v1/events", headers=headers) as resp:
+                assert resp.status == 200
+                server.process.send_signal(signal.SIGTERM)
+                body = await asyncio.wait_for(resp.read(), 15)  # raises if cut, not ended
+        assert body == b""
+        assert server.process.wait(timeout=15) == 0
