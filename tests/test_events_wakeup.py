@@ -75,10 +75,10 @@ async def test_sigterm_ends_event_streams_cleanly(database_url, tmp_path, tokens
     }
     env = {"MARKETSVC_GRACEFUL_TIMEOUT": "20"}
     with live_server(database_url, tmp_path, jwt_secret=TEST_SECRET, env=env) as server:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{server.url}/api/v1/events", headers=headers) as resp:
-                assert resp.status == 200
-                server.process.send_signal(signal.SIGTERM)
-                body = await asyncio.wait_for(resp.read(), 15)  # raises if cut, not ended
+        url = f"{server.url}/api/v1/events"
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+            assert resp.status == 200
+            server.process.send_signal(signal.SIGTERM)
+            body = await asyncio.wait_for(resp.read(), 15)  # raises if cut, not ended
         assert body == b""
         assert server.process.wait(timeout=15) == 0
