@@ -62,29 +62,45 @@ def cursor_of(position: Position) -> str:
 
 async def record(db: Executor, event: NewEvent) -> str:
     """Insert ``event`` in the caller's transaction; its CloudEvents id."""
-    kind = event.kind
-    event_id = str(uuid.uuid4())
-    values: dict[str, Any] = {}
-    if kind.creates:
-        values["sequence"] = 1
+    if event.kind.creates:
+        row = creation_row(event)
     else:
-        values["sequence"], txid = await _next_sequence(db, event.subject)
-        if txid:
-            values["txid"] = txid
-    values |= {
+        sequence, txid = await _next_sequence(db, event.subject)
+        row = _row(event, sequence) | ({"txid": txid} if txid else {})
+    await insert_row(db, row)
+    return row["event_id"]
+
+
+def creation_row(event: NewEvent) -> dict[str, Any]:
+    """The row of an event that creates its subject (sequence 1; its position comes from its
+    transaction), built without a statement, so that a caller may insert it inside one of its
+    own (``orders.place_order`` on PostgreSQL). Columns: ``EVENT_COLUMNS``."""
+    assert event.kind.creates, event.name
+    return _row(event, 1)
+
+
+async def insert_row(db: Executor, row: dict[str, Any]) -> None:
+    await execute(db, _INSERT_EVENT, row)
+
+
+EVENT_COLUMNS = ("event_id", "type", "subject", "sequence", "customer_id", "time", "data")
+_INSERT_EVENT = Event.__table__.insert()
+
+
+def _row(event: NewEvent, sequence: int) -> dict[str, Any]:
+    """The event's row; noted for the request's log line and metrics (reported only if the
+    request succeeds, that is if the row committed)."""
+    event_id = str(uuid.uuid4())
+    tracking.note(event_id, event.kind.type)
+    return {
         "event_id": event_id,
-        "type": kind.type,
+        "type": event.kind.type,
         "subject": event.subject,
+        "sequence": sequence,
         "customer_id": event.customer_id,
         "time": utcnow(),
         "data": orjson.dumps(event.data).decode(),
     }
-    await execute(db, _INSERT_EVENT, values)
-    tracking.note(event_id, kind.type)
-    return event_id
-
-
-_INSERT_EVENT = Event.__table__.insert()
 
 
 async def _next_sequence(db: Executor, subject: str) -> tuple[int, int]:

@@ -10,9 +10,13 @@ from marketsvc.db_accessor.core import Executor
 from marketsvc.events.data import customer_event, item_event, item_values, order_event
 
 
-async def order_placed(db: Executor, order: Any) -> None:
-    """``order.placed``, and ``item.out_of_stock`` for each item it sold out."""
-    await outbox.record(db, order_event("order.placed", order))
+def order_placed(order: Any) -> dict[str, Any]:
+    """The ``order.placed`` row, for ``orders.place_order(..., announce=order_placed)``."""
+    return outbox.creation_row(order_event("order.placed", order))
+
+
+async def sold_out(db: Executor, order: Any) -> None:
+    """After a placement: ``item.out_of_stock`` for each item it sold out."""
     await _stock_events(db, "item.out_of_stock", order.stock_crossed)
 
 

@@ -78,8 +78,10 @@ async def _place(request: web.Request) -> web.Response:
     if key is not None:
         return await place_keyed(request, data, key)
     async with request.app[DATABASE].change_rows() as conn:
-        order = await orders.place_order(conn, data["customer_id"], data["lines"])
-        await record.order_placed(conn, order)
+        order = await orders.place_order(
+            conn, data["customer_id"], data["lines"], announce=record.order_placed
+        )
+        await record.sold_out(conn, order)
     return created(order_dict(order), f"/api/v1/orders/{order.id}")
 
 

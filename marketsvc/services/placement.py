@@ -88,8 +88,10 @@ async def _attempt(session: AsyncSession, data: dict[str, Any]) -> tuple[int, st
     """Place the order in a savepoint; a refusal rolls back only the placement, not the key."""
     try:
         async with session.begin_nested():
-            order = await orders.place_order(session, data["customer_id"], data["lines"])
-            await record.order_placed(session, order)
+            order = await orders.place_order(
+                session, data["customer_id"], data["lines"], announce=record.order_placed
+            )
+            await record.sold_out(session, order)
     except RECORDED_FAILURES as exc:
         refusal = problem(exc.status, exc.detail, title=exc.title, errors=exc.errors)
         return exc.status, bytes(refusal.body).decode()
