@@ -33,9 +33,10 @@ async def test_a_commit_on_another_instance_wakes_this_ones_readers(
         pytest.skip("SQLite readers poll: there is no notification to carry")
     other = await aiohttp_client(create_app(settings))
     wakeup = client.server.app[FEED_WAKEUP]
-    await until(lambda: wakeup._listening)
-    seen = wakeup.generation
+    assert not wakeup._listening  # nobody waits yet: placements pay for no notifications
     waiting = asyncio.create_task(feed(client, admin, wait=20))
+    await until(lambda: wakeup._listening)  # a reader waits: this worker listens
+    seen = wakeup.generation
     body = {"name": "Elsewhere", "price": "1.00", "stock": 1}
     assert (await other.post("/api/v1/items", json=body, headers=admin)).status == 201
     await until(lambda: wakeup.generation > seen)  # NOTIFY reached this instance's listener

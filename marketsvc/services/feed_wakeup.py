@@ -2,10 +2,13 @@
 
 PostgreSQL: a trigger on ``events`` NOTIFYs ``marketsvc_events`` at commit (migration
 0002_events); each worker LISTENs on one dedicated asyncpg connection, outside the pool, and
-reconnects when it drops. A notification can arrive while the new event is still held back by
-an older open transaction (see ``db_accessor.outbox``), so a reader whose wake-up found nothing
-re-reads after ``SETTLE_POLL_S``, doubling, until the feed moves or it gives up; without a listening
-connection readers poll every ``FALLBACK_POLL_S``. SQLite: a short poll (``SQLITE_POLL_S``).
+reconnects when it drops. It listens only while readers wait (and ``IDLE_S`` after the last
+one): each notification costs every listening worker a wake-up, which placements should not
+pay for while nobody follows the feed. A notification can arrive while the new event is still
+held back by an older open transaction (see ``db_accessor.outbox``), so a reader whose wake-up
+found nothing re-reads after ``SETTLE_POLL_S``, doubling, until the feed moves or it gives up;
+without a listening connection readers poll every ``FALLBACK_POLL_S``. SQLite: a short poll
+(``SQLITE_POLL_S``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +32,7 @@ SQLITE_POLL_S = 0.1
 FALLBACK_POLL_S = 1.0
 SETTLE_POLL_S = 0.005  # a transaction holding the horizon usually ends within milliseconds
 RECONNECT_S = 1.0
+IDLE_S = 60.0  # listen this long after the last reader stopped waiting
 
 
 class FeedWakeup:
@@ -40,6 +45,9 @@ class FeedWakeup:
         self._changed = asyncio.Event()
         self._listening = False
         self._task: asyncio.Task[None] | None = None
+        self._waiting = 0
+        self._last_wait = 0.0
+        self._wanted = asyncio.Event()  # a reader waits: the listener should be up
 
     async def wait(self, seen: int, within_s: float) -> bool:
         """Until the generation moves past ``seen`` or a poll is due; True if it moved.
@@ -53,10 +61,16 @@ class FeedWakeup:
             within_s = min(within_s, SQLITE_POLL_S)
         elif not self._listening:
             within_s = min(within_s, FALLBACK_POLL_S)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(within_s, 0)):
-                while self.generation == seen and not self.closing:
-                    await self._changed.wait()
+            self._wanted.set()
+        self._waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(within_s, 0)):
+                    while self.generation == seen and not self.closing:
+                        await self._changed.wait()
+        finally:
+            self._waiting -= 1
+            self._last_wait = time.monotonic()
         return self.generation != seen
 
     def notify(self, *_: Any) -> None:
@@ -82,11 +96,16 @@ class FeedWakeup:
     async def _listen_forever(self) -> None:
         dsn = make_url(self.settings.database_url).set(drivername="postgresql")
         while True:
+            await self._wanted.wait()
             await self._listen_once(dsn.render_as_string(hide_password=False))
-            await asyncio.sleep(RECONNECT_S)
+            if self._wanted.is_set():  # the connection failed, not idle: retry after a pause
+                await asyncio.sleep(RECONNECT_S)
+
+    def _idle(self) -> bool:
+        return self._waiting == 0 and time.monotonic() - self._last_wait > IDLE_S
 
     async def _listen_once(self, dsn: str) -> None:
-        """LISTEN until the connection drops."""
+        """LISTEN until the connection drops, or no reader has waited for ``IDLE_S``."""
         import asyncpg  # PostgreSQL only
 
         lost = asyncio.Event()
@@ -104,8 +123,14 @@ class FeedWakeup:
             await conn.add_listener(CHANNEL, self.notify)
             self._listening = True
             self.notify()  # anything committed while no one listened: readers look again
-            await lost.wait()
-            log.warning("feed listener connection lost; reconnecting")
+            while not self._idle():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_S / 4):
+                        await lost.wait()
+                if lost.is_set():
+                    log.warning("feed listener connection lost; reconnecting")
+                    return
+            self._wanted.clear()
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("feed listener failed: %s", exc)
         finally:
