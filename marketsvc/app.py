@@ -9,6 +9,8 @@ from aiohttp import web
 
 from marketsvc.handlers import ROUTE_TABLES
 from marketsvc.ops.metrics import pool_sampler
+from marketsvc.services.feed_wakeup import close_feeds, feed_wakeup_ctx
+from marketsvc.services.retention import retention_ctx
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.auth import TOKEN_CODEC, TokenCodec
@@ -39,6 +41,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[TOKEN_CODEC] = TokenCodec(settings)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(pool_sampler)
+    app.cleanup_ctx.append(feed_wakeup_ctx)
+    app.cleanup_ctx.append(retention_ctx)
+    app.on_shutdown.append(close_feeds)
     app.on_response_prepare.append(tag_response)
     app.on_startup.append(publish_document)
     for table in ROUTE_TABLES:

@@ -95,3 +95,15 @@ class Unauthorized(DomainError):
 class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
+
+
+class CursorExpired(DomainError):
+    status = 410
+    title = "Gone"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            f"events after cursor {cursor!r} are past retention and were deleted: resynchronise "
+            "(read the resources afresh) and follow the feed from its start",
+            {"after": ["Older than the events kept."]},
+        )

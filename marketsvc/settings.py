@@ -62,6 +62,14 @@ class Settings:
     graceful_timeout: int = 30
     max_requests: int = 20_000
     idempotency_ttl_hours: int = 24
+    events_source: str = "/marketsvc"
+    events_retention_days: int = 30
+    events_heartbeat_seconds: float = 15.0
+    events_max_wait_seconds: int = 30
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +98,10 @@ class Settings:
             idempotency_ttl_hours=_int(
                 env, "MARKETSVC_IDEMPOTENCY_TTL_HOURS", d.idempotency_ttl_hours, 24
             ),
+            events_source=env.get("MARKETSVC_EVENTS_SOURCE") or d.events_source,
+            events_retention_days=_int(env, "MARKETSVC_EVENTS_RETENTION_DAYS", 30, 7),
+            events_heartbeat_seconds=_float(env, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS", 15.0),
+            events_max_wait_seconds=_int(env, "MARKETSVC_EVENTS_MAX_WAIT_SECONDS", 30),
         )
         settings.validate()
         return settings
@@ -108,6 +120,12 @@ class Settings:
                 f"MARKETSVC_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
                 f"got {self.log_level!r}"
             )
+        if not 1 <= len(self.events_source) <= 255:
+            raise SettingsError("MARKETSVC_EVENTS_SOURCE must be 1 to 255 characters")
+        if self.events_heartbeat_seconds <= 0:
+            raise SettingsError("MARKETSVC_EVENTS_HEARTBEAT_SECONDS must be > 0")
+        if self.events_max_wait_seconds > 30:
+            raise SettingsError("MARKETSVC_EVENTS_MAX_WAIT_SECONDS must be 0 to 30")
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(

@@ -62,6 +62,7 @@ RULES = [
     Rule("PATCH", "/api/v1/orders/{order}", OWNER_OR_ADMIN, {"status": "cancelled"}),
     Rule("PATCH", "/api/v1/orders/{order}", (401, 401, 401, 200, 403, 404), {"status": "paid"}),
     Rule("GET", "/api/v1/customers/{customer}/orders", OWNER_OR_ADMIN),
+    Rule("GET", "/api/v1/events", ANY_CUSTOMER),
     Rule("GET", "/api/v1/users", ADMIN_ONLY),
     Rule("POST", "/api/v1/users", ADMIN_CREATES, {"name": "Uma"}),
     Rule("GET", "/api/v1/users/{user}", ADMIN_ONLY),

@@ -75,8 +75,8 @@ def test_every_response_schema_has_its_dumper_proven() -> None:
     declared = {
         type(spec.response)
         for *_, spec in documented_routes(create_app(Settings()))
-        if spec.response is not None
-    }
+        if isinstance(spec.response, Schema)  # the event feed's oneOf of envelopes is a raw JSON
+    }  # Schema; the data inside each envelope is dumped by the dumpers proven here
     assert declared == COVERED
 
 

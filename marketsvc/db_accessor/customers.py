@@ -17,8 +17,11 @@ from marketsvc.schemas.dumping import row_columns
 from marketsvc.store.models import Address, Customer
 
 
-async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+async def get_customer(session: AsyncSession, customer_id: int, lock: bool = False) -> Customer:
+    """``lock``: the customer's row stays locked until the transaction ends."""
     stmt = select(Customer).options(joinedload(Customer.address)).where(Customer.id == customer_id)
+    if lock:
+        stmt = stmt.with_for_update(of=Customer)
     customer = (await session.execute(stmt)).scalar_one_or_none()
     if customer is None:
         raise CustomerNotFound(customer_id)
@@ -51,7 +54,7 @@ async def create_customer(session: AsyncSession, data: dict[str, Any]) -> Custom
 async def update_customer(
     session: AsyncSession, customer_id: int, changes: dict[str, Any]
 ) -> Customer:
-    customer = await get_customer(session, customer_id)
+    customer = await get_customer(session, customer_id, lock=True)  # its event shows the result
     if "email" in changes and changes["email"] != customer.email:
         await _ensure_email_free(session, changes["email"])
     for field in ("name", "email"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.db_accessor.core import dialect_name
+from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.item_listing import ItemListing, Keyset, listing_statement, sort_value
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, stream_chunks
 from marketsvc.errors import ItemNotFound
@@ -15,6 +17,15 @@ from marketsvc.store.models import Item
 
 async def get_item(session: AsyncSession, item_id: int) -> Item:
     item = await session.get(Item, item_id)
+    if item is None:
+        raise ItemNotFound(item_id)
+    return item
+
+
+async def lock_item(session: AsyncSession, item_id: int) -> Item:
+    """The item, its row locked until the transaction ends: an edit that must know the values
+    it replaces (its event says them) cannot race a placement or another edit."""
+    item = await session.get(Item, item_id, with_for_update=True)
     if item is None:
         raise ItemNotFound(item_id)
     return item
@@ -56,3 +67,10 @@ async def page_items(
         return found, None
     item, score = rows[limit - 1]
     return found, (sort_value(listing.sort, item, score), item.id)
+
+
+async def items_by_id(db: Executor, item_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    """Items as plain rows (``ItemOut``'s fields), in id order."""
+    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock)
+    stmt = select(*columns).where(Item.id.in_(item_ids)).order_by(Item.id)
+    return (await execute(db, stmt)).all()

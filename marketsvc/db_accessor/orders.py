@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from marketsvc.db_accessor import outbox
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
@@ -64,8 +66,17 @@ class OrderFilter:
     scope: int | None = None
 
 
-async def place_order(db: Executor, customer_id: int, lines: Sequence[LineRequest]) -> OrderView:
+Announce = Callable[["OrderView"], dict[str, Any]]
+
+
+async def place_order(
+    db: Executor, customer_id: int, lines: Sequence[LineRequest], announce: Announce | None = None
+) -> OrderView:
     """Write the order, take the stock, write the lines: three statements, whatever the lines.
+
+    ``announce``: the row of the event that tells of the order (``outbox.creation_row``),
+    written with the lines: on PostgreSQL in the same statement, so the event costs no round
+    trip of its own.
 
     The stock of every line drops in one conditional UPDATE (``stock >= quantity`` per item), so
     two buyers can never both take the last unit; on PostgreSQL it first locks the items in id
@@ -91,9 +102,37 @@ async def place_order(db: Executor, customer_id: int, lines: Sequence[LineReques
                    line.quantity)
         for line in lines
     ]  # fmt: skip
-    rows = [{"order_id": order_id, **line._asdict()} for line in placed]
-    await execute(db, _INSERT_LINES, rows)
-    return OrderView(order_id, customer_id, "pending", placed_at, placed)
+    sold_out = tuple(item_id for item_id, row in taken.items() if row.stock == 0)
+    order = OrderView(order_id, customer_id, "pending", placed_at, placed, sold_out)
+    if announce is not None and dialect_name(db) == "postgresql":
+        await execute(db, _LINES_AND_EVENT, _line_arrays(order_id, placed) | announce(order))
+        return order
+    await execute(db, _INSERT_LINES, [{"order_id": order_id, **line._asdict()} for line in placed])
+    if announce is not None:
+        await outbox.insert_row(db, announce(order))
+    return order
+
+
+def _line_arrays(order_id: int, placed: Sequence[PlacedLine]) -> dict[str, Any]:
+    item_ids, names, prices, quantities = zip(*placed, strict=True)
+    return {
+        "order_id": order_id,
+        "item_ids": list(item_ids),
+        "names": list(names),
+        "prices": list(prices),
+        "quantities": list(quantities),
+    }
+
+
+# PostgreSQL: the lines (one row per array element) and the order's event, in one statement
+_LINES_AND_EVENT = text(
+    "WITH lines AS ("
+    " INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity)"
+    " SELECT :order_id, * FROM unnest(CAST(:item_ids AS BIGINT[]), CAST(:names AS VARCHAR[]),"
+    " CAST(:prices AS BIGINT[]), CAST(:quantities AS INTEGER[])))"
+    f" INSERT INTO events ({', '.join(outbox.EVENT_COLUMNS)})"
+    f" VALUES ({', '.join(':' + c for c in outbox.EVENT_COLUMNS)})"
+)
 
 
 class PlacedLine(NamedTuple):
@@ -128,7 +167,7 @@ def _take_stock_statement(count: int) -> Update:
         update(Item)
         .where(Item.id.in_(in_lock_order), Item.stock >= wanted)
         .values(stock=Item.stock - wanted)
-        .returning(Item.id, Item.name, Item.price_cents)
+        .returning(Item.id, Item.name, Item.price_cents, Item.stock)
     )
 
 
@@ -157,6 +196,7 @@ class OrderView:
     status: str
     placed_at: datetime
     lines: list[PlacedLine]
+    stock_crossed: tuple[int, ...] = ()  # items whose stock this change took to 0, or from 0
 
     @property
     def total_cents(self) -> int:
@@ -321,9 +361,9 @@ async def change_status(
         allowed = CUSTOMER_MAY_CANCEL if target == "cancelled" else ()
     if not await _move(session, order_id, target, allowed, scope):
         await _refuse_move(session, order_id, target, scope)
-    if target == "cancelled":
-        await _restore_stock(session, order_id)
-    return await get_order(session, order_id)
+    restocked = await _restore_stock(session, order_id) if target == "cancelled" else ()
+    order = await get_order(session, order_id)
+    return replace(order, stock_crossed=restocked)
 
 
 async def _move(
@@ -357,17 +397,23 @@ async def _refuse_move(
     raise IllegalTransition(current, target)
 
 
-async def _restore_stock(session: AsyncSession, order_id: int) -> None:
-    """Give each line's quantity back, in item id order like placement, so neither deadlocks."""
+async def _restore_stock(session: AsyncSession, order_id: int) -> tuple[int, ...]:
+    """Give each line's quantity back, in item id order like placement, so neither deadlocks;
+    the items that were out of stock."""
     stmt = (
         select(OrderLine.item_id, OrderLine.quantity)
         .where(OrderLine.order_id == order_id)
         .order_by(OrderLine.item_id)
     )
+    restocked = []
     for item_id, quantity in (await session.execute(stmt)).all():
-        await session.execute(
+        stock = await session.scalar(
             update(Item)
             .where(Item.id == item_id)
             .values(stock=Item.stock + quantity)
+            .returning(Item.stock)
             .execution_options(synchronize_session=False)
         )
+        if stock == quantity:
+            restocked.append(item_id)
+    return tuple(restocked)

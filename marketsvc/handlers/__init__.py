@@ -1,6 +1,6 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
-from marketsvc.handlers import customers, docs, items, metrics, ops, orders, pets, users
+from marketsvc.handlers import customers, docs, events, items, metrics, ops, orders, pets, users
 
 ROUTE_TABLES = (
     ops.routes,
@@ -8,6 +8,7 @@ ROUTE_TABLES = (
     items.routes,
     customers.routes,
     orders.routes,
+    events.routes,
     users.routes,
     pets.routes,
     docs.routes,

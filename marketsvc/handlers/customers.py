@@ -6,6 +6,7 @@ from aiohttp import web
 
 from marketsvc.db_accessor import customers
 from marketsvc.errors import CustomerNotFound
+from marketsvc.events import record
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.customers import (
     CustomerCreate,
@@ -86,6 +87,7 @@ async def create_customer(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         customer = await customers.create_customer(session, data)
+        await record.customer_saved(session, customer, created=True)
     return created(dump_customer(customer), f"/api/v1/customers/{customer.id}")
 
 
@@ -105,4 +107,5 @@ async def update_customer(request: web.Request) -> web.Response:
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
         customer = await customers.update_customer(session, customer_id, changes)
+        await record.customer_saved(session, customer, created=False)
     return json_response(dump_customer(customer))

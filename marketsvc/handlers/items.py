@@ -9,6 +9,8 @@ from aiohttp import web
 
 from marketsvc.db_accessor import items
 from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
+from marketsvc.events import record
+from marketsvc.events.data import item_values
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
 from marketsvc.web.cursors import cursor_codec
 from marketsvc.web.http import created, json_response, path_id, read_body, read_params
@@ -109,6 +111,7 @@ async def create_item(request: web.Request) -> web.Response:
     data = await read_body(request)
     async with request.app[DATABASE].change() as session:
         item = await items.create_item(session, data)
+        await record.item_created(session, item)
     return created(dump_item(item), f"/api/v1/items/{item.id}")
 
 
@@ -127,5 +130,7 @@ async def update_item(request: web.Request) -> web.Response:
     item_id = path_id(request)
     changes = await read_body(request)
     async with request.app[DATABASE].change() as session:
+        before = item_values(await items.lock_item(session, item_id))
         item = await items.update_item(session, item_id, changes)
+        await record.item_updated(session, item, before)
     return json_response(dump_item(item))

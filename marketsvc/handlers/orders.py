@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 
 from marketsvc.db_accessor import orders
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
+from marketsvc.events import record
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.ops.metrics import ORDERS_PLACED
 from marketsvc.schemas.orders import (
@@ -67,7 +68,10 @@ async def _place(request: web.Request) -> web.Response:
     if scope is not None and scope != data["customer_id"]:
         raise Forbidden("a customer may place orders only for itself")
     async with request.app[DATABASE].change_rows() as conn:
-        order = await orders.place_order(conn, data["customer_id"], data["lines"])
+        order = await orders.place_order(
+            conn, data["customer_id"], data["lines"], announce=record.order_placed
+        )
+        await record.sold_out(conn, order)
     return created(dump_order(order), f"/api/v1/orders/{order.id}")
 
 
@@ -163,4 +167,5 @@ async def change_order_status(request: web.Request) -> web.Response:
     target = (await read_body(request))["status"]
     async with request.app[DATABASE].change() as session:
         order = await orders.change_status(session, order_id, target, scope_of(request))
+        await record.order_moved(session, order, request[PRINCIPAL])
     return json_response(dump_order(order))

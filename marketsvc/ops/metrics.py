@@ -106,3 +106,22 @@ def exposition() -> bytes:
 
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+
+EVENTS_WRITTEN = Counter(
+    "marketsvc_events_written_total",
+    "Events committed with the change they describe, by type",
+    ["type"],
+)
+FEED_READERS = Gauge(
+    "marketsvc_feed_readers",
+    "Event feed readers connected: long-polls waiting and Server-Sent Event streams",
+    ["mode"],
+    multiprocess_mode="livesum",
+)
+WAKEUP_LATENCY = Histogram(
+    "marketsvc_feed_wakeup_seconds",
+    "From an event's time to its delivery to a reader that was waiting for it",
+    ["mode"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -196,3 +196,49 @@ class Pet(Base):
         BigInteger, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     user: Mapped[User | None] = relationship(back_populates="pets", lazy="raise_on_sql")
+
+
+class Event(Base):
+    """The transactional outbox and the feed: one row per event, written in the transaction of
+    the change it describes (see ``db_accessor.outbox`` for the feed position)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_txid_id", "txid", "id"),
+        Index("ix_events_customer_id_txid_id", "customer_id", "txid", "id"),
+        Index("ix_events_subject_txid_id", "subject", "txid", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused, even after the newest is purged
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # PostgreSQL: the feed position: the inserting transaction's id (a server default), or the
+    # subject's previous event's if greater (see outbox._next_sequence); SQLite: 0
+    txid: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(100))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)  # who besides admins may read
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class EventSequence(Base):
+    """The last sequence number given to an event about ``subject``, past its first, and
+    that event's feed position (``txid``; see ``db_accessor.outbox._next_sequence``)."""
+
+    __tablename__ = "event_sequences"
+
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int] = mapped_column(BigInteger)  # the feed position of its last event
+
+
+class EventPurge(Base):
+    """One row: the feed position of the newest event retention has deleted."""
+
+    __tablename__ = "event_purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    event_row: Mapped[int] = mapped_column(BigInteger)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from enum import Enum
 
-from asyncpg import exceptions as pg  # type: ignore[import-untyped]  # asyncpg ships no types
+from asyncpg import exceptions as pg
 from sqlalchemy import exc as sa_exc
 
 

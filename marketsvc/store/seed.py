@@ -286,7 +286,9 @@ async def _max_id(conn: AsyncConnection, table: str) -> int:
 async def _reset_sequences(conn: AsyncConnection) -> None:
     if conn.dialect.name != "postgresql":
         return
-    for table in Base.metadata.tables:
+    for table, columns in ((t.name, t.c) for t in Base.metadata.sorted_tables):
+        if "id" not in columns:  # keyed by something else (event_sequences)
+            continue
         await conn.execute(
             text(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -21,6 +21,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from marketsvc.schemas.common import MAX_ID, Money
+from marketsvc.schemas.events import CURSOR_PATTERN
 from marketsvc.web.openapi_components import (
     REPLAYED_REF,
     add_components,
@@ -38,6 +39,7 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
     "items": "The catalogue: anyone reads, admins write.",
     "customers": "Customers and their addresses.",
     "orders": "Orders, their lines, totals and status moves.",
+    "events": "What changed, as CloudEvents: a feed that never skips one.",
     "users": "Users and the pets they own.",
     "pets": "Pets, owned by a user or by nobody.",
     "operations": "Liveness, readiness and metrics.",
@@ -51,7 +53,9 @@ WHO_MAY_CALL = {
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
 }
-REQUEST_HEADERS: dict[str, dict[str, Any]] = {}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "Last-Event-ID": {"type": "string", "pattern": CURSOR_PATTERN},
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -255,6 +259,13 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
 
 
 def _success_content(spec: Endpoint) -> dict[str, Any]:
+    content = _json_content(spec)
+    for media_type in spec.extra_media_types:
+        content[media_type] = {"schema": {"type": "string"}}
+    return content
+
+
+def _json_content(spec: Endpoint) -> dict[str, Any]:
     if spec.media_type != "application/json":
         return {spec.media_type: {"schema": {"type": "string"}}}
     schema: Any = spec.response if spec.response is not None else {"type": "object"}

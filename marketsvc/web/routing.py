@@ -31,7 +31,7 @@ class Endpoint:
     tag: str
     body: Schema | None = None
     query: Schema | None = None
-    response: Schema | None = None
+    response: Schema | dict[str, Any] | None = None  # a dict: a raw JSON Schema (oneOf, say)
     status: int = 200
     stream: bool = False
     errors: tuple[int, ...] = ()
@@ -43,6 +43,7 @@ class Endpoint:
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response
+    extra_media_types: tuple[str, ...] = ()  # other success media types, as text (e.g. SSE)
     request_example: Any = None
     response_example: Any = None
 

@@ -33,13 +33,14 @@ def dump_all(dump: Callable[[T], dict[str, Any]]) -> Callable[[Sequence[T]], lis
 LIST_MEDIA_TYPES = ("application/json", NDJSON)  # in the server's order of preference
 
 
-def list_media_type(request: web.Request) -> str:
-    """JSON array or NDJSON, as the client's ``Accept`` prefers; 406 when it takes neither."""
-    chosen = choose(request.headers.get("Accept"), LIST_MEDIA_TYPES)
+def list_media_type(request: web.Request, offered: Sequence[str] = LIST_MEDIA_TYPES) -> str:
+    """JSON array or NDJSON (or what else ``offered`` says), as the client's ``Accept``
+    prefers; 406 when it takes none of them."""
+    chosen = choose(request.headers.get("Accept"), offered)
     if chosen is None:
         raise NotAcceptable(
-            "a list is sent as application/json or application/x-ndjson; "
-            f"the Accept header takes neither: {request.headers.get('Accept')!r}"
+            f"this list is sent as {', '.join(offered)}; "
+            f"the Accept header takes none of them: {request.headers.get('Accept')!r}"
         )
     return chosen
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from marketsvc.ops.metrics import IN_FLIGHT, LATENCY, REQUESTS, ROWS_STREAMED
+from marketsvc.events import tracking
+from marketsvc.ops.metrics import EVENTS_WRITTEN, IN_FLIGHT, LATENCY, REQUESTS, ROWS_STREAMED
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.routing import Handler, route_of
 
@@ -40,6 +41,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         requests, latency = series
         requests.inc()
         latency.observe(time.perf_counter() - start)
+        if status < 400:  # a failed request rolled its events back
+            for _, event_type in tracking.recorded():
+                EVENTS_WRITTEN.labels(event_type).inc()
 
 
 def streamed(request: web.Request, rows: int, body_bytes: int) -> None:

@@ -1,4 +1,5 @@
-"""One ``request`` log line per request: method, route template, status, duration, bytes, id."""
+"""One ``request`` log line per request: method, route template, status, duration, bytes, id,
+and the ids of the events the request committed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from marketsvc.events import tracking
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.middlewares.request_id import request_id_of
 from marketsvc.web.routing import Handler, route_of
@@ -17,6 +19,7 @@ request_log = logging.getLogger("marketsvc.request")
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
+    tracking.start()
     response: web.StreamResponse | None = None
     try:
         response = await handler(request)
@@ -43,4 +46,7 @@ def _log_request(request: web.Request, response: web.StreamResponse | None, star
         "bytes": size,
         "request_id": request_id_of(request),
     }
+    events = tracking.recorded()
+    if events and status < 400:  # a failed request rolled its events back
+        fields["event_ids"] = [event_id for event_id, _ in events]
     request_log.info("%s %s %s", request.method, request.path, status, extra=fields)

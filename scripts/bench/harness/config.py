@@ -68,7 +68,7 @@ def parse(argv: list[str] | None = None) -> Plan:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
     p.add_argument("--backends", default=",".join(BACKENDS))
-    p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, "stream")))
+    p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, "stream", "feed")))
     p.add_argument("--repeat", type=int, default=3, help="runs per server; the median is shown")
     p.add_argument(
         "--pg-url",
@@ -93,7 +93,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         if b not in BACKENDS:
             p.error(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
     for r in routes:
-        if r not in (*ROUTES, *SEARCH_ROUTES, "stream"):
+        if r not in (*ROUTES, *SEARCH_ROUTES, "stream", "feed"):
             p.error(f"unknown route {r!r}")
     return Plan(
         customers=a.customers,

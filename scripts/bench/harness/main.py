@@ -12,6 +12,7 @@ from typing import Any
 from harness import dbs, report
 from harness.config import JWT_SECRET, ROUTES, SEARCH_ROUTES, Plan, parse
 from harness.dbs import BenchError
+from harness.feed import measure_feed
 from harness.load import call, check_wrk, run_wrk, worker_cpu_seconds
 from harness.probe import probe
 from harness.profile import profile_route
@@ -70,6 +71,7 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
         "routes": {},
         "search": {},
         "stream": [],
+        "feed": None,
         "notes": [],
     }
     for kind, url in urls.items():
@@ -106,6 +108,8 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                     f"{kind}: {made} orders placed; stock accounting "
                     + ("exact (no oversell)" if bad == 0 else f"WRONG for {bad} items")
                 )
+        if "feed" in plan.routes:
+            out["feed"] = feed_round(plan, backend, urls["marketsvc"], env, token, counts)
         if "stream" in plan.routes:
             out["stream"].append(stream_round(plan, backend, urls, env, token, plan.customers))
             if plan.million > plan.customers:
@@ -252,6 +256,31 @@ def stream_round(
         stop_all()
     sizes = {kind: {s.bytes for s in ss} for kind, ss in samples.items()}
     return {"rows": rows, "samples": samples, "same_bytes": sizes["marketsvc"] == sizes["baseline"]}
+
+
+def feed_round(
+    plan: Plan,
+    backend: str,
+    url: str,
+    env: dict[str, str],
+    token: str,
+    counts: tuple[int, int, int],
+) -> Any:
+    logdir = plan.workdir / f"logs-{backend}-feed"
+    logdir.mkdir(exist_ok=True)
+    say(f"{backend}: following the event feed while orders are placed")
+    server = Server("marketsvc", url, plan.workers, env, logdir / "marketsvc.log")
+    try:
+        server.wait_ready()
+        result = measure_feed(plan, server, token, counts)
+    finally:
+        stop_all()
+    say(
+        f"{backend} feed: {result.followed} of {result.placed} placements' events followed at "
+        f"{result.events_per_second:.0f} events/s; wake-up p50 {result.latency(0.5):.1f} ms, "
+        f"p99 {result.latency(0.99):.1f} ms"
+    )
+    return result
 
 
 def profile_routes(

@@ -148,6 +148,16 @@ def stream_rows(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def feed_rows(result: dict[str, Any]) -> list[str]:
+    f = result["feed"]
+    return [
+        "| orders placed (wrk) | events followed | events/s followed | wake-up p50 | wake-up p99 |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {f.placed:,} | {f.followed:,} | {f.events_per_second:,.0f} "
+        f"| {f.latency(0.5):.1f} ms | {f.latency(0.99):.1f} ms |",
+    ]
+
+
 def seed_rows(result: dict[str, Any]) -> list[str]:
     rows = ["| database | rows | time | rows/s |", "|---|---:|---:|---:|"]
     for name, s in result["seed"].items():
@@ -175,6 +185,16 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
                 "",
             ]
             lines += [*search_rows(result), ""]
+        if result.get("feed"):
+            lines += [
+                "",
+                "Event feed (marketsvc): a reader long-polls `GET /api/v1/events` "
+                "while wrk places orders; wake-up = event time to a waiting reader "
+                f"({result['feed'].latencies_ms and len(result['feed'].latencies_ms)} "
+                "orders 50 ms apart on a quiet server):",
+                "",
+            ]
+            lines += [*feed_rows(result), ""]
         if result["stream"]:
             lines += ["", "Full `GET /api/v1/customers` stream (JSON array):", ""]
             lines += [*stream_rows(result), ""]

@@ -1,0 +1,1 @@
+"""Order events: the catalogue of types, how each is built from a change, its envelope."""

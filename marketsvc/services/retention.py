@@ -1,0 +1,60 @@
+"""Events are kept ``MARKETSVC_EVENTS_RETENTION_DAYS``, then purged in small batches.
+
+Each batch is a short write transaction of its own, so writers wait at most one batch (on
+SQLite they queue behind it; on PostgreSQL they never wait: the rows purged are old). Every
+worker runs the task; on PostgreSQL two purging at once delete disjoint rows or wait briefly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from marketsvc.db_accessor import outbox
+from marketsvc.store.engine import Database
+from marketsvc.store.models import utcnow
+from marketsvc.web.keys import DATABASE, SETTINGS
+
+log = logging.getLogger("marketsvc.events.retention")
+PURGE_EVERY_S = 600
+
+
+async def purge_events(database: Database, cutoff: datetime) -> int:
+    """Delete every event older than ``cutoff``, a batch per transaction; how many."""
+    total = 0
+    while True:
+        async with database.change_rows() as conn:
+            purged = await outbox.purge_before(conn, cutoff)
+        total += purged
+        if purged < outbox.PURGE_BATCH:
+            return total
+        await asyncio.sleep(0)  # writers waiting for the SQLite writer turn go first
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: purge now and then (workers start at random offsets)."""
+    days = app[SETTINGS].events_retention_days
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(random.uniform(0.5, 1.5) * PURGE_EVERY_S)
+            try:
+                purged = await purge_events(app[DATABASE], utcnow() - timedelta(days=days))
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("event purge failed, will retry: %s", exc)
+                continue
+            if purged:
+                log.info("purged %d events older than %d days", purged, days)
+
+    task = asyncio.create_task(run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
