@@ -157,8 +157,25 @@ class PageQuery(StrictSchema):
 
 
 class ProblemSchema(Schema):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    """RFC 9457 problem details: one ``title`` per ``type``, one ``type`` per status."""
+
+    type = fields.String(
+        required=True, metadata={"description": "`urn:marketsvc:problem:<kind>`, one per status."}
+    )
+    title = fields.String(
+        required=True, metadata={"description": "Fixed for each type, such as `Not found`."}
+    )
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
+    detail = fields.String(
+        required=True, metadata={"description": "What went wrong with this request."}
+    )
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "Each invalid input, keyed by where it came from: `body.<path>` (a "
+            "JSON path with dots, list positions as numbers: `body.lines.0.quantity`; `body` "
+            "alone for the body as a whole), `query.<name>` (`query.limit`) or `header.<Name>` "
+            "(`header.Idempotency-Key`); each message names the rule broken."
+        },
+    )

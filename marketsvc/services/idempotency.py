@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor import idempotency
 from marketsvc.db_accessor.idempotency import StoredResponse
-from marketsvc.errors import Conflict, DomainError, InvalidInput
+from marketsvc.errors import Conflict, DomainError, InvalidInput, InvalidRequest
 from marketsvc.ops.metrics import IDEMPOTENT_REPLAYS
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
@@ -32,6 +32,7 @@ from marketsvc.web.routing import Handler, route_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_ERRORS = f"header.{IDEMPOTENCY_HEADER}"  # where a refused key is named in `errors`
 MAX_KEY_LENGTH = 255
 PURGE_EVERY = 100  # keys claimed between two purges of expired keys
 KEPT_HEADERS = ("Content-Type", "Location")  # what a replay sends again besides status and body
@@ -39,12 +40,11 @@ KEPT_HEADERS = ("Content-Type", "Location")  # what a replay sends again besides
 
 class KeyReused(DomainError):
     status = 422
-    title = "Unprocessable content"
 
     def __init__(self) -> None:
         super().__init__(
             "this Idempotency-Key was used with a different request",
-            {IDEMPOTENCY_HEADER: ["Already used with a different method, path or body."]},
+            {KEY_ERRORS: ["Already used with a different method, path or body."]},
         )
 
 
@@ -57,9 +57,7 @@ def idempotency_key(request: web.Request) -> str:
     key = request.headers[IDEMPOTENCY_HEADER]
     # isprintable() also refuses the lone surrogates that stand in for bytes that are not UTF-8
     if not (1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()):
-        raise InvalidInput(
-            {IDEMPOTENCY_HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]}
-        )
+        raise InvalidInput({KEY_ERRORS: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]})
     return key
 
 
@@ -97,6 +95,8 @@ async def _attempt(request: web.Request, handler: Handler, session: AsyncSession
         async with session.begin_nested():
             with request.app[DATABASE].joined(session):
                 response = await handler(request)
+    except InvalidRequest:
+        raise  # nothing was tried: the key stays free for the corrected request
     except DomainError as exc:
         return domain_problem(exc)
     assert isinstance(response, web.Response), "an unsafe route answers with a complete body"

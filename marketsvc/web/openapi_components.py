@@ -114,7 +114,7 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         headers["Retry-After"] = {"schema": {"type": "string"}}
     if status not in NOT_REPLAYED:
         headers["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
-    errors = {"name": ["Missing data for required field."]} if status == 422 else None
+    errors = {"body.name": ["Missing data for required field."]} if status == 422 else None
     example = problem_body(status, description, errors=errors)
     content: dict[str, Any] = {
         "application/problem+json": {
