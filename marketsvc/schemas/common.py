@@ -11,7 +11,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 MAX_ID = 2**63 - 1  # ids are BIGINT
 MAX_DIGITS = len(str(MAX_ID))
-MONEY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
+MONEY_SHAPE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+MONEY_INTEGER_DIGITS = 10  # what a client may send; computed totals may be longer
+EXACT_FLOAT_INTEGERS = 2**53  # a whole-number float beyond this may not be the integer written
 MAX_PAGE = 1000
 
 
@@ -32,23 +34,45 @@ def parse_cents(text: str) -> int:
 
 
 class Money(fields.Field[int]):
-    """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float."""
+    """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float.
+
+    What a client sends has at most ``MONEY_INTEGER_DIGITS`` digits before the point and two
+    after it; each broken rule has its own message."""
 
     default_error_messages = {
-        "invalid": 'Money is a decimal string with at most two decimals, such as "10.50".'
+        "invalid": 'Money is a string of digits with an optional decimal point, such as "10.50":'
+        " no sign, no exponent, no leading zero.",
+        "decimals": "Money has at most two decimals.",
+        "too_large": f"Money has at most {MONEY_INTEGER_DIGITS} digits before the decimal point.",
     }
 
     def _serialize(self, value: int | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else format_cents(value)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or not MONEY_PATTERN.match(value):
+        shape = MONEY_SHAPE.fullmatch(value) if isinstance(value, str) else None
+        if shape is None or shape[2] == "":
             raise self.make_error("invalid")
+        if shape[2] is not None and len(shape[2]) > 2:
+            raise self.make_error("decimals")
+        if len(shape[1]) > MONEY_INTEGER_DIGITS:
+            raise self.make_error("too_large")
         return parse_cents(value)
 
 
+class MoneyIn(Money):
+    """Money a client sends: the document states its limits (``MONEY_INTEGER_DIGITS``)."""
+
+
 class StrictInt(fields.Integer):
-    """An integer that is a JSON number, not a bool, a float or a string."""
+    """An integer that is a JSON number, not a bool, a fraction or a string. A whole number
+    written with a decimal point or an exponent (``3.0``, ``3e0``) is an integer, as JSON Schema
+    says, up to 2**53: beyond, the float it was read as may not be the number written."""
+
+    default_error_messages = {
+        "inexact": "A whole number written with a decimal point or an exponent is taken up to "
+        f"{EXACT_FLOAT_INTEGERS}; write larger ones as plain digits."
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -56,6 +80,10 @@ class StrictInt(fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            if abs(value) > EXACT_FLOAT_INTEGERS:
+                raise self.make_error("inexact")
+            return int(value)
         return super()._validated(value)
 
 

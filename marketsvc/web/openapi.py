@@ -79,7 +79,11 @@ def build_spec(app: web.Application) -> APISpec:
         openapi_version="3.1.0",
         plugins=[plugin],
         info={
-            "description": "A marketplace order service. Money is a decimal string.",
+            "description": "A marketplace order service. Money is a decimal string. An integer"
+            " in a body may be written as a whole-number float (`3.0`, `3e0`) up to 2^53;"
+            " beyond, write it as plain digits (a float that large may not be the number"
+            " written). Errors are problem+json; each `errors` key says where the input came"
+            " from (`body.`, `query.`, `header.`).",
             "license": {"name": "Proprietary"},
             "contact": {"name": "marketsvc maintainers"},
         },

@@ -8,14 +8,23 @@ from typing import Any
 from apispec import APISpec
 from marshmallow import Schema, fields
 
-from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
+from marketsvc.schemas.common import (
+    MONEY_INTEGER_DIGITS,
+    Money,
+    MoneyIn,
+    Name,
+    ProblemSchema,
+    Text,
+)
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
 from marketsvc.web.problems import problem_body
 
-# Inputs take at most 10 integer digits (a larger price is a documented 422); computed outputs,
-# such as an order's total, can be longer. One field, one pattern: the one true of both.
+# Money sent by a client has at most MONEY_INTEGER_DIGITS integer digits (MoneyIn); money the
+# service computes, such as an order's total, can be longer (Money).
 MONEY_WIRE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
+MONEY_IN_PATTERN = rf"^(0|[1-9][0-9]{{0,{MONEY_INTEGER_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
+MONEY_IN_MAX_LENGTH = MONEY_INTEGER_DIGITS + 3
 NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 
 REPLAYED_REF = "#/components/headers/Idempotent-Replayed"
@@ -56,6 +65,16 @@ def custom_field_properties(
     self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any
 ) -> dict[str, Any]:
     """JSON Schema details of the project's own field types (their base types map by MRO)."""
+    if isinstance(field, MoneyIn):
+        return {
+            "pattern": MONEY_IN_PATTERN,
+            "maxLength": MONEY_IN_MAX_LENGTH,
+            "examples": ["10.50"],
+            "description": _described(
+                field,
+                f"Up to {MONEY_INTEGER_DIGITS} digits before the decimal point, up to two after.",
+            ),
+        }
     if isinstance(field, Money):
         return {"pattern": MONEY_WIRE_PATTERN, "examples": ["10.50"]}
     if isinstance(field, Country):
@@ -65,6 +84,11 @@ def custom_field_properties(
     if isinstance(field, Text):
         return {"pattern": r"^[^\x00]*$"}
     return {}
+
+
+def _described(field: fields.Field[Any], rule: str) -> str:
+    given = field.metadata.get("description")
+    return f"{given} {rule}" if given else rule
 
 
 def problem_name(status: int) -> str:
