@@ -59,11 +59,15 @@ class ItemQuery(StrictSchema):
     q = SearchTextField(
         metadata={
             "description": 'Words to find, web-search style: "a phrase", -excluded, a or b. '
-            "Stemmed, accents ignored; sorts by relevance unless told otherwise."
+            "Stemmed, accents ignored; sorts by relevance unless told otherwise. Each "
+            "alternative needs a word to find (`-word` alone is a 422)."
         }
     )
     min_price = MoneyIn(attribute="min_price_cents", metadata={"description": "Inclusive."})
-    max_price = MoneyIn(attribute="max_price_cents", metadata={"description": "Inclusive."})
+    max_price = MoneyIn(
+        attribute="max_price_cents",
+        metadata={"description": "Inclusive; below min_price is a 422."},
+    )
     in_stock = fields.Boolean(
         truthy={"true"},
         falsy={"false"},
@@ -82,7 +86,10 @@ class ItemQuery(StrictSchema):
     )
     after_id = QueryInt(
         validate=validate.Range(min=0, max=MAX_ID),
-        metadata={"description": "Id order only: the items after this id."},
+        metadata={
+            "description": "Id order only (with q, sort or cursor it is a 422): the items "
+            "whose id is greater than this one."
+        },
     )
     limit = QueryInt(
         validate=validate.Range(min=1, max=MAX_PAGE),

@@ -21,6 +21,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from marketsvc.schemas.common import MAX_ID, Money
+from marketsvc.services.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from marketsvc.web.openapi_components import (
     REPLAYED_REF,
     add_components,
@@ -61,7 +62,7 @@ IDEMPOTENCY_KEY = {
         "24 hours) is replayed byte for byte with `Idempotent-Replayed: true`; the same key "
         "with another method, path or body is 422; while the first is in flight, 409."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": KEY_PATTERN, "maxLength": MAX_KEY_LENGTH},
 }
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "Link": {

@@ -18,6 +18,7 @@ from marketsvc.schemas.common import (
 )
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
+from marketsvc.schemas.search_text import MAX_QUERY_LENGTH, SearchTextField
 from marketsvc.web.problems import problem_body
 
 # Money sent by a client has at most MONEY_INTEGER_DIGITS integer digits (MoneyIn); money the
@@ -81,6 +82,8 @@ def custom_field_properties(
         return {"enum": sorted(ISO_COUNTRIES)}
     if isinstance(field, Name):
         return {"pattern": NAME_PATTERN}
+    if isinstance(field, SearchTextField):
+        return {"pattern": r"\S", "maxLength": MAX_QUERY_LENGTH}  # not blank
     if isinstance(field, Text):
         return {"pattern": r"^[^\x00]*$"}
     return {}
