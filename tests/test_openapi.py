@@ -96,7 +96,7 @@ def test_errors_follow_what_each_route_declares(document) -> None:
     assert {"201", "400", "401", "403", "409", "413", "415", "417", "422", "503"} == create.keys()
     assert "Location" in create["201"]["headers"]
     listing = document["paths"]["/api/v1/items"]["get"]["responses"]
-    assert {"200", "400", "406", "422", "503"} == listing.keys()
+    assert {"200", "304", "400", "406", "422", "503"} == listing.keys()
     assert "Vary" in listing["200"]["headers"]
     assert set(document["paths"]["/healthz"]["get"]["responses"]) == {"200", "400"}
     problem = document["components"]["responses"]["Problem404"]

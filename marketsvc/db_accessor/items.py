@@ -13,8 +13,10 @@ from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
 
 
-async def get_item(session: AsyncSession, item_id: int) -> Item:
-    item = await session.get(Item, item_id)
+async def get_item(session: AsyncSession, item_id: int, for_update: bool = False) -> Item:
+    """``for_update`` locks the row until the transaction ends (PostgreSQL; SQLite's writes
+    are serialised by the writer queue and ``BEGIN IMMEDIATE`` already)."""
+    item = await session.get(Item, item_id, with_for_update=for_update or None)
     if item is None:
         raise ItemNotFound(item_id)
     return item
@@ -27,8 +29,7 @@ async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
     return item
 
 
-async def update_item(session: AsyncSession, item_id: int, changes: dict[str, Any]) -> Item:
-    item = await get_item(session, item_id)
+async def change_item(session: AsyncSession, item: Item, changes: dict[str, Any]) -> Item:
     for field, value in changes.items():
         setattr(item, field, value)
     await session.flush()

@@ -52,7 +52,22 @@ WHO_MAY_CALL = {
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
 }
-REQUEST_HEADERS: dict[str, dict[str, Any]] = {}
+ETAG = {
+    "description": "A strong tag of this representation (its bytes): send it back in "
+    "`If-None-Match` to revalidate, or in `If-Match` to edit only this version.",
+    "schema": {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
+}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "If-Match": {
+        "description": "Change the item only if its current `ETag` is one of these (or `*`);"
+        " otherwise 412 and nothing changes.",
+        "schema": {"type": "string"},
+    },
+    "If-None-Match": {
+        "description": "The `ETag`s the client holds: when one is current, 304 without a body.",
+        "schema": {"type": "string"},
+    },
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -65,6 +80,12 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "pattern": KEY_PATTERN, "maxLength": MAX_KEY_LENGTH},
 }
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": ETAG,
+    "Cache-Control": {
+        "description": "`public, max-age=5`: any cache may keep it for 5 seconds, then "
+        "revalidate with `If-None-Match`.",
+        "schema": {"type": "string"},
+    },
     "Link": {
         "description": '`<...>; rel="next"`: the next page, when more items may follow.',
         "schema": {"type": "string"},
@@ -206,9 +227,9 @@ def _parameters(spec: Endpoint, path_params: list[str], keyed: bool) -> list[dic
     ]
     if spec.query is not None:
         params.append({"in": "query", "schema": spec.query})
-    for header in spec.headers:
-        schema = REQUEST_HEADERS.get(header, {"type": "string"})
-        params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    for header in spec.headers + (("If-None-Match",) if spec.cached else ()):
+        known = REQUEST_HEADERS.get(header, {"schema": {"type": "string"}})
+        params.append({"name": header, "in": "header", "required": False} | known)
     if keyed:
         params.append(IDEMPOTENCY_KEY)
     params.append("RequestId")
@@ -249,11 +270,17 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
         }
     if keyed:
         success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
-    for header in spec.response_headers:
+    cache_headers = ("ETag", "Cache-Control") if spec.cached else ()
+    for header in spec.response_headers + cache_headers:
         success["headers"][header] = RESPONSE_HEADERS[header]
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}
+    if spec.cached:
+        responses["304"] = {
+            "description": "Not modified: the `ETag` in `If-None-Match` is current; no body.",
+            "headers": {h: success["headers"][h] for h in ("X-Request-ID", *cache_headers)},
+        }
     for status in sorted(error_statuses(spec, path_params, keyed)):
         responses[str(status)] = problem_name(status)
     return responses

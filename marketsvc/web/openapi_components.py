@@ -43,6 +43,7 @@ ERRORS: dict[int, str] = {
     404: "No such resource, or not one the caller may see.",
     406: "The Accept header takes neither application/json nor application/x-ndjson.",
     409: "Conflicts with the resource's current state (or its Idempotency-Key is in flight).",
+    412: "`If-Match` names no current `ETag` of the resource: it changed since it was read.",
     413: (
         "The body is over the configured size limit; with `Expect: 100-continue` this is the"
         " answer before the body is sent."

@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.errors import NotAcceptable
+from marketsvc.web.caching import cacheable
 from marketsvc.web.http import read_params
 from marketsvc.web.keys import DATABASE, REQUEST_ID, SETTINGS
 from marketsvc.web.middlewares.metrics import streamed
@@ -74,6 +75,7 @@ async def stream_json(
     open_session: Callable[[], AsyncSession],
     chunks: Chunks[T],
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Answer with every row ``chunks`` yields, writing each chunk as soon as it arrives.
 
@@ -85,7 +87,9 @@ async def stream_json(
     encoder = JsonEncoder(media_type == NDJSON)
     async with open_session() as session, aclosing(chunks(session)) as rows:
         first = await anext(rows, None)
-        response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept"})
+        response = web.StreamResponse(
+            headers={"Content-Type": media_type, "Vary": "Accept", **(headers or {})}
+        )
         await response.prepare(request)
         if request.method == "HEAD":  # headers only: body bytes would corrupt the connection
             await response.write_eof()
@@ -115,20 +119,32 @@ async def stream_json(
 
 
 async def write_page(
-    request: web.Request, rows: Sequence[dict[str, Any]], headers: dict[str, str]
+    request: web.Request,
+    rows: Sequence[dict[str, Any]],
+    headers: dict[str, str],
+    *,
+    cached: bool = False,
 ) -> web.StreamResponse:
     """A page already in hand (a bounded ``limit``), as a JSON array or NDJSON, with
-    ``headers`` (such as ``Link``) that could only be known once the page was read."""
+    ``headers`` (such as ``Link``) that could only be known once the page was read; ``cached``
+    adds an ``ETag`` and ``Cache-Control`` and answers a matching ``If-None-Match`` with 304."""
     media_type = list_media_type(request)
     encoder = JsonEncoder(media_type == NDJSON)
-    response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept", **headers})
-    await response.prepare(request)
+    body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
+    if cached:
+        response = cacheable(request, body, media_type, Vary="Accept", **headers)
+        if response.status == 200 and request.method != "HEAD":
+            streamed(request, len(rows), len(body))
+        return response
+    streamed_response = web.StreamResponse(
+        headers={"Content-Type": media_type, "Vary": "Accept", **headers}
+    )
+    await streamed_response.prepare(request)
     if request.method != "HEAD":
-        body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
-        await response.write(body)
+        await streamed_response.write(body)
         streamed(request, len(rows), len(body))
-    await response.write_eof()
-    return response
+    await streamed_response.write_eof()
+    return streamed_response
 
 
 async def stream_list(
