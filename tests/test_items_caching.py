@@ -7,6 +7,10 @@ import asyncio
 import re
 from collections import Counter
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
 STRONG = re.compile(r'^"[0-9a-f]{32}"$')
 NDJSON = {"Accept": "application/x-ndjson"}
 
@@ -86,9 +90,15 @@ async def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(
     assert missing.status == 404
 
 
+EDITORS = 8  # within the test app's pool (5 + 5 overflow), so all wait on the row, not the pool
+
+
 async def test_concurrent_edits_with_one_etag_let_exactly_one_through(
-    client, admin, new_item
+    client, admin, new_item, backend, database_url
 ) -> None:
+    """On PostgreSQL the test holds the item's row lock while every edit arrives, so that all
+    of them read the row before any writes it: only the lock taken with the read (FOR UPDATE)
+    lets exactly one through. SQLite runs writers one at a time."""
     item = await new_item(price="5.00")
     path = f"/api/v1/items/{item['id']}"
     etag = (await client.get(path)).headers["ETag"]
@@ -98,7 +108,32 @@ async def test_concurrent_edits_with_one_etag_let_exactly_one_through(
         resp = await client.patch(path, json=body, headers=admin | {"If-Match": etag})
         return resp.status, body["price"]
 
-    results = await asyncio.gather(*(edit(n) for n in range(10, 30)))
-    assert Counter(status for status, _ in results) == {200: 1, 412: 19}
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as holder, holder.begin():
+            if backend == "postgresql":
+                lock = text("SELECT id FROM items WHERE id = :id FOR UPDATE")
+                await holder.execute(lock, {"id": item["id"]})
+            edits = asyncio.gather(*(edit(n) for n in range(10, 10 + EDITORS)))
+            if backend == "postgresql":
+                await _until_waiting(engine, EDITORS)
+        results = await edits
+    finally:
+        await engine.dispose()
+    assert Counter(status for status, _ in results) == {200: 1, 412: EDITORS - 1}
     [winner] = [price for status, price in results if status == 200]
     assert (await (await client.get(path)).json())["price"] == winner
+
+
+async def _until_waiting(engine, count: int) -> None:
+    """Polled from a connection of its own: a transaction sees one snapshot of the statistics."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(1500):
+        async with engine.connect() as conn:
+            if (await conn.execute(waiting)).scalar_one() >= count:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} edits waited on the row lock")
