@@ -16,6 +16,7 @@ WORDS_ONLY = [
     (r"query\.q", r"^Each alternative needs a word to find, not only words to exclude\.$"),
     (r"query\.max_price", r"^Must not be below min_price\.$"),
     (r"query\.after_id", r"^after_id pages the id order only; use cursor\.$"),
+    (r"query\.after_id", r"^Not with cursor: the cursor says where\.$"),
     (r"header\.Idempotency-Key", r"^Already used with a different method, path or body\.$"),
 ]
 

@@ -179,9 +179,37 @@ class Text(fields.String):
         return text
 
 
+MAX_CURSOR_LENGTH = 600
+
+
 class PageQuery(StrictSchema):
-    after_id = QueryInt(validate=validate.Range(min=0, max=MAX_ID), load_default=0)
-    limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=None)
+    """Every list: rows in id order; all of them streamed, or pages of ``limit`` with cursors."""
+
+    after_id = QueryInt(
+        validate=validate.Range(min=0, max=MAX_ID),
+        load_default=0,
+        metadata={
+            "description": "Only rows whose id is greater than this (default 0: from the "
+            "first). Rows come in id order. Not with `cursor`."
+        },
+    )
+    limit = QueryInt(
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        load_default=None,
+        metadata={
+            "description": f"A page of at most this many rows (1-{MAX_PAGE}), with a "
+            '`Link: <...>; rel="next"` header when more may follow; without it (the '
+            "default) every row streams."
+        },
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={
+            "description": 'Where the previous page stopped, from its `Link rel="next"`: '
+            "opaque, signed and bound to this list and its filters (another or a changed "
+            "cursor is a 400)."
+        },
+    )
 
 
 class ProblemSchema(Schema):

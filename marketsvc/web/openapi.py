@@ -87,7 +87,8 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Link": {
-        "description": '`<...>; rel="next"`: the next page, when more items may follow.',
+        "description": '`<...>; rel="next"` (RFC 8288): the next page, with its cursor, '
+        "whenever more rows may follow.",
         "schema": {"type": "string"},
     },
 }
@@ -271,7 +272,8 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
     if keyed:
         success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
     cache_headers = ("ETag", "Cache-Control") if spec.cached else ()
-    for header in spec.response_headers + cache_headers:
+    paged = ("Link",) if spec.query is not None and "cursor" in spec.query.fields else ()
+    for header in dict.fromkeys(spec.response_headers + paged + cache_headers):
         success["headers"][header] = RESPONSE_HEADERS[header]
     if spec.status != 204:
         success["content"] = _success_content(spec)

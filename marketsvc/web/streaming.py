@@ -11,8 +11,9 @@ import orjson
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.errors import NotAcceptable
+from marketsvc.errors import InvalidRequest, NotAcceptable
 from marketsvc.web.caching import cacheable
+from marketsvc.web.cursors import CursorCodec, cursor_codec
 from marketsvc.web.http import read_params
 from marketsvc.web.keys import DATABASE, REQUEST_ID, SETTINGS
 from marketsvc.web.middlewares.metrics import streamed
@@ -153,9 +154,20 @@ async def stream_list(
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
     **fixed: Any,
 ) -> web.StreamResponse:
-    """A collection GET: the query string (``after_id``, ``limit``, filters), validated by the
-    route's declared query schema, goes with ``fixed`` as keywords to ``chunks(session, ...)``."""
+    """A collection GET in id order: the query string (``after_id``, ``limit``, ``cursor``,
+    filters), validated by the route's declared query schema, goes with ``fixed`` as keywords to
+    ``chunks(session, ...)``. Without ``limit`` every row streams; with it, a page and a
+    ``Link`` whose cursor (the last id, signed and bound to this list) continues it."""
     params = read_params(request)
+    limit, cursor = params.pop("limit", None), params.pop("cursor", None)
+    codec = cursor_codec(request.app[SETTINGS].jwt_secret)
+    key = _list_key(request, params, fixed)
+    if cursor is not None:
+        if "after_id" in request.query:
+            raise InvalidRequest({"query.after_id": ["Not with cursor: the cursor says where."]})
+        params["after_id"] = codec.decode(cursor, key)[1]
+    if limit is not None:
+        return await _page(request, chunks, dump, limit, params | fixed, codec, key)
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
     return await stream_json(
         request,
@@ -163,3 +175,35 @@ async def stream_list(
         lambda session: chunks(session, chunk_rows=chunk_rows, **params, **fixed),
         dump,
     )
+
+
+def _list_key(request: web.Request, params: dict[str, Any], fixed: dict[str, Any]) -> str:
+    """What a cursor is bound to: the route, its path and every filter (not the position)."""
+    filters = {k: v for k, v in (params | fixed).items() if k != "after_id"}
+    return request.path + "\0" + repr(sorted(filters.items(), key=lambda kv: kv[0]))
+
+
+async def _page(
+    request: web.Request,
+    chunks: Callable[..., AsyncGenerator[Sequence[T], None]],
+    dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    limit: int,
+    arguments: dict[str, Any],
+    codec: CursorCodec,
+    key: str,
+) -> web.StreamResponse:
+    list_media_type(request)  # a 406 before any query
+    rows: list[T] = []
+    async with (
+        request.app[DATABASE].stream() as session,
+        aclosing(chunks(session, chunk_rows=limit + 1, **arguments | {"limit": limit + 1})) as it,
+    ):
+        async for chunk in it:
+            rows.extend(chunk)
+    page = list(dump(rows[:limit]))
+    headers = {}
+    if len(rows) > limit:
+        query = {k: v for k, v in request.query.items() if k not in ("cursor", "after_id")}
+        after = codec.encode((None, page[-1]["id"]), key)
+        headers["Link"] = f'<{request.rel_url.with_query(query | {"cursor": after})}>; rel="next"'
+    return await write_page(request, page, headers)
