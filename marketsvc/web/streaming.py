@@ -163,7 +163,7 @@ async def stream_list(
     codec = cursor_codec(request.app[SETTINGS].jwt_secret)
     key = _list_key(request, params, fixed)
     if cursor is not None:
-        if "after_id" in request.query:
+        if params.get("after_id"):  # 0, the default (which generated clients send), is none
             raise InvalidRequest({"query.after_id": ["Not with cursor: the cursor says where."]})
         params["after_id"] = codec.decode(cursor, key)[1]
     if limit is not None:
