@@ -222,6 +222,9 @@ def _parameters(spec: Endpoint, path_params: list[str], keyed: bool) -> list[dic
             "name": name,
             "in": "path",
             "required": True,
+            "description": f"The {spec.tag.removesuffix('s')}'s id (the customer's, for a "
+            "customer's orders; the user's, for a user's pets): 1 to 2^63-1; anything else "
+            "is a 404.",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         }
         for name in path_params
@@ -290,7 +293,10 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
 
 def _success_content(spec: Endpoint) -> dict[str, Any]:
     if spec.media_type != "application/json":
-        return {spec.media_type: {"schema": {"type": "string"}}}
+        text: dict[str, Any] = {"schema": {"type": "string"}}
+        if spec.response_example is not None:
+            text["example"] = spec.response_example
+        return {spec.media_type: text}
     schema: Any = spec.response if spec.response is not None else {"type": "object"}
     if not spec.stream:
         media: dict[str, Any] = {"schema": schema}
@@ -298,10 +304,9 @@ def _success_content(spec: Endpoint) -> dict[str, Any]:
             media["example"] = spec.response_example
         return {"application/json": media}
     array: dict[str, Any] = {"schema": {"type": "array", "items": schema}}
-    lines: dict[str, Any] = {
-        "schema": {"type": "string", "description": "One JSON object per line, as in the array."}
-    }
+    # NDJSON: a sequence of JSON texts, each an instance of the item schema, one per line
+    lines: dict[str, Any] = {"schema": schema}
     if spec.response_example is not None:
         array["example"] = [spec.response_example]
-        lines["example"] = orjson.dumps(spec.response_example).decode() + "\n"
+        lines["example"] = spec.response_example  # one line's value
     return {"application/json": array, "application/x-ndjson": lines}

@@ -31,6 +31,14 @@ NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 REPLAYED_REF = "#/components/headers/Idempotent-Replayed"
 NOT_REPLAYED = (401, 503)  # answered before the key is claimed, or nothing was stored
 
+# aiohttp's HTTP parser answers before any code of the service runs; its answer cannot be made
+# problem+json (the app's hooks never see it), so the document states it exactly.
+PARSER_400 = (
+    "The HTTP parser's answer to a request it cannot read (a request line or a header field"
+    " over 8190 bytes, a NUL, CR or LF inside a header): `400 Bad Request`, a blank line and"
+    " the parser's reason, as text/plain; the connection is then closed."
+)
+
 # What each generic error status means, for every route it applies to.
 ERRORS: dict[int, str] = {
     400: (
@@ -151,5 +159,8 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         }
     }
     if status == 400:
-        content["text/plain"] = {"schema": {"type": "string"}}
+        content["text/plain"] = {
+            "schema": {"type": "string", "description": PARSER_400},
+            "example": "400 Bad Request\n\nBad status line 'Header name is too long'",
+        }
     return {"description": description, "headers": headers, "content": content}
