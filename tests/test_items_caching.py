@@ -24,10 +24,14 @@ async def test_an_item_has_a_strong_etag_that_follows_its_content(client, admin,
     assert (await client.get(f"/api/v1/items/{item['id']}")).headers["ETag"] == etag
     other = await new_item(price="3.00", stock=2)
     assert (await client.get(f"/api/v1/items/{other['id']}")).headers["ETag"] != etag
-    patched = await client.patch(f"/api/v1/items/{item['id']}", json={"stock": 3}, headers=admin)
+    keyed = admin | {"Idempotency-Key": "stock-3"}
+    patched = await client.patch(f"/api/v1/items/{item['id']}", json={"stock": 3}, headers=keyed)
     new_etag = (await client.get(f"/api/v1/items/{item['id']}")).headers["ETag"]
     assert new_etag != etag
     assert patched.headers["ETag"] == new_etag
+    replayed = await client.patch(f"/api/v1/items/{item['id']}", json={"stock": 3}, headers=keyed)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.headers["ETag"] == new_etag
 
 
 async def test_a_current_if_none_match_is_304_without_a_body(client, new_item) -> None:

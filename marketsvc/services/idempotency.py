@@ -39,7 +39,7 @@ MAX_KEY_LENGTH = 255
 KEY_PATTERN = rf"^[\x21-\x7e]([\x20-\x7e]{{0,{MAX_KEY_LENGTH - 2}}}[\x21-\x7e])?$"
 KEY_SHAPE = re.compile(KEY_PATTERN)
 PURGE_EVERY = 100  # keys claimed between two purges of expired keys
-KEPT_HEADERS = ("Content-Type", "Location")  # what a replay sends again besides status and body
+KEPT_HEADERS = ("Content-Type", "Location", "ETag")  # what a replay repeats besides status, body
 
 
 class KeyReused(DomainError):
