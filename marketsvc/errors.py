@@ -6,8 +6,10 @@ from collections.abc import Iterable
 
 
 class DomainError(Exception):
+    """``errors`` keys say where each entry came from: ``body.<path>``, ``query.<name>`` or
+    ``header.<Name>``; the problem's type and title follow from ``status``."""
+
     status = 400
-    title = "Bad request"
 
     def __init__(self, detail: str, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(detail)
@@ -17,7 +19,6 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     status = 404
-    title = "Not found"
 
 
 class CustomerNotFound(NotFound):
@@ -47,19 +48,17 @@ class PetNotFound(NotFound):
 
 class NotAcceptable(DomainError):
     status = 406
-    title = "Not acceptable"
 
 
 class Conflict(DomainError):
     status = 409
-    title = "Conflict"
 
 
 class EmailTaken(Conflict):
     def __init__(self, email: str) -> None:
         super().__init__(
             f"a customer with email {email!r} already exists",
-            {"email": ["A customer with this email already exists."]},
+            {"body.email": ["A customer with this email already exists."]},
         )
 
 
@@ -68,7 +67,7 @@ class OutOfStock(Conflict):
         self.item_ids = sorted(item_ids)
         super().__init__(
             "not enough stock for items " + ", ".join(map(str, self.item_ids)),
-            {"lines": [f"Not enough stock for item {i}." for i in self.item_ids]},
+            {"body.lines": [f"Not enough stock for item {i}." for i in self.item_ids]},
         )
 
 
@@ -81,29 +80,30 @@ class InvalidInput(DomainError):
     """Well-formed input that names something that does not exist or cannot be used."""
 
     status = 422
-    title = "Unprocessable content"
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("the request is not valid: " + ", ".join(sorted(errors)), errors)
 
 
+class InvalidRequest(InvalidInput):
+    """The request broke its declared schema: refused before anything was tried (so an
+    Idempotency-Key stays free for the corrected request)."""
+
+
 class Unauthorized(DomainError):
     status = 401
-    title = "Unauthorized"
 
 
 class Forbidden(DomainError):
     status = 403
-    title = "Forbidden"
 
 
 class CursorExpired(DomainError):
     status = 410
-    title = "Gone"
 
     def __init__(self, cursor: str) -> None:
         super().__init__(
             f"events after cursor {cursor!r} are past retention and were deleted: resynchronise "
             "(read the resources afresh) and follow the feed from its start",
-            {"after": ["Older than the events kept."]},
+            {"query.after": ["Older than the events kept."]},
         )

@@ -83,7 +83,11 @@ class Contract:
             return
         where = f"{where} {media_type}"
         if isinstance(response, web.Response):
-            if isinstance(response.body, bytes) and media_type.endswith("json"):
+            if isinstance(response.body, bytes) and media_type == NDJSON:  # a page, whole
+                item = content.get("application/json", {}).get("schema", {}).get("items", {})
+                for n, line in enumerate(response.body.splitlines(), 1):
+                    self._check_body(document, item, line, f"{where} line {n}")
+            elif isinstance(response.body, bytes) and media_type.endswith("json"):
                 self._check_body(document, content[media_type]["schema"], response.body, where)
         elif media_type in (NDJSON, "application/json") and not head:
             # an NDJSON line has the shape of an element of the route's JSON array

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
@@ -47,6 +49,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
         return importlib.import_module(PACKAGE)
     finally:
         sys.path.remove(str(where))
+
+
+def next_cursor(link: str) -> str:
+    """The cursor of a ``Link: <...>; rel="next"`` header."""
+    target = re.fullmatch(r'<([^>]+)>; rel="next"', link)
+    assert target is not None, link
+    return parse_qs(urlsplit(target[1]).query)["cursor"][0]
 
 
 def _mod(name: str) -> Any:
@@ -115,14 +124,16 @@ async def test_a_generated_client_drives_the_service(generated, client, tokens) 
             assert totals.missing == [999_999]
 
             second = await api["orders.place_order"].asyncio(client=shopper, body=body)
-            page = await api["orders.list_customer_orders"].asyncio(
+            page = await api["orders.list_customer_orders"].asyncio_detailed(
                 client=shopper, id=customer.id, limit=1
             )
-            assert [o.id for o in page] == [order.id]
-            rest = await api["orders.list_customer_orders"].asyncio(
-                client=shopper, id=customer.id, after_id=page[-1].id
+            assert [o.id for o in page.parsed] == [order.id]
+            cursor = next_cursor(page.headers["Link"])
+            rest = await api["orders.list_customer_orders"].asyncio_detailed(
+                client=shopper, id=customer.id, limit=1, cursor=cursor
             )
-            assert [o.id for o in rest] == [second.id]
+            assert [o.id for o in rest.parsed] == [second.id]
+            assert "Link" not in rest.headers  # the last page
 
             cancelled = await api["orders.change_order_status"].asyncio(
                 client=shopper,

@@ -56,7 +56,7 @@ async def test_same_key_with_another_body_is_422(client, admin, new_customer, ne
     assert first.status == 201
     other, _ = await _post(client, keyed(admin, "k"), order_body(customer["id"], (item["id"], 2)))
     assert other.status == 422
-    assert "Idempotency-Key" in (await other.json())["errors"]
+    assert "header.Idempotency-Key" in (await other.json())["errors"]
     assert await stock_of(client, item["id"]) == 9
 
 
@@ -112,7 +112,7 @@ async def test_key_length_is_checked(client, admin, new_customer, new_item) -> N
     for key in ("", "x" * 256):
         resp, _ = await _post(client, keyed(admin, key), body)
         assert resp.status == 422
-        assert "Idempotency-Key" in (await resp.json())["errors"]
+        assert "header.Idempotency-Key" in (await resp.json())["errors"]
     resp, _ = await _post(client, keyed(admin, "x" * 255), body)
     assert resp.status == 201
     assert await stock_of(client, item["id"]) == 9
@@ -258,7 +258,7 @@ async def test_one_key_on_another_route_is_422(client, admin) -> None:
     first = await client.post("/api/v1/users", json={"name": "A"}, headers=keyed(admin, "x"))
     other = await client.post("/api/v1/pets", json={"name": "A"}, headers=keyed(admin, "x"))
     assert (first.status, other.status) == (201, 422)
-    assert "Idempotency-Key" in (await other.json())["errors"]
+    assert "header.Idempotency-Key" in (await other.json())["errors"]
 
 
 def test_every_unsafe_operation_documents_the_key(client) -> None:

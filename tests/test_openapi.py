@@ -96,7 +96,7 @@ def test_errors_follow_what_each_route_declares(document) -> None:
     assert {"201", "400", "401", "403", "409", "413", "415", "417", "422", "503"} == create.keys()
     assert "Location" in create["201"]["headers"]
     listing = document["paths"]["/api/v1/items"]["get"]["responses"]
-    assert {"200", "400", "406", "422", "503"} == listing.keys()
+    assert {"200", "304", "400", "406", "422", "503"} == listing.keys()
     assert "Vary" in listing["200"]["headers"]
     assert set(document["paths"]["/healthz"]["get"]["responses"]) == {"200", "400"}
     problem = document["components"]["responses"]["Problem404"]
@@ -266,3 +266,26 @@ async def test_a_request_line_over_the_http_limit_is_a_documented_400(client, do
     assert resp.content_type == "text/plain"
     for _, _, op in operations(document):
         assert "text/plain" in resolve(document, op["responses"]["400"])["content"]
+
+
+def test_every_parameter_is_described_and_every_body_has_an_example(document) -> None:
+    missing = []
+    for method, path, op in operations(document):
+        for param in op["parameters"]:
+            param = resolve(document, param)
+            if not param.get("description"):
+                missing.append(f"{method} {path} parameter {param['name']}: no description")
+        bodies = [("request", op["requestBody"])] if "requestBody" in op else []
+        bodies += [(status, resolve(document, r)) for status, r in op["responses"].items()]
+        for where, body in bodies:
+            for media_type, media in body.get("content", {}).items():
+                if "example" not in media:
+                    missing.append(f"{method} {path} {where} {media_type}: no example")
+    assert missing == []
+
+
+def test_ndjson_is_documented_as_a_sequence_of_the_item_schema(document) -> None:
+    content = document["paths"]["/api/v1/pets"]["get"]["responses"]["200"]["content"]
+    assert (
+        content["application/x-ndjson"]["schema"] == content["application/json"]["schema"]["items"]
+    )

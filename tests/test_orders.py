@@ -55,7 +55,7 @@ async def test_merged_quantity_over_the_limit_is_422(client, admin, new_customer
     body = order_body(customer["id"], (item["id"], 6000), (item["id"], 5000))
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
     assert resp.status == 422
-    assert list((await resp.json())["errors"]) == ["lines.1.quantity"]
+    assert list((await resp.json())["errors"]) == ["body.lines.1.quantity"]
     assert await stock_of(client, item["id"]) == 30_000
 
 
@@ -75,7 +75,7 @@ async def test_short_stock_on_any_line_is_409_and_moves_no_stock(
     assert resp.content_type == "application/problem+json"
     assert problem["detail"] == f"not enough stock for items {scarce['id']}, {none['id']}"
     assert problem["errors"] == {
-        "lines": [f"Not enough stock for item {i['id']}." for i in (scarce, none)]
+        "body.lines": [f"Not enough stock for item {i['id']}." for i in (scarce, none)]
     }
     assert [await stock_of(client, i["id"]) for i in (plenty, scarce, none)] == [10, 1, 0]
     orders = await (await client.get("/api/v1/orders", headers=admin)).json()
@@ -97,11 +97,11 @@ async def test_unknown_customer_and_item_are_422_naming_the_field(
     body = order_body(customer["id"] + 1000, (item["id"], 1))
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
     assert resp.status == 422
-    assert list((await resp.json())["errors"]) == ["customer_id"]
+    assert list((await resp.json())["errors"]) == ["body.customer_id"]
     body = order_body(customer["id"], (item["id"], 1), (item["id"] + 1000, 1))
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
     assert resp.status == 422
-    assert list((await resp.json())["errors"]) == ["lines.1.item_id"]
+    assert list((await resp.json())["errors"]) == ["body.lines.1.item_id"]
     assert await stock_of(client, item["id"]) == 5
 
 
@@ -134,7 +134,7 @@ def _lines(n: int) -> list[dict[str, Any]]:
 async def test_invalid_order_is_422_naming_the_field(client, admin, body, field) -> None:
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
     assert resp.status == 422, await resp.text()
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
 
 
 async def test_hundred_lines_are_allowed(client, admin, new_customer, new_item) -> None:

@@ -37,7 +37,7 @@ async def test_create_pet_for_an_unknown_user_is_422_naming_user_id(client, admi
     resp = await client.post("/api/v1/pets", json={"name": "Rex", "user_id": 4242}, headers=admin)
     assert resp.status == 422
     assert resp.content_type == "application/problem+json"
-    assert "user_id" in (await resp.json())["errors"]
+    assert "body.user_id" in (await resp.json())["errors"]
     assert await get_json(client, admin, "/api/v1/pets") == []
 
 
@@ -60,7 +60,7 @@ async def test_create_pet_for_an_unknown_user_is_422_naming_user_id(client, admi
 async def test_invalid_pet_is_422_naming_the_field(client, admin, body, field) -> None:
     resp = await client.post("/api/v1/pets", json=body, headers=admin)
     assert resp.status == 422
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
 
 
 async def test_pet_names_keep_unicode_intact(client, admin) -> None:
@@ -138,7 +138,7 @@ async def test_invalid_patch_is_422_and_changes_nothing(client, admin, body, fie
     before = await get_json(client, admin, f"/api/v1/pets/{pet_id}")
     resp = await client.patch(f"/api/v1/pets/{pet_id}", json=body, headers=admin)
     assert resp.status == 422
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
     assert await get_json(client, admin, f"/api/v1/pets/{pet_id}") == before
 
 

@@ -39,7 +39,7 @@ async def test_a_name_of_100_characters_fits_and_101_does_not(client, admin) -> 
     assert (await get_json(client, admin, f"/api/v1/users/{user['id']}"))["name"] == longest
     resp = await client.post("/api/v1/users", json={"name": longest + "x"}, headers=admin)
     assert resp.status == 422
-    assert "name" in (await resp.json())["errors"]
+    assert "body.name" in (await resp.json())["errors"]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ async def test_a_name_of_100_characters_fits_and_101_does_not(client, admin) -> 
 async def test_invalid_user_is_422_naming_the_field(client, admin, body, field) -> None:
     resp = await client.post("/api/v1/users", json=body, headers=admin)
     assert resp.status == 422
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
     assert await get_json(client, admin, "/api/v1/users") == []
 
 
@@ -80,7 +80,7 @@ async def test_invalid_patch_is_422_and_changes_nothing(client, admin, body, fie
     user = await make_user(client, admin, "Ada")
     resp = await client.patch(f"/api/v1/users/{user['id']}", json=body, headers=admin)
     assert resp.status == 422
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
     assert await get_json(client, admin, f"/api/v1/users/{user['id']}") == user
 
 
@@ -141,7 +141,7 @@ async def test_invalid_pet_for_user_is_422(client, admin, body, field) -> None:
     user = await make_user(client, admin, "Ada")
     resp = await client.post(f"/api/v1/users/{user['id']}/pets", json=body, headers=admin)
     assert resp.status == 422
-    assert field in (await resp.json())["errors"]
+    assert f"body.{field}" in (await resp.json())["errors"]
 
 
 async def test_user_pets_stream_only_that_users_pets_in_id_order(client, admin) -> None:

@@ -15,17 +15,10 @@ from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
 
 
-async def get_item(session: AsyncSession, item_id: int) -> Item:
-    item = await session.get(Item, item_id)
-    if item is None:
-        raise ItemNotFound(item_id)
-    return item
-
-
-async def lock_item(session: AsyncSession, item_id: int) -> Item:
-    """The item, its row locked until the transaction ends: an edit that must know the values
-    it replaces (its event says them) cannot race a placement or another edit."""
-    item = await session.get(Item, item_id, with_for_update=True)
+async def get_item(session: AsyncSession, item_id: int, for_update: bool = False) -> Item:
+    """``for_update`` locks the row until the transaction ends (PostgreSQL; SQLite's writes
+    are serialised by the writer queue and ``BEGIN IMMEDIATE`` already)."""
+    item = await session.get(Item, item_id, with_for_update=for_update or None)
     if item is None:
         raise ItemNotFound(item_id)
     return item
@@ -38,8 +31,7 @@ async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
     return item
 
 
-async def update_item(session: AsyncSession, item_id: int, changes: dict[str, Any]) -> Item:
-    item = await get_item(session, item_id)
+async def change_item(session: AsyncSession, item: Item, changes: dict[str, Any]) -> Item:
     for field, value in changes.items():
         setattr(item, field, value)
     await session.flush()

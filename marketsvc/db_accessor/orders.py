@@ -91,7 +91,8 @@ async def place_order(
     except IntegrityError as exc:
         if "foreign key" not in str(exc.orig).lower():
             raise
-        raise InvalidInput({"customer_id": [f"Customer {customer_id} does not exist."]}) from None
+        unknown = {"body.customer_id": [f"Customer {customer_id} does not exist."]}
+        raise InvalidInput(unknown) from None
     taken = {row.id: row for row in await execute(db, *_take_stock(lines))}
     if len(taken) < len(lines):
         short = [line for line in lines if line.item_id not in taken]
@@ -175,7 +176,7 @@ async def _raise_unknown_items(db: Executor, short: Sequence[LineRequest]) -> No
     ids = [line.item_id for line in short]
     known = set((await execute(db, select(Item.id).where(Item.id.in_(ids)))).scalars())
     unknown = {
-        f"lines.{line.index}.item_id": [f"Item {line.item_id} does not exist."]
+        f"body.lines.{line.index}.item_id": [f"Item {line.item_id} does not exist."]
         for line in short
         if line.item_id not in known
     }

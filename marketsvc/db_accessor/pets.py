@@ -82,7 +82,7 @@ async def _owner_from_body(session: AsyncSession, user_id: int | None) -> User |
         return None
     owner = await find_owner(session, user_id)
     if owner is None:
-        raise InvalidInput({"user_id": [f"User {user_id} does not exist."]})
+        raise InvalidInput({"body.user_id": [f"User {user_id} does not exist."]})
     return owner
 
 

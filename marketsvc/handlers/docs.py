@@ -46,6 +46,7 @@ window.onload = function () {{
     access=Access.PUBLIC,
     tag="documentation",
     database=False,
+    response_example={"openapi": "3.1.0", "info": {"title": "marketsvc", "version": "1"}},
 )
 async def openapi_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_JSON], content_type="application/json")
@@ -58,6 +59,7 @@ async def openapi_document(request: web.Request) -> web.Response:
     tag="documentation",
     database=False,
     media_type="text/html",
+    response_example='<!doctype html>\n<html lang="en">...</html>\n',
 )
 async def docs_page(request: web.Request) -> web.Response:
     return web.Response(text=DOCS_PAGE, content_type="text/html")

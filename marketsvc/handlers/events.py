@@ -12,7 +12,7 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from marketsvc.db_accessor.outbox import FeedFilter, Position, cursor_of
-from marketsvc.errors import InvalidInput
+from marketsvc.errors import InvalidRequest
 from marketsvc.events.envelope import envelope
 from marketsvc.ops.metrics import FEED_READERS, WAKEUP_LATENCY
 from marketsvc.schemas.events import Cursor, EventsQuery, any_event
@@ -148,4 +148,5 @@ def _after(request: web.Request, params: dict[str, Any]) -> Position | None:
         # Cursor loads the wire form into a position (its _deserialize); typed as String's str
         return cast(Position, _CURSOR.deserialize(last_id))
     except ValidationError as exc:
-        raise InvalidInput({LAST_EVENT_ID: exc.messages}) from None  # type: ignore[dict-item]
+        messages = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
+        raise InvalidRequest({f"header.{LAST_EVENT_ID}": [str(m) for m in messages]}) from None

@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from marketsvc.db_accessor import items
 from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
 from marketsvc.events import record
-from marketsvc.events.data import item_values
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
+from marketsvc.services.item_edits import edit_item
+from marketsvc.web.caching import CACHE_CONTROL, cacheable, etag_of
 from marketsvc.web.cursors import cursor_codec
-from marketsvc.web.http import created, json_response, path_id, read_body, read_params
+from marketsvc.web.http import created, path_id, read_body, read_params
 from marketsvc.web.keys import DATABASE, SETTINGS
 from marketsvc.web.routing import Access, endpoint
 from marketsvc.web.streaming import dump_all, stream_json, write_page
@@ -32,11 +34,14 @@ NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
     response=ItemOut(),
     stream=True,
     response_headers=("Link",),
+    cached=True,
     response_example=ITEM,
 )
 async def list_items(request: web.Request) -> web.StreamResponse:
     """Without `limit` every matching item streams; with it, a page and a `Link` to the next.
-    A cursor that was not made for this query (sort, q, filters) is a 400."""
+    A cursor that was not made for this query (sort, q, filters) is a 400. Pages (with
+    `limit`) carry an `ETag` and answer a matching `If-None-Match` with 304; a full stream
+    carries `Cache-Control` only (its tag would be known only once the last row is sent)."""
     params = read_params(request)
     limit, listing = params.pop("limit", None), _listing(params)
     codec, query = cursor_codec(request.app[SETTINGS].jwt_secret), _query_key(listing)
@@ -50,11 +55,12 @@ async def list_items(request: web.Request) -> web.StreamResponse:
             database.stream,
             lambda session: items.stream_items(session, listing, chunk_rows),
             dump_all(dump_item),
+            {"Cache-Control": CACHE_CONTROL},
         )
     async with database.load() as session:  # one statement: no transaction needed
         page, after = await items.page_items(session, listing, limit)
     link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
-    return await write_page(request, [dump_item(item) for item in page], link)
+    return await write_page(request, [dump_item(item) for item in page], link, cached=True)
 
 
 def _listing(params: dict[str, Any]) -> ItemListing:
@@ -88,12 +94,15 @@ def _next_link(request: web.Request, cursor: str) -> str:
     tag="items",
     response=ItemOut(),
     errors=(404,),
+    cached=True,
     response_example=ITEM,
 )
 async def get_item(request: web.Request) -> web.Response:
+    """A strong `ETag` from the item's content and `Cache-Control`; a matching
+    `If-None-Match` is a 304 without a body."""
     async with request.app[DATABASE].load() as session:
         item = await items.get_item(session, path_id(request))
-    return json_response(dump_item(item))
+    return cacheable(request, orjson.dumps(dump_item(item)), "application/json")
 
 
 @routes.post("/api/v1/items")
@@ -122,15 +131,17 @@ async def create_item(request: web.Request) -> web.Response:
     tag="items",
     body=ItemPatch(),
     response=ItemOut(),
-    errors=(404,),
+    errors=(404, 412),
+    headers=("If-Match",),
+    response_headers=("ETag",),
     request_example={"price": "22.50", "stock": 40},
     response_example=ITEM | {"price": "22.50", "stock": 40},
 )
 async def update_item(request: web.Request) -> web.Response:
+    """With `If-Match`, the change is made only if the item still has that `ETag` (checked
+    under the row's lock, in the change's transaction); otherwise 412 and nothing changes."""
     item_id = path_id(request)
     changes = await read_body(request)
-    async with request.app[DATABASE].change() as session:
-        before = item_values(await items.lock_item(session, item_id))
-        item = await items.update_item(session, item_id, changes)
-        await record.item_updated(session, item, before)
-    return json_response(dump_item(item))
+    item = await edit_item(request.app[DATABASE], item_id, changes, request.headers.get("If-Match"))
+    body = orjson.dumps(dump_item(item))
+    return web.Response(body=body, content_type="application/json", headers={"ETag": etag_of(body)})

@@ -17,6 +17,7 @@ routes = web.RouteTableDef()
     tag="operations",
     media_type="text/plain",
     database=False,
+    response_example="# TYPE marketsvc_http_requests_total counter\n",
 )
 async def metrics(request: web.Request) -> web.Response:
     publish_pool(request.app)

@@ -24,6 +24,7 @@ routes = web.RouteTableDef()
     tag="operations",
     database=False,
     response=HealthOut(),
+    response_example={"status": "ok"},
 )
 async def healthz(request: web.Request) -> web.Response:
     return json_response(HEALTHY)

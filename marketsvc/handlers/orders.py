@@ -9,6 +9,7 @@ from marketsvc.db_accessor import orders
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
 from marketsvc.events import record
 from marketsvc.handlers.customers import own_customer_id
+from marketsvc.handlers.examples import CANCEL, NEW_ORDER, ORDER, TOTAL, TOTALS, TOTALS_REQUEST
 from marketsvc.ops.metrics import ORDERS_PLACED
 from marketsvc.schemas.orders import (
     CustomerOrdersQuery,
@@ -45,6 +46,8 @@ def scope_of(request: web.Request) -> int | None:
     response=OrderOut(),
     status=201,
     errors=(403, 409),
+    request_example=NEW_ORDER,
+    response_example=ORDER,
 )
 async def place_order(request: web.Request) -> web.Response:
     try:
@@ -83,6 +86,8 @@ async def _place(request: web.Request) -> web.Response:
     body=TotalsRequest(),
     response=TotalsOut(),
     keyed=False,
+    request_example=TOTALS_REQUEST,
+    response_example=TOTALS,
 )
 async def order_totals(request: web.Request) -> web.Response:
     order_ids = list(dict.fromkeys((await read_body(request))["order_ids"]))
@@ -99,6 +104,7 @@ async def order_totals(request: web.Request) -> web.Response:
     query=OrdersQuery(),
     response=OrderOut(),
     stream=True,
+    response_example=ORDER,
 )
 async def list_orders(request: web.Request) -> web.StreamResponse:
     return await stream_list(
@@ -115,6 +121,7 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
     response=OrderOut(),
     stream=True,
     errors=(404,),
+    response_example=ORDER,
 )
 async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     customer_id = own_customer_id(request)
@@ -130,6 +137,7 @@ async def list_customer_orders(request: web.Request) -> web.StreamResponse:
     tag="orders",
     response=OrderOut(),
     errors=(404,),
+    response_example=ORDER,
 )
 async def get_order(request: web.Request) -> web.Response:
     order_id = path_id(request)
@@ -145,6 +153,7 @@ async def get_order(request: web.Request) -> web.Response:
     tag="orders",
     response=TotalOut(),
     errors=(404,),
+    response_example=TOTAL,
 )
 async def get_order_total(request: web.Request) -> web.Response:
     order_id = path_id(request)
@@ -161,6 +170,8 @@ async def get_order_total(request: web.Request) -> web.Response:
     body=OrderStatusPatch(),
     response=OrderOut(),
     errors=(403, 404, 409),
+    request_example=CANCEL,
+    response_example=ORDER | {"status": "cancelled"},
 )
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)

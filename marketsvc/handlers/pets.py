@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets
+from marketsvc.handlers.examples import NEW_PET, PET, RELEASE
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import PetCreate, PetOut, PetPatch, dump_pet
 from marketsvc.web.http import created, json_response, path_id, read_body
@@ -23,6 +24,7 @@ routes = web.RouteTableDef()
     query=PageQuery(),
     response=PetOut(),
     stream=True,
+    response_example=PET,
 )
 async def list_pets(request: web.Request) -> web.StreamResponse:
     return await stream_list(request, pets.stream_pets, dump_all(dump_pet))
@@ -37,6 +39,8 @@ async def list_pets(request: web.Request) -> web.StreamResponse:
     response=PetOut(),
     status=201,
     errors=(422,),
+    request_example=NEW_PET,
+    response_example=PET,
 )
 async def create_pet(request: web.Request) -> web.Response:
     data = await read_body(request)
@@ -52,6 +56,7 @@ async def create_pet(request: web.Request) -> web.Response:
     tag="pets",
     response=PetOut(),
     errors=(404,),
+    response_example=PET,
 )
 async def get_pet(request: web.Request) -> web.Response:
     async with request.app[DATABASE].load() as session:
@@ -67,6 +72,8 @@ async def get_pet(request: web.Request) -> web.Response:
     body=PetPatch(),
     response=PetOut(),
     errors=(404, 422),
+    request_example=RELEASE,
+    response_example=PET | {"user": None},
 )
 async def update_pet(request: web.Request) -> web.Response:
     pet_id = path_id(request)

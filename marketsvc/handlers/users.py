@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from marketsvc.db_accessor import pets, users
+from marketsvc.handlers.examples import NEW_USER, PET, PET_NAME, RENAME, USER
 from marketsvc.schemas.common import PageQuery
 from marketsvc.schemas.users import (
     NameBody,
@@ -31,6 +32,7 @@ routes = web.RouteTableDef()
     query=PageQuery(),
     response=UserOut(),
     stream=True,
+    response_example=USER,
 )
 async def list_users(request: web.Request) -> web.StreamResponse:
     return await stream_list(request, users.stream_users, dump_all(dump_user))
@@ -44,6 +46,8 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     body=UserCreate(),
     response=UserOut(),
     status=201,
+    request_example=NEW_USER,
+    response_example=USER,
 )
 async def create_user(request: web.Request) -> web.Response:
     data = await read_body(request)
@@ -59,6 +63,7 @@ async def create_user(request: web.Request) -> web.Response:
     tag="users",
     response=UserOut(),
     errors=(404,),
+    response_example=USER,
 )
 async def get_user(request: web.Request) -> web.Response:
     async with request.app[DATABASE].load() as session:
@@ -74,6 +79,8 @@ async def get_user(request: web.Request) -> web.Response:
     body=UserPatch(),
     response=UserOut(),
     errors=(404,),
+    request_example=RENAME,
+    response_example=USER | {"name": "Ida"},
 )
 async def update_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
@@ -107,6 +114,7 @@ async def delete_user(request: web.Request) -> web.Response:
     response=PetOut(),
     stream=True,
     errors=(404,),
+    response_example=PET,
 )
 async def list_user_pets(request: web.Request) -> web.StreamResponse:
     return await stream_list(
@@ -126,6 +134,8 @@ async def list_user_pets(request: web.Request) -> web.StreamResponse:
     response=PetOut(),
     status=201,
     errors=(404,),
+    request_example=PET_NAME,
+    response_example=PET,
 )
 async def add_user_pet(request: web.Request) -> web.Response:
     user_id = path_id(request)

@@ -11,7 +11,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 MAX_ID = 2**63 - 1  # ids are BIGINT
 MAX_DIGITS = len(str(MAX_ID))
-MONEY_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")
+MONEY_SHAPE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+MONEY_INTEGER_DIGITS = 10  # what a client may send; computed totals may be longer
+EXACT_FLOAT_INTEGERS = 2**53  # a whole-number float beyond this may not be the integer written
 MAX_PAGE = 1000
 
 
@@ -32,23 +34,45 @@ def parse_cents(text: str) -> int:
 
 
 class Money(fields.Field[int]):
-    """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float."""
+    """A decimal string ``"10.50"`` on the wire; integer cents inside. Never a float.
+
+    What a client sends has at most ``MONEY_INTEGER_DIGITS`` digits before the point and two
+    after it; each broken rule has its own message."""
 
     default_error_messages = {
-        "invalid": 'Money is a decimal string with at most two decimals, such as "10.50".'
+        "invalid": 'Money is a string of digits with an optional decimal point, such as "10.50":'
+        " no sign, no exponent, no leading zero.",
+        "decimals": "Money has at most two decimals.",
+        "too_large": f"Money has at most {MONEY_INTEGER_DIGITS} digits before the decimal point.",
     }
 
     def _serialize(self, value: int | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else format_cents(value)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or not MONEY_PATTERN.match(value):
+        shape = MONEY_SHAPE.fullmatch(value) if isinstance(value, str) else None
+        if shape is None or shape[2] == "":
             raise self.make_error("invalid")
+        if shape[2] is not None and len(shape[2]) > 2:
+            raise self.make_error("decimals")
+        if len(shape[1]) > MONEY_INTEGER_DIGITS:
+            raise self.make_error("too_large")
         return parse_cents(value)
 
 
+class MoneyIn(Money):
+    """Money a client sends: the document states its limits (``MONEY_INTEGER_DIGITS``)."""
+
+
 class StrictInt(fields.Integer):
-    """An integer that is a JSON number, not a bool, a float or a string."""
+    """An integer that is a JSON number, not a bool, a fraction or a string. A whole number
+    written with a decimal point or an exponent (``3.0``, ``3e0``) is an integer, as JSON Schema
+    says, up to 2**53: beyond, the float it was read as may not be the number written."""
+
+    default_error_messages = {
+        "inexact": "A whole number written with a decimal point or an exponent is taken up to "
+        f"{EXACT_FLOAT_INTEGERS}; write larger ones as plain digits."
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -56,6 +80,10 @@ class StrictInt(fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            if abs(value) > EXACT_FLOAT_INTEGERS:
+                raise self.make_error("inexact")
+            return int(value)
         return super()._validated(value)
 
 
@@ -151,14 +179,59 @@ class Text(fields.String):
         return text
 
 
+MAX_CURSOR_LENGTH = 600
+
+
 class PageQuery(StrictSchema):
-    after_id = QueryInt(validate=validate.Range(min=0, max=MAX_ID), load_default=0)
-    limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=None)
+    """Every list: rows in id order; all of them streamed, or pages of ``limit`` with cursors."""
+
+    after_id = QueryInt(
+        validate=validate.Range(min=0, max=MAX_ID),
+        load_default=0,
+        metadata={
+            "description": "Only rows whose id is greater than this (default 0: from the "
+            "first). Rows come in id order. Not with `cursor`."
+        },
+    )
+    limit = QueryInt(
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        load_default=None,
+        metadata={
+            "description": f"A page of at most this many rows (1-{MAX_PAGE}), with a "
+            '`Link: <...>; rel="next"` header when more may follow; without it (the '
+            "default) every row streams."
+        },
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
+        metadata={
+            "description": 'Where the previous page stopped, from its `Link rel="next"`: '
+            "opaque, signed and bound to this list and its filters (another or a changed "
+            "cursor is a 400)."
+        },
+    )
 
 
 class ProblemSchema(Schema):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    """RFC 9457 problem details: one ``title`` per ``type``, one ``type`` per status."""
+
+    type = fields.String(
+        required=True, metadata={"description": "`urn:marketsvc:problem:<kind>`, one per status."}
+    )
+    title = fields.String(
+        required=True, metadata={"description": "Fixed for each type, such as `Not found`."}
+    )
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
+    detail = fields.String(
+        required=True, metadata={"description": "What went wrong with this request."}
+    )
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "Each invalid input, keyed by where it came from: `body.<path>` (a "
+            "JSON path with dots, list positions as numbers: `body.lines.0.quantity`; `body` "
+            "alone for the body as a whole), `query.<name>` (`query.limit`) or `header.<Name>` "
+            "(`header.Idempotency-Key`); each message names the rule broken."
+        },
+    )

@@ -11,6 +11,7 @@ from marketsvc.schemas.common import (
     MAX_PAGE,
     Id,
     Money,
+    MoneyIn,
     Name,
     QueryInt,
     StrictInt,
@@ -27,14 +28,14 @@ MAX_CURSOR_LENGTH = 600
 class ItemCreate(StrictSchema):
     name = Name(max_length=200, required=True)
     description = Text(validate=validate.Length(max=10_000), load_default="")
-    price = Money(required=True, data_key="price", attribute="price_cents")
+    price = MoneyIn(required=True, data_key="price", attribute="price_cents")
     stock = StrictInt(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
 
 
 class ItemPatch(StrictSchema):
     name = Name(max_length=200)
     description = Text(validate=validate.Length(max=10_000))
-    price = Money(data_key="price", attribute="price_cents")
+    price = MoneyIn(data_key="price", attribute="price_cents")
     stock = StrictInt(validate=validate.Range(min=0, max=MAX_STOCK))
 
 
@@ -58,11 +59,15 @@ class ItemQuery(StrictSchema):
     q = SearchTextField(
         metadata={
             "description": 'Words to find, web-search style: "a phrase", -excluded, a or b. '
-            "Stemmed, accents ignored; sorts by relevance unless told otherwise."
+            "Stemmed, accents ignored; sorts by relevance unless told otherwise. Each "
+            "alternative needs a word to find (`-word` alone is a 422)."
         }
     )
-    min_price = Money(attribute="min_price_cents", metadata={"description": "Inclusive."})
-    max_price = Money(attribute="max_price_cents", metadata={"description": "Inclusive."})
+    min_price = MoneyIn(attribute="min_price_cents", metadata={"description": "Inclusive."})
+    max_price = MoneyIn(
+        attribute="max_price_cents",
+        metadata={"description": "Inclusive; below min_price is a 422."},
+    )
     in_stock = fields.Boolean(
         truthy={"true"},
         falsy={"false"},
@@ -81,7 +86,10 @@ class ItemQuery(StrictSchema):
     )
     after_id = QueryInt(
         validate=validate.Range(min=0, max=MAX_ID),
-        metadata={"description": "Id order only: the items after this id."},
+        metadata={
+            "description": "Id order only (with q, sort or cursor it is a 422): the items "
+            "whose id is greater than this one."
+        },
     )
     limit = QueryInt(
         validate=validate.Range(min=1, max=MAX_PAGE),

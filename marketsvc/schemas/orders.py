@@ -87,13 +87,23 @@ class OrderStatusPatch(StrictSchema):
 
 
 class CustomerOrdersQuery(PageQuery):
-    status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
-    placed_after = UtcDateTime()
-    placed_before = UtcDateTime()
+    status = fields.String(
+        validate=validate.OneOf(ORDER_STATUSES),
+        metadata={"description": "Only orders in this status (default: any)."},
+    )
+    placed_after = UtcDateTime(
+        metadata={"description": "Only orders placed at or after this time (RFC 3339)."}
+    )
+    placed_before = UtcDateTime(
+        metadata={"description": "Only orders placed before this time (RFC 3339)."}
+    )
 
 
 class OrdersQuery(CustomerOrdersQuery):
-    customer_id = QueryInt(validate=validate.Range(min=1, max=MAX_ID))
+    customer_id = QueryInt(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "Only this customer's orders (a customer's token sees its own)."},
+    )
 
 
 class TotalsRequest(StrictSchema):

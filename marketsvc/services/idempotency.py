@@ -15,6 +15,7 @@ to a savepoint and the problem is stored and replayed. A body that fails validat
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 
 import orjson
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor import idempotency
 from marketsvc.db_accessor.idempotency import StoredResponse
-from marketsvc.errors import Conflict, DomainError, InvalidInput
+from marketsvc.errors import Conflict, DomainError, InvalidInput, InvalidRequest
 from marketsvc.ops.metrics import IDEMPOTENT_REPLAYS
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
@@ -32,19 +33,22 @@ from marketsvc.web.routing import Handler, route_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_ERRORS = f"header.{IDEMPOTENCY_HEADER}"  # where a refused key is named in `errors`
 MAX_KEY_LENGTH = 255
+# printable ASCII, no space at either end (HTTP trims those): what the document's pattern says
+KEY_PATTERN = rf"^[\x21-\x7e]([\x20-\x7e]{{0,{MAX_KEY_LENGTH - 2}}}[\x21-\x7e])?$"
+KEY_SHAPE = re.compile(KEY_PATTERN)
 PURGE_EVERY = 100  # keys claimed between two purges of expired keys
-KEPT_HEADERS = ("Content-Type", "Location")  # what a replay sends again besides status and body
+KEPT_HEADERS = ("Content-Type", "Location", "ETag")  # what a replay repeats besides status, body
 
 
 class KeyReused(DomainError):
     status = 422
-    title = "Unprocessable content"
 
     def __init__(self) -> None:
         super().__init__(
             "this Idempotency-Key was used with a different request",
-            {IDEMPOTENCY_HEADER: ["Already used with a different method, path or body."]},
+            {KEY_ERRORS: ["Already used with a different method, path or body."]},
         )
 
 
@@ -55,10 +59,9 @@ class KeyInFlight(Conflict):
 
 def idempotency_key(request: web.Request) -> str:
     key = request.headers[IDEMPOTENCY_HEADER]
-    # isprintable() also refuses the lone surrogates that stand in for bytes that are not UTF-8
-    if not (1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()):
+    if not KEY_SHAPE.fullmatch(key):
         raise InvalidInput(
-            {IDEMPOTENCY_HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} printable characters."]}
+            {KEY_ERRORS: [f"Must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."]}
         )
     return key
 
@@ -97,6 +100,8 @@ async def _attempt(request: web.Request, handler: Handler, session: AsyncSession
         async with session.begin_nested():
             with request.app[DATABASE].joined(session):
                 response = await handler(request)
+    except InvalidRequest:
+        raise  # nothing was tried: the key stays free for the corrected request
     except DomainError as exc:
         return domain_problem(exc)
     assert isinstance(response, web.Response), "an unsafe route answers with a complete body"

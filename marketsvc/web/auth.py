@@ -83,8 +83,8 @@ class TokenCodec:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired") from None
-        except (jwt.InvalidTokenError, OSError, ValueError) as exc:
-            raise Unauthorized(f"the token is not valid: {exc}") from None
+        except (jwt.InvalidTokenError, OSError, ValueError):  # the library's words stay here
+            raise Unauthorized("the token is not valid") from None
         return _principal(claims), float(claims["exp"])
 
 

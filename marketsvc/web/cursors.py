@@ -24,12 +24,11 @@ BASE64URL = re.compile(r"[A-Za-z0-9_-]+")  # unpadded, as encode() writes it
 
 class InvalidCursor(DomainError):
     status = 400
-    title = "Invalid cursor"
 
     def __init__(self) -> None:
         super().__init__(
             "the cursor was not made by this service for this query",
-            {"cursor": ["Not a cursor this service gave for this query; start again without it."]},
+            {"query.cursor": ["Not a cursor this service gave for this query; start without it."]},
         )
 
 

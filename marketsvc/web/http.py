@@ -6,23 +6,21 @@ from typing import Any
 
 import orjson
 from aiohttp import HttpVersion11, web
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
-from marketsvc.errors import DomainError, NotFound
+from marketsvc.errors import DomainError, InvalidRequest, NotFound
 from marketsvc.schemas.common import parse_id
 from marketsvc.web.keys import SETTINGS
-from marketsvc.web.problems import problem
+from marketsvc.web.problems import flatten_errors, problem
 from marketsvc.web.routing import Endpoint, endpoint_of
 
 
 class MalformedJSON(DomainError):
     status = 400
-    title = "Malformed JSON"
 
 
 class UnsupportedMediaType(DomainError):
     status = 415
-    title = "Unsupported media type"
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
@@ -68,8 +66,7 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSON(f"the body is not valid JSON: {exc}") from None
-    loaded: dict[str, Any] = schema.load(data)  # a Schema without many=True loads an object
-    return loaded
+    return _load(schema, data, "body")
 
 
 def read_query(request: web.Request, schema: Schema) -> dict[str, Any]:
@@ -78,7 +75,15 @@ def read_query(request: web.Request, schema: Schema) -> dict[str, Any]:
     for key in request.query:
         values = request.query.getall(key)
         data[key] = values[0] if len(values) == 1 else values
-    loaded: dict[str, Any] = schema.load(data)
+    return _load(schema, data, "query")
+
+
+def _load(schema: Schema, data: Any, where: str) -> dict[str, Any]:
+    """``schema.load``, its errors keyed by where they came from (``body.lines.0.quantity``)."""
+    try:
+        loaded: dict[str, Any] = schema.load(data)  # a Schema without many=True loads an object
+    except ValidationError as exc:
+        raise InvalidRequest(flatten_errors(exc.messages, where)) from None
     return loaded
 
 

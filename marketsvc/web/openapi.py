@@ -22,6 +22,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from marketsvc.schemas.common import MAX_ID, Money
 from marketsvc.schemas.events import CURSOR_PATTERN
+from marketsvc.services.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from marketsvc.web.openapi_components import (
     REPLAYED_REF,
     add_components,
@@ -53,8 +54,26 @@ WHO_MAY_CALL = {
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
 }
+ETAG = {
+    "description": "A strong tag of this representation (its bytes): send it back in "
+    "`If-None-Match` to revalidate, or in `If-Match` to edit only this version.",
+    "schema": {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
+}
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {
-    "Last-Event-ID": {"type": "string", "pattern": CURSOR_PATTERN},
+    "If-Match": {
+        "description": "Change the item only if its current `ETag` is one of these (or `*`);"
+        " otherwise 412 and nothing changes.",
+        "schema": {"type": "string"},
+    },
+    "If-None-Match": {
+        "description": "The `ETag`s the client holds: when one is current, 304 without a body.",
+        "schema": {"type": "string"},
+    },
+    "Last-Event-ID": {
+        "description": "An SSE client resuming: the `id:` of the last event it received; the"
+        " feed continues after it (it wins over `after`).",
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+    },
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -65,11 +84,18 @@ IDEMPOTENCY_KEY = {
         "24 hours) is replayed byte for byte with `Idempotent-Replayed: true`; the same key "
         "with another method, path or body is 422; while the first is in flight, 409."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": KEY_PATTERN, "maxLength": MAX_KEY_LENGTH},
 }
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": ETAG,
+    "Cache-Control": {
+        "description": "`public, max-age=5`: any cache may keep it for 5 seconds, then "
+        "revalidate with `If-None-Match`.",
+        "schema": {"type": "string"},
+    },
     "Link": {
-        "description": '`<...>; rel="next"`: the next page, when more items may follow.',
+        "description": '`<...>; rel="next"` (RFC 8288): the next page, with its cursor, '
+        "whenever more rows may follow.",
         "schema": {"type": "string"},
     },
 }
@@ -83,7 +109,11 @@ def build_spec(app: web.Application) -> APISpec:
         openapi_version="3.1.0",
         plugins=[plugin],
         info={
-            "description": "A marketplace order service. Money is a decimal string.",
+            "description": "A marketplace order service. Money is a decimal string. An integer"
+            " in a body may be written as a whole-number float (`3.0`, `3e0`) up to 2^53;"
+            " beyond, write it as plain digits (a float that large may not be the number"
+            " written). Errors are problem+json; each `errors` key says where the input came"
+            " from (`body.`, `query.`, `header.`).",
             "license": {"name": "Proprietary"},
             "contact": {"name": "marketsvc maintainers"},
         },
@@ -199,15 +229,18 @@ def _parameters(spec: Endpoint, path_params: list[str], keyed: bool) -> list[dic
             "name": name,
             "in": "path",
             "required": True,
+            "description": f"The {spec.tag.removesuffix('s')}'s id (the customer's, for a "
+            "customer's orders; the user's, for a user's pets): 1 to 2^63-1; anything else "
+            "is a 404.",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         }
         for name in path_params
     ]
     if spec.query is not None:
         params.append({"in": "query", "schema": spec.query})
-    for header in spec.headers:
-        schema = REQUEST_HEADERS.get(header, {"type": "string"})
-        params.append({"name": header, "in": "header", "required": False, "schema": schema})
+    for header in spec.headers + (("If-None-Match",) if spec.cached else ()):
+        known = REQUEST_HEADERS.get(header, {"schema": {"type": "string"}})
+        params.append({"name": header, "in": "header", "required": False} | known)
     if keyed:
         params.append(IDEMPOTENCY_KEY)
     params.append("RequestId")
@@ -248,11 +281,18 @@ def _responses(spec: Endpoint, path_params: list[str], keyed: bool) -> dict[str,
         }
     if keyed:
         success["headers"]["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
-    for header in spec.response_headers:
+    cache_headers = ("ETag", "Cache-Control") if spec.cached else ()
+    paged = ("Link",) if spec.query is not None and "cursor" in spec.query.fields else ()
+    for header in dict.fromkeys(spec.response_headers + paged + cache_headers):
         success["headers"][header] = RESPONSE_HEADERS[header]
     if spec.status != 204:
         success["content"] = _success_content(spec)
     responses: dict[str, Any] = {str(spec.status): success}
+    if spec.cached:
+        responses["304"] = {
+            "description": "Not modified: the `ETag` in `If-None-Match` is current; no body.",
+            "headers": {h: success["headers"][h] for h in ("X-Request-ID", *cache_headers)},
+        }
     for status in sorted(error_statuses(spec, path_params, keyed)):
         responses[str(status)] = problem_name(status)
     return responses
@@ -267,7 +307,10 @@ def _success_content(spec: Endpoint) -> dict[str, Any]:
 
 def _json_content(spec: Endpoint) -> dict[str, Any]:
     if spec.media_type != "application/json":
-        return {spec.media_type: {"schema": {"type": "string"}}}
+        text: dict[str, Any] = {"schema": {"type": "string"}}
+        if spec.response_example is not None:
+            text["example"] = spec.response_example
+        return {spec.media_type: text}
     schema: Any = spec.response if spec.response is not None else {"type": "object"}
     if not spec.stream:
         media: dict[str, Any] = {"schema": schema}
@@ -275,10 +318,9 @@ def _json_content(spec: Endpoint) -> dict[str, Any]:
             media["example"] = spec.response_example
         return {"application/json": media}
     array: dict[str, Any] = {"schema": {"type": "array", "items": schema}}
-    lines: dict[str, Any] = {
-        "schema": {"type": "string", "description": "One JSON object per line, as in the array."}
-    }
+    # NDJSON: a sequence of JSON texts, each an instance of the item schema, one per line
+    lines: dict[str, Any] = {"schema": schema}
     if spec.response_example is not None:
         array["example"] = [spec.response_example]
-        lines["example"] = orjson.dumps(spec.response_example).decode() + "\n"
+        lines["example"] = spec.response_example  # one line's value
     return {"application/json": array, "application/x-ndjson": lines}

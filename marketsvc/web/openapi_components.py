@@ -8,18 +8,36 @@ from typing import Any
 from apispec import APISpec
 from marshmallow import Schema, fields
 
-from marketsvc.schemas.common import Money, Name, ProblemSchema, Text
+from marketsvc.schemas.common import (
+    MONEY_INTEGER_DIGITS,
+    Money,
+    MoneyIn,
+    Name,
+    ProblemSchema,
+    Text,
+)
 from marketsvc.schemas.countries import ISO_COUNTRIES
 from marketsvc.schemas.customers import Country
+from marketsvc.schemas.search_text import MAX_QUERY_LENGTH, SearchTextField
 from marketsvc.web.problems import problem_body
 
-# Inputs take at most 10 integer digits (a larger price is a documented 422); computed outputs,
-# such as an order's total, can be longer. One field, one pattern: the one true of both.
+# Money sent by a client has at most MONEY_INTEGER_DIGITS integer digits (MoneyIn); money the
+# service computes, such as an order's total, can be longer (Money).
 MONEY_WIRE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
+MONEY_IN_PATTERN = rf"^(0|[1-9][0-9]{{0,{MONEY_INTEGER_DIGITS - 1}}})(\.[0-9]{{1,2}})?$"
+MONEY_IN_MAX_LENGTH = MONEY_INTEGER_DIGITS + 3
 NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 
 REPLAYED_REF = "#/components/headers/Idempotent-Replayed"
 NOT_REPLAYED = (401, 503)  # answered before the key is claimed, or nothing was stored
+
+# aiohttp's HTTP parser answers before any code of the service runs; its answer cannot be made
+# problem+json (the app's hooks never see it), so the document states it exactly.
+PARSER_400 = (
+    "The HTTP parser's answer to a request it cannot read (a request line or a header field"
+    " over 8190 bytes, a NUL, CR or LF inside a header): `400 Bad Request`, a blank line and"
+    " the parser's reason, as text/plain; the connection is then closed."
+)
 
 # What each generic error status means, for every route it applies to.
 ERRORS: dict[int, str] = {
@@ -33,6 +51,7 @@ ERRORS: dict[int, str] = {
     404: "No such resource, or not one the caller may see.",
     406: "The Accept header takes neither application/json nor application/x-ndjson.",
     409: "Conflicts with the resource's current state (or its Idempotency-Key is in flight).",
+    412: "`If-Match` names no current `ETag` of the resource: it changed since it was read.",
     413: (
         "The body is over the configured size limit; with `Expect: 100-continue` this is the"
         " answer before the body is sent."
@@ -56,15 +75,32 @@ def custom_field_properties(
     self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any
 ) -> dict[str, Any]:
     """JSON Schema details of the project's own field types (their base types map by MRO)."""
+    if isinstance(field, MoneyIn):
+        return {
+            "pattern": MONEY_IN_PATTERN,
+            "maxLength": MONEY_IN_MAX_LENGTH,
+            "examples": ["10.50"],
+            "description": _described(
+                field,
+                f"Up to {MONEY_INTEGER_DIGITS} digits before the decimal point, up to two after.",
+            ),
+        }
     if isinstance(field, Money):
         return {"pattern": MONEY_WIRE_PATTERN, "examples": ["10.50"]}
     if isinstance(field, Country):
         return {"enum": sorted(ISO_COUNTRIES)}
     if isinstance(field, Name):
         return {"pattern": NAME_PATTERN}
+    if isinstance(field, SearchTextField):
+        return {"pattern": r"\S", "maxLength": MAX_QUERY_LENGTH}  # not blank
     if isinstance(field, Text):
         return {"pattern": r"^[^\x00]*$"}
     return {}
+
+
+def _described(field: fields.Field[Any], rule: str) -> str:
+    given = field.metadata.get("description")
+    return f"{given} {rule}" if given else rule
 
 
 def problem_name(status: int) -> str:
@@ -114,7 +150,7 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         headers["Retry-After"] = {"schema": {"type": "string"}}
     if status not in NOT_REPLAYED:
         headers["Idempotent-Replayed"] = {"$ref": REPLAYED_REF}
-    errors = {"name": ["Missing data for required field."]} if status == 422 else None
+    errors = {"body.name": ["Missing data for required field."]} if status == 422 else None
     example = problem_body(status, description, errors=errors)
     content: dict[str, Any] = {
         "application/problem+json": {
@@ -123,5 +159,8 @@ def _problem_response(status: int, description: str) -> dict[str, Any]:
         }
     }
     if status == 400:
-        content["text/plain"] = {"schema": {"type": "string"}}
+        content["text/plain"] = {
+            "schema": {"type": "string", "description": PARSER_400},
+            "example": "400 Bad Request\n\nBad status line 'Header name is too long'",
+        }
     return {"description": description, "headers": headers, "content": content}

@@ -40,6 +40,7 @@ class Endpoint:
     # read that takes a body, which is safe to retry as it is
     keyed: bool = True
     response_headers: tuple[str, ...] = ()  # success headers it may send, e.g. "Link"
+    cached: bool = False  # ETag and Cache-Control; If-None-Match may make it a 304
     # For the OpenAPI document (marketsvc/web/openapi.py); the defaults fit a JSON API route.
     database: bool = True  # it may answer 503 when the database is unavailable
     media_type: str = "application/json"  # of the success response

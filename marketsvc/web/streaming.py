@@ -11,7 +11,9 @@ import orjson
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.errors import NotAcceptable
+from marketsvc.errors import InvalidRequest, NotAcceptable
+from marketsvc.web.caching import cacheable
+from marketsvc.web.cursors import CursorCodec, cursor_codec
 from marketsvc.web.http import read_params
 from marketsvc.web.keys import DATABASE, REQUEST_ID, SETTINGS
 from marketsvc.web.middlewares.metrics import streamed
@@ -75,6 +77,7 @@ async def stream_json(
     open_session: Callable[[], AsyncSession],
     chunks: Chunks[T],
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Answer with every row ``chunks`` yields, writing each chunk as soon as it arrives.
 
@@ -86,7 +89,9 @@ async def stream_json(
     encoder = JsonEncoder(media_type == NDJSON)
     async with open_session() as session, aclosing(chunks(session)) as rows:
         first = await anext(rows, None)
-        response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept"})
+        response = web.StreamResponse(
+            headers={"Content-Type": media_type, "Vary": "Accept", **(headers or {})}
+        )
         await response.prepare(request)
         if request.method == "HEAD":  # headers only: body bytes would corrupt the connection
             await response.write_eof()
@@ -116,20 +121,32 @@ async def stream_json(
 
 
 async def write_page(
-    request: web.Request, rows: Sequence[dict[str, Any]], headers: dict[str, str]
+    request: web.Request,
+    rows: Sequence[dict[str, Any]],
+    headers: dict[str, str],
+    *,
+    cached: bool = False,
 ) -> web.StreamResponse:
     """A page already in hand (a bounded ``limit``), as a JSON array or NDJSON, with
-    ``headers`` (such as ``Link``) that could only be known once the page was read."""
+    ``headers`` (such as ``Link``) that could only be known once the page was read; ``cached``
+    adds an ``ETag`` and ``Cache-Control`` and answers a matching ``If-None-Match`` with 304."""
     media_type = list_media_type(request)
     encoder = JsonEncoder(media_type == NDJSON)
-    response = web.StreamResponse(headers={"Content-Type": media_type, "Vary": "Accept", **headers})
-    await response.prepare(request)
+    body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
+    if cached:
+        response = cacheable(request, body, media_type, Vary="Accept", **headers)
+        if response.status == 200 and request.method != "HEAD":
+            streamed(request, len(rows), len(body))
+        return response
+    streamed_response = web.StreamResponse(
+        headers={"Content-Type": media_type, "Vary": "Accept", **headers}
+    )
+    await streamed_response.prepare(request)
     if request.method != "HEAD":
-        body = encoder.opening() + encoder.chunk(rows) + encoder.closing()
-        await response.write(body)
+        await streamed_response.write(body)
         streamed(request, len(rows), len(body))
-    await response.write_eof()
-    return response
+    await streamed_response.write_eof()
+    return streamed_response
 
 
 async def stream_list(
@@ -138,9 +155,20 @@ async def stream_list(
     dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
     **fixed: Any,
 ) -> web.StreamResponse:
-    """A collection GET: the query string (``after_id``, ``limit``, filters), validated by the
-    route's declared query schema, goes with ``fixed`` as keywords to ``chunks(session, ...)``."""
+    """A collection GET in id order: the query string (``after_id``, ``limit``, ``cursor``,
+    filters), validated by the route's declared query schema, goes with ``fixed`` as keywords to
+    ``chunks(session, ...)``. Without ``limit`` every row streams; with it, a page and a
+    ``Link`` whose cursor (the last id, signed and bound to this list) continues it."""
     params = read_params(request)
+    limit, cursor = params.pop("limit", None), params.pop("cursor", None)
+    codec = cursor_codec(request.app[SETTINGS].jwt_secret)
+    key = _list_key(request, params, fixed)
+    if cursor is not None:
+        if params.get("after_id"):  # 0, the default (which generated clients send), is none
+            raise InvalidRequest({"query.after_id": ["Not with cursor: the cursor says where."]})
+        params["after_id"] = codec.decode(cursor, key)[1]
+    if limit is not None:
+        return await _page(request, chunks, dump, limit, params | fixed, codec, key)
     chunk_rows = request.app[SETTINGS].stream_chunk_rows
     return await stream_json(
         request,
@@ -148,3 +176,35 @@ async def stream_list(
         lambda session: chunks(session, chunk_rows=chunk_rows, **params, **fixed),
         dump,
     )
+
+
+def _list_key(request: web.Request, params: dict[str, Any], fixed: dict[str, Any]) -> str:
+    """What a cursor is bound to: the route, its path and every filter (not the position)."""
+    filters = {k: v for k, v in (params | fixed).items() if k != "after_id"}
+    return request.path + "\0" + repr(sorted(filters.items(), key=lambda kv: kv[0]))
+
+
+async def _page(
+    request: web.Request,
+    chunks: Callable[..., AsyncGenerator[Sequence[T], None]],
+    dump: Callable[[Sequence[T]], Sequence[dict[str, Any]]],
+    limit: int,
+    arguments: dict[str, Any],
+    codec: CursorCodec,
+    key: str,
+) -> web.StreamResponse:
+    list_media_type(request)  # a 406 before any query
+    rows: list[T] = []
+    async with (
+        request.app[DATABASE].stream() as session,
+        aclosing(chunks(session, chunk_rows=limit + 1, **arguments | {"limit": limit + 1})) as it,
+    ):
+        async for chunk in it:
+            rows.extend(chunk)
+    page = list(dump(rows[:limit]))
+    headers = {}
+    if len(rows) > limit:
+        query = {k: v for k, v in request.query.items() if k not in ("cursor", "after_id")}
+        after = codec.encode((None, page[-1]["id"]), key)
+        headers["Link"] = f'<{request.rel_url.with_query(query | {"cursor": after})}>; rel="next"'
+    return await write_page(request, page, headers)

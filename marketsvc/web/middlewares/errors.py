@@ -40,7 +40,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         return domain_problem(exc)
     except ValidationError as exc:
-        errors = flatten_errors(exc.messages)
+        errors = flatten_errors(exc.messages, "body")
         return problem(422, "the request is not valid", errors=errors)
     except asyncio.CancelledError:
         raise
@@ -59,7 +59,7 @@ def domain_problem(exc: DomainError) -> web.Response:
     headers = (
         {"WWW-Authenticate": 'Bearer realm="marketsvc"'} if isinstance(exc, Unauthorized) else None
     )
-    return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors, headers=headers)
+    return problem(exc.status, exc.detail, errors=exc.errors, headers=headers)
 
 
 def _http_detail(exc: web.HTTPException) -> str:
