@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from marketsvc.handlers import ROUTE_TABLES
-from marketsvc.ops.metrics import pool_sampler
+from marketsvc.ops.metrics import metrics_publisher
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.auth import TOKEN_CODEC, TokenCodec
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[TOKEN_CODEC] = TokenCodec(settings)
     app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(pool_sampler)
+    app.cleanup_ctx.append(metrics_publisher)
     app.on_response_prepare.append(tag_response)
     app.on_startup.append(publish_document)
     for table in ROUTE_TABLES:

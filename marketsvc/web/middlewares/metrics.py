@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from aiohttp import web
 
-from marketsvc.ops.metrics import IN_FLIGHT, LATENCY, REQUESTS, ROWS_STREAMED
+from marketsvc.ops.metrics import ROWS_STREAMED, TALLIES
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.routing import Handler, route_of
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
-# locks on every call; a request needs the same two series again and again
-_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counted in this worker's ``TALLIES``, published to /metrics every second and on scrape."""
     start = time.perf_counter()
     status = 499  # cancelled: the client went away before an answer existed (nginx's code)
-    IN_FLIGHT.inc()
+    TALLIES.in_flight += 1
     try:
         response = await handler(request)
         status = response.status
@@ -30,16 +27,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        IN_FLIGHT.dec()
+        TALLIES.in_flight -= 1
         method = request.method if request.method in _METHODS else "OTHER"
-        key = (method, route_of(request), status)
-        series = _series.get(key)
-        if series is None:  # bounded: methods x route templates x statuses
-            labels = (method, key[1], str(status))
-            series = _series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        requests, latency = series
-        requests.inc()
-        latency.observe(time.perf_counter() - start)
+        TALLIES.observe(method, route_of(request), status, time.perf_counter() - start)
 
 
 def streamed(request: web.Request, rows: int, body_bytes: int) -> None:
