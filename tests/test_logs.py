@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
 import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
 from sqlalchemy import text
 
 from marketsvc.app import create_app
-from marketsvc.ops.logs import HumanFormatter, JsonFormatter, formatter_class
+from marketsvc.ops.logs import BatchedStreamHandler, HumanFormatter, JsonFormatter, formatter_class
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.routing import Access, endpoint
@@ -133,3 +138,90 @@ async def test_a_client_gone_mid_upload_is_logged_as_499_not_an_error(
     [line] = json_lines(caplog, "marketsvc.request")
     assert line["status"] == 499
     assert not json_lines(caplog, "marketsvc.errors")
+
+
+@contextlib.contextmanager
+def only_handler(handler: logging.Handler, level: int = logging.INFO) -> Iterator[None]:
+    """``handler`` as the root's only one (as under gunicorn), the request logger at ``level``."""
+    root, request_log = logging.getLogger(), logging.getLogger("marketsvc.request")
+    handlers, old_level = root.handlers, request_log.level
+    root.handlers = [handler]
+    request_log.setLevel(level)  # (setLevel clears the loggers' isEnabledFor caches)
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+        request_log.setLevel(old_level)
+
+
+@contextlib.contextmanager
+def counted_records(name: str) -> Iterator[list[logging.LogRecord]]:
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if record.name == name:
+            made.append(record)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        yield made
+    finally:
+        logging.setLogRecordFactory(factory)
+
+
+async def test_the_request_line_is_built_directly_in_the_formatters_shape(client, new_item) -> None:
+    item = await new_item()
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    with only_handler(handler), counted_records("marketsvc.request") as records:
+        resp = await client.get(f"/api/v1/items/{item['id']}", headers={"X-Request-ID": "d-1"})
+        body = await resp.read()
+        assert stream.getvalue() == ""  # batched: written within FLUSH_SECONDS, not at once
+        handler.flush()
+    assert records == []  # no LogRecord: the direct path
+    [text] = stream.getvalue().splitlines()
+    line = json.loads(text)
+    expected = logging.makeLogRecord(
+        {"name": "marketsvc.request", "levelname": "INFO", "levelno": logging.INFO}
+        | {"msg": f"GET /api/v1/items/{item['id']} 200", "process": os.getpid()}
+        | {"method": "GET", "route": "/api/v1/items/{id}", "status": 200, "duration_ms": 0.5}
+        | {"bytes": len(body), "request_id": "d-1"}
+    )
+    formatted = json.loads(JsonFormatter().format(expected))
+    assert list(line) == list(formatted)  # the same keys in the same order
+    assert {k: v for k, v in line.items() if k not in ("time", "duration_ms")} == {
+        k: v for k, v in formatted.items() if k not in ("time", "duration_ms")
+    }
+    logged = datetime.fromisoformat(line["time"])
+    assert abs((datetime.now(UTC) - logged).total_seconds()) < 5
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])
+    assert isinstance(line["duration_ms"], float)
+
+
+async def test_the_request_line_respects_the_log_level(client, new_item) -> None:
+    item = await new_item()
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    with only_handler(handler, logging.WARNING):
+        assert (await client.get(f"/api/v1/items/{item['id']}")).status == 200
+        handler.flush()
+    assert stream.getvalue() == ""
+
+
+async def test_the_request_line_is_human_on_a_terminal(client, new_item) -> None:
+    item = await new_item()
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(HumanFormatter())
+    with only_handler(handler), counted_records("marketsvc.request") as records:
+        assert (await client.get(f"/api/v1/items/{item['id']}")).status == 200
+        handler.flush()
+    assert len(records) == 1  # through logging, for the human formatter
+    [text] = stream.getvalue().splitlines()
+    assert f"INFO    marketsvc.request: GET /api/v1/items/{item['id']} 200" in text
+    assert "route=/api/v1/items/{id} status=200" in text

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from aiohttp import web
 
+from marketsvc.ops.logs import REQUEST_LINES
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.middlewares.request_id import request_id_of
 from marketsvc.web.routing import Handler, route_of
-
-request_log = logging.getLogger("marketsvc.request")
 
 
 @web.middleware
@@ -43,4 +41,4 @@ def _log_request(request: web.Request, response: web.StreamResponse | None, star
         "bytes": size,
         "request_id": request_id_of(request),
     }
-    request_log.info("%s %s %s", request.method, request.path, status, extra=fields)
+    REQUEST_LINES.log(f"{request.method} {request.path} {status}", fields)
