@@ -1,4 +1,10 @@
-"""SQLite through a small pool of bare aiosqlite connections, configured like marketsvc's."""
+"""SQLite through bare aiosqlite connections, with marketsvc's pragmas.
+
+Reads take a connection from a pool of ``readers``; with one reader (the ``limit`` strategy)
+the pool is skipped and every read queues on that connection's thread. Writes take a writer:
+with ``own_writer`` one connection of its own, its transactions in turn behind an asyncio lock;
+otherwise any pooled connection (``BEGIN IMMEDIATE`` waits in SQLite's busy handler).
+"""
 
 from __future__ import annotations
 
@@ -37,22 +43,27 @@ TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE = (
 
 
 class SqliteStore:
-    def __init__(self, connections: list[aiosqlite.Connection]) -> None:
-        self.all = connections
+    def __init__(
+        self, readers: list[aiosqlite.Connection], writer: aiosqlite.Connection | None
+    ) -> None:
+        self.all = readers + ([writer] if writer is not None else [])
         self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        for conn in connections:
+        for conn in readers:
             self.idle.put_nowait(conn)
+        self.only_reader = readers[0] if len(readers) == 1 else None
+        self.writer = writer
+        self.write_turn = asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str, size: int) -> SqliteStore:
+    async def open(cls, url: str, readers: int, own_writer: bool) -> SqliteStore:
         path = url.split(":///", 1)[1]
         connections = []
-        for _ in range(size):
+        for _ in range(readers + own_writer):
             conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
             connections.append(conn)
-        return cls(connections)
+        return cls(connections[:readers], connections[readers] if own_writer else None)
 
     async def close(self) -> None:
         for conn in self.all:
@@ -60,13 +71,27 @@ class SqliteStore:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self.only_reader is not None:
+            yield self.only_reader
+            return
         conn = await self.idle.get()
         try:
             yield conn
         finally:
             self.idle.put_nowait(conn)
 
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self.writer is None:
+            async with self.connection() as conn:
+                yield conn
+            return
+        async with self.write_turn:
+            yield self.writer
+
     async def _fetch(self, query: str, params: tuple) -> list:
+        if self.only_reader is not None:  # one hop to its thread, no pool
+            return list(await self.only_reader.execute_fetchall(query, params))
         async with self.connection() as conn:
             return list(await conn.execute_fetchall(query, params))
 
@@ -91,7 +116,7 @@ class SqliteStore:
 
     async def place_order(self, customer_id: int, lines: list[tuple[int, int]]) -> tuple:
         placed_at = sqlite_now()
-        async with self.connection() as conn:
+        async with self.write_connection() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 taken = await _place(conn, customer_id, placed_at, lines)
