@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import logging.config
 import os
 import re
 import time
@@ -18,7 +19,14 @@ from aiohttp import web
 from sqlalchemy import text
 
 from marketsvc.app import create_app
-from marketsvc.ops.logs import BatchedStreamHandler, HumanFormatter, JsonFormatter, formatter_class
+from marketsvc.ops.logs import (
+    REQUEST_LINES,
+    BatchedStreamHandler,
+    HumanFormatter,
+    JsonFormatter,
+    formatter_class,
+    gunicorn_log_config,
+)
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.routing import Access, endpoint
@@ -258,3 +266,17 @@ async def test_the_request_line_is_human_on_a_terminal(client, new_item) -> None
     [text] = stream.getvalue().splitlines()
     assert f"INFO    marketsvc.request: GET /api/v1/items/{item['id']} 200" in text
     assert "route=/api/v1/items/{id} status=200" in text
+
+
+def test_under_gunicorns_log_config_the_request_line_is_built_directly(monkeypatch) -> None:
+    monkeypatch.setenv("MARKETSVC_LOG_FORMAT", "json")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logging.config.dictConfig(gunicorn_log_config("INFO"))
+    try:
+        [handler] = root.handlers
+        assert REQUEST_LINES.direct_handler() is handler
+    finally:
+        handler.close()
+        root.handlers = handlers
+        root.setLevel(level)

@@ -136,7 +136,12 @@ class RequestLines:
             "pid": os.getpid(),
             **fields,
         }
-        handler.write_line(orjson.dumps(line, default=str).decode(), logging.INFO)
+        try:
+            text = orjson.dumps(line, default=str).decode()
+        except orjson.JSONEncodeError:  # logging reports what cannot be written, never raises
+            self.logger.info("%s", message, extra=fields)
+            return
+        handler.write_line(text, logging.INFO)
 
     def direct_handler(self) -> BatchedStreamHandler | None:
         """The handler an INFO line of this logger would reach alone, if it formats JSON."""
