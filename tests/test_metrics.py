@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from marketsvc.app import create_app
+from marketsvc.ops import metrics
 from marketsvc.ops.metrics import PUBLISH_SECONDS
 from marketsvc.web.keys import DATABASE
 from tests.live import live_server
@@ -169,3 +171,24 @@ async def test_unknown_methods_share_one_series(client) -> None:
     }
     assert "OTHER" in methods
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
+
+
+async def test_a_request_is_tallied_in_its_worker_until_published(
+    aiohttp_client, settings, monkeypatch
+) -> None:
+    """The per-request path writes no shared metric: counts wait in ``TALLIES`` until the
+    once-a-second publish (held off here) or a scrape."""
+    monkeypatch.setattr(metrics, "PUBLISH_SECONDS", 3600)
+    client = await aiohttp_client(create_app(settings))
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+
+    def served() -> float:
+        return sample(
+            parse(metrics.exposition().decode()), "marketsvc_http_requests_total", **labels
+        )
+
+    before = served()
+    assert (await client.get("/healthz")).status == 200
+    assert served() == before
+    metrics.publish(client.server.app)
+    assert served() == before + 1
