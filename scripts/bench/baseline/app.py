@@ -8,9 +8,10 @@ and only as deep as the benchmark's inputs need.
 
 - ``limit`` (the default): the best this machine's drivers allow, whatever marketsvc does. On
   SQLite one aiosqlite connection per worker for every read (one thread: reads queue there,
-  no hand-over between threads) and one for writes (transactions in turn behind an asyncio
-  lock: SQLite has one writer anyway); on PostgreSQL an asyncpg pool of
-  ``BASELINE_PG_POOL_SIZE`` (8) connections per worker.
+  no hand-over between threads) and one ``sqlite3`` connection in a thread of its own for
+  writes, a whole placement per call (one hop, not one per statement; placements in turn:
+  SQLite has one writer anyway); on PostgreSQL an asyncpg pool of ``BASELINE_PG_POOL_SIZE``
+  (8) connections per worker.
 - ``like``: marketsvc's own settings (``MARKETSVC_DB_POOL_SIZE`` connections per worker on
   both databases), the like-for-like comparison.
 """

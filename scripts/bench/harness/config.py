@@ -17,7 +17,8 @@ JWT_SECRET = "benchmark-only-secret-0123456789abcdef0123456789"
 
 # the baseline's BASELINE_STRATEGY (scripts/bench/baseline/app.py says what each does)
 BASELINE_STRATEGIES = {
-    "limit": "one aiosqlite connection per worker for reads and one for writes; an asyncpg pool "
+    "limit": "one aiosqlite connection per worker for reads, one sqlite3 writer thread (a whole "
+    "placement per call); an asyncpg pool "
     "of 8 per worker",
     "like": "marketsvc's pool settings on both databases",
 }
