@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from marketsvc.ops.metrics import ROWS_STREAMED, TALLIES
+from marketsvc.ops.metrics import IN_FLIGHT, ROWS_STREAMED, TALLIES
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.routing import Handler, route_of
 
@@ -15,10 +15,11 @@ _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counted in this worker's ``TALLIES``, published to /metrics every second and on scrape."""
+    """Counted in this worker's ``TALLIES``, published to /metrics every second and on scrape;
+    the in-flight gauge is live."""
     start = time.perf_counter()
     status = 499  # cancelled: the client went away before an answer existed (nginx's code)
-    TALLIES.in_flight += 1
+    IN_FLIGHT.inc()
     try:
         response = await handler(request)
         status = response.status
@@ -27,7 +28,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        TALLIES.in_flight -= 1
+        IN_FLIGHT.dec()
         method = request.method if request.method in _METHODS else "OTHER"
         TALLIES.observe(method, route_of(request), status, time.perf_counter() - start)
 
