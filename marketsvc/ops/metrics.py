@@ -86,9 +86,9 @@ class RequestTallies:
     workers, each worker's counts at most a second old. The in-flight gauge stays live (its two
     writes per request): it says what is happening now, and a value a second old can miss a
     burst entirely (``tests/test_shutdown.py`` waits for 200 requests in flight). Measured with
-    ``scripts/bench/instructions.py`` (callgrind, GET /api/v1/customers/1 on SQLite): 35k-55k
-    fewer instructions per request (1,007k -> 971k at 1000 requests; 1,226k -> 1,173k at 200),
-    some 3-5 %.
+    ``scripts/bench/instructions.py`` (callgrind, GET /api/v1/customers/1 on SQLite): with the
+    in-flight gauge tallied too, 35k-55k fewer instructions per request (1,007k -> 971k at 1000
+    requests; 1,226k -> 1,173k at 200); keeping it live gives back 7k-14k of that.
 
     ``publish`` writes a histogram's sum and buckets through its private ``_sum`` and
     ``_buckets`` (prometheus_client has no batch ``observe``; the version is pinned), and
