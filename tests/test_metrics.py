@@ -176,8 +176,8 @@ async def test_unknown_methods_share_one_series(client) -> None:
 async def test_a_request_is_tallied_in_its_worker_until_published(
     aiohttp_client, settings, monkeypatch
 ) -> None:
-    """The per-request path writes no shared metric: counts wait in ``TALLIES`` until the
-    once-a-second publish (held off here) or a scrape."""
+    """A request writes no shared count (only the live in-flight gauge): counts wait in
+    ``TALLIES`` until the once-a-second publish (held off here) or a scrape."""
     monkeypatch.setattr(metrics, "PUBLISH_SECONDS", 3600)
     client = await aiohttp_client(create_app(settings))
     labels = {"method": "GET", "route": "/healthz", "status": "200"}
