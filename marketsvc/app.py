@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from marketsvc.handlers import ROUTE_TABLES
-from marketsvc.ops.metrics import pool_sampler
+from marketsvc.ops.metrics import metrics_publisher
 from marketsvc.services.feed_wakeup import close_feeds, feed_wakeup_ctx
 from marketsvc.services.retention import retention_ctx
 from marketsvc.settings import Settings
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[TOKEN_CODEC] = TokenCodec(settings)
     app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(pool_sampler)
+    app.cleanup_ctx.append(metrics_publisher)
     app.cleanup_ctx.append(feed_wakeup_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.on_shutdown.append(close_feeds)

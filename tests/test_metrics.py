@@ -12,6 +12,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from marketsvc.app import create_app
+from marketsvc.ops import metrics
+from marketsvc.ops.metrics import PUBLISH_SECONDS
 from marketsvc.web.keys import DATABASE
 from tests.live import live_server
 
@@ -51,6 +54,13 @@ async def test_requests_are_counted_by_route_template_and_status(client, new_ite
     assert delta("marketsvc_http_requests_total", **route, status="200") == 3
     assert delta("marketsvc_http_requests_total", **route, status="404") == 1
     assert delta("marketsvc_http_request_duration_seconds_count", **route, status="200") == 3
+    assert delta("marketsvc_http_request_duration_seconds_sum", **route, status="200") > 0
+    buckets = [  # cumulative: the +Inf bucket holds all three, no bucket holds more
+        delta("marketsvc_http_request_duration_seconds_bucket", **route, status="200", le=le)
+        for le in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf")
+    ]
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == 3
     assert delta("marketsvc_http_requests_total", method="GET", route="<unmatched>", status="404")
     assert not [k for k in after if ("route", "/no/such/path/123") in k[1]]
     assert sample(after, "marketsvc_http_requests_in_flight") == 1  # the scrape itself
@@ -135,6 +145,9 @@ async def test_two_workers_metrics_are_summed(database_url, tmp_path) -> None:
             while len(served) < 2:  # until both workers have answered some
                 await asyncio.gather(*(fetch(session, f"{server.url}/healthz") for _ in range(40)))
                 served = requests_by_pid(server.log(), "/healthz")
+            # the worker that answers the scrape publishes its own counts then; the other's
+            # are at most PUBLISH_SECONDS old
+            await asyncio.sleep(PUBLISH_SECONDS + 0.5)
             metrics = parse(await fetch(session, f"{server.url}/metrics"))
     served = requests_by_pid(server.log(), "/healthz")  # whole: the workers flushed at exit
     total = sample(
@@ -158,3 +171,24 @@ async def test_unknown_methods_share_one_series(client) -> None:
     }
     assert "OTHER" in methods
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
+
+
+async def test_a_request_is_tallied_in_its_worker_until_published(
+    aiohttp_client, settings, monkeypatch
+) -> None:
+    """A request writes no shared count (only the live in-flight gauge): counts wait in
+    ``TALLIES`` until the once-a-second publish (held off here) or a scrape."""
+    monkeypatch.setattr(metrics, "PUBLISH_SECONDS", 3600)
+    client = await aiohttp_client(create_app(settings))
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+
+    def served() -> float:
+        return sample(
+            parse(metrics.exposition().decode()), "marketsvc_http_requests_total", **labels
+        )
+
+    before = served()
+    assert (await client.get("/healthz")).status == 200
+    assert served() == before
+    metrics.publish(client.server.app)
+    assert served() == before + 1

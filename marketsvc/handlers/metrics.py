@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from marketsvc.ops.metrics import CONTENT_TYPE, exposition, publish_pool
+from marketsvc.ops.metrics import CONTENT_TYPE, exposition, publish
 from marketsvc.web.routing import Access, endpoint
 
 routes = web.RouteTableDef()
@@ -20,5 +20,5 @@ routes = web.RouteTableDef()
     response_example="# TYPE marketsvc_http_requests_total counter\n",
 )
 async def metrics(request: web.Request) -> web.Response:
-    publish_pool(request.app)
+    publish(request.app)
     return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE})

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -61,17 +63,26 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._pending.append(self.format(record))
+            line = self.format(record)
         except Exception:  # logging's contract: a record that cannot be formatted is reported
             self.handleError(record)  # on stderr by handleError, never raised into the caller
             return
+        self._enqueue(line, record.levelno)
+
+    def write_line(self, line: str, level: int) -> None:
+        """A line formatted elsewhere (``RequestLines``), batched like any record's."""
+        with self.lock or contextlib.nullcontext():
+            self._enqueue(line, level)
+
+    def _enqueue(self, line: str, level: int) -> None:
+        self._pending.append(line)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: nothing would flush it later
             loop = None
         if (
             loop is None
-            or record.levelno >= logging.WARNING
+            or level >= logging.WARNING
             or len(self._pending) >= self.MAX_PENDING
             or (self._timer is not None and self._timer_loop is not loop)  # that loop is gone
         ):
@@ -91,6 +102,81 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
                 except (OSError, ValueError):  # a closed or broken stream: drop, never raise
                     return
             super().flush()
+
+
+class RequestLines:
+    """The one ``request`` line per request, as ``JsonFormatter`` would write it, built directly.
+
+    Why: a ``LogRecord``, its ``extra`` merged in, and a ``Formatter`` walking the record's
+    attributes cost about 20 us per request (issue 19's profile). When the line would end up
+    only in one ``BatchedStreamHandler`` with a ``JsonFormatter`` (as under gunicorn,
+    ``gunicorn_log_config``) it is built here as a dict in the same key order and handed to that
+    handler's batch.
+    Anywhere else (a terminal's human format, pytest's capture, another handler or a filter) it
+    goes through ``logging`` as before. ``MARKETSVC_LOG_LEVEL`` is respected on both paths.
+    Measured with ``scripts/bench/instructions.py`` (callgrind, GET /api/v1/customers/1 on
+    SQLite): 70k-95k fewer instructions per request (971k -> 876k at 1000 requests; 1,173k ->
+    1,105k at 200), some 7-10 %.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._second = -1
+        self._time_prefix = ""
+
+    def log(self, message: str, fields: dict[str, Any]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        handler = self.direct_handler()
+        if handler is None:
+            self.logger.info("%s", message, extra=fields)
+            return
+        line = {
+            "time": self._time(time.time()),
+            "level": "INFO",
+            "logger": self.logger.name,
+            "message": message,
+            "pid": os.getpid(),
+            **fields,
+        }
+        try:
+            text = orjson.dumps(line, default=str).decode()
+        except orjson.JSONEncodeError:  # logging reports what cannot be written, never raises
+            self.logger.info("%s", message, extra=fields)
+            return
+        handler.write_line(text, logging.INFO)
+
+    def direct_handler(self) -> BatchedStreamHandler | None:
+        """The handler an INFO line of this logger would reach alone, if it formats JSON."""
+        if self.logger.filters:
+            return None
+        found: list[logging.Handler] = []
+        logger: logging.Logger | None = self.logger
+        while logger is not None:  # the walk ``Logger.callHandlers`` makes
+            found += logger.handlers
+            logger = logger.parent if logger.propagate else None
+        if len(found) != 1:
+            return None
+        handler = found[0]
+        if (
+            type(handler) is not BatchedStreamHandler
+            or type(handler.formatter) is not JsonFormatter
+            or handler.filters
+            or handler.level > logging.INFO
+        ):
+            return None
+        return handler
+
+    def _time(self, now: float) -> str:
+        """``JsonFormatter``'s ``time``: UTC, milliseconds; the part up to the second is cached."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._time_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._time_prefix}.{int((now - second) * 1000):03d}+00:00"
+
+
+REQUEST_LINES = RequestLines(request_log)
 
 
 class HumanFormatter(logging.Formatter):

@@ -186,6 +186,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
     """Log every statement slower than ``threshold_ms`` with its duration (never its parameters).
 
+    What is timed, and named so in the line:
+
+    - SQLite, ``database_ms``: SQLite's own time for the statement and its rows, measured in
+      aiosqlite's thread around the ``sqlite3`` calls (``sqlite_adapter._run``). Waiting for the
+      thread or for a busy event loop is not in it; waiting for SQLite's file lock is.
+    - PostgreSQL (and a SQLite stream's server-side cursor, whose rows come later),
+      ``round_trip_ms``: from handing the statement to the driver until the awaiting code
+      resumes with its result: the server's time, the network, and the time the event loop took
+      to come back to this request. asyncpg measures nothing closer to the server (its query
+      loggers time the same await), so under a busy loop this can exceed the server's time.
+
     The timing wraps the dialect's ``do_execute*`` hooks, where SQLAlchemy hands the statement to
     the driver. (``before/after_cursor_execute`` listeners did the same but put every statement
     on SQLAlchemy's event path: some 80 us per point read on SQLite.)
@@ -199,14 +210,13 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
             try:
                 return execute(cursor, statement, *args)
             finally:
-                elapsed = time.perf_counter() - started
+                field, elapsed = "database_ms", getattr(cursor, "database_seconds", None)
+                if elapsed is None:  # not a sqlite_adapter cursor: time the await
+                    field, elapsed = "round_trip_ms", time.perf_counter() - started
                 if elapsed > threshold_s:
                     slow_log.warning(
                         "slow query",
-                        extra={
-                            "duration_ms": round(elapsed * 1000, 1),
-                            "statement": statement[:500],
-                        },
+                        extra={field: round(elapsed * 1000, 1), "statement": statement[:500]},
                     )
 
         return run

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import inspect
 import sqlite3
+import time
 from typing import Any, cast
 
 import aiosqlite
@@ -84,20 +85,26 @@ def check_internals() -> None:
 class _Outcome:
     """What SQLAlchemy reads off a cursor after ``execute``, filled in by the thread."""
 
-    __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
+    __slots__ = ("arraysize", "database_seconds", "description", "lastrowid", "rowcount")
 
     def __init__(self) -> None:
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
         self.arraysize = 1
+        self.database_seconds = 0.0
 
     def close(self) -> None:  # the real cursor is closed in the thread
         pass
 
 
 def _run(db: sqlite3.Connection, many: bool, sql: str, params: Any, out: _Outcome) -> list[Any]:
-    """In aiosqlite's thread: one cursor, start to finish."""
+    """In aiosqlite's thread: one cursor, start to finish.
+
+    ``out.database_seconds`` is SQLite's own time for the statement and its rows (the execute
+    and the fetch, in this thread): no wait for the thread or for the event loop in it.
+    """
+    started = time.perf_counter()
     cursor = db.cursor()
     try:
         if many:
@@ -112,6 +119,7 @@ def _run(db: sqlite3.Connection, many: bool, sql: str, params: Any, out: _Outcom
         return cursor.fetchall() if out.description else []
     finally:
         cursor.close()
+        out.database_seconds = time.perf_counter() - started
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -123,6 +131,11 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor
+
+    @property
+    def database_seconds(self) -> float:
+        """SQLite's own time for the last statement (see ``_run``), for the slow-query log."""
+        return cast(_Outcome, self._cursor).database_seconds
 
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
         await self._hop(False, operation, parameters)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from aiohttp import web
 
 from marketsvc.events import tracking
-from marketsvc.ops.metrics import EVENTS_WRITTEN, IN_FLIGHT, LATENCY, REQUESTS, ROWS_STREAMED
+from marketsvc.ops.metrics import EVENTS_WRITTEN, IN_FLIGHT, ROWS_STREAMED, TALLIES
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.routing import Handler, route_of
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-# (method, route template, status) -> its counter and histogram: ``labels()`` validates and
-# locks on every call; a request needs the same two series again and again
-_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counted in this worker's ``TALLIES``, published to /metrics every second and on scrape;
+    the in-flight gauge is live."""
     start = time.perf_counter()
     status = 499  # cancelled: the client went away before an answer existed (nginx's code)
     IN_FLIGHT.inc()
@@ -33,14 +31,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         IN_FLIGHT.dec()
         method = request.method if request.method in _METHODS else "OTHER"
-        key = (method, route_of(request), status)
-        series = _series.get(key)
-        if series is None:  # bounded: methods x route templates x statuses
-            labels = (method, key[1], str(status))
-            series = _series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        requests, latency = series
-        requests.inc()
-        latency.observe(time.perf_counter() - start)
+        TALLIES.observe(method, route_of(request), status, time.perf_counter() - start)
         if status < 400:  # a failed request rolled its events back
             for _, event_type in tracking.recorded():
                 EVENTS_WRITTEN.labels(event_type).inc()

@@ -3,17 +3,15 @@ and the ids of the events the request committed."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 from aiohttp import web
 
 from marketsvc.events import tracking
+from marketsvc.ops.logs import REQUEST_LINES
 from marketsvc.web.keys import STREAMED_BYTES
 from marketsvc.web.middlewares.request_id import request_id_of
 from marketsvc.web.routing import Handler, route_of
-
-request_log = logging.getLogger("marketsvc.request")
 
 
 @web.middleware
@@ -49,4 +47,4 @@ def _log_request(request: web.Request, response: web.StreamResponse | None, star
     events = tracking.recorded()
     if events and status < 400:  # a failed request rolled its events back
         fields["event_ids"] = [event_id for event_id, _ in events]
-    request_log.info("%s %s %s", request.method, request.path, status, extra=fields)
+    REQUEST_LINES.log(f"{request.method} {request.path} {status}", fields)

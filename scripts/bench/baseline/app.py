@@ -1,7 +1,19 @@
 """The raw baseline's routes: marketsvc's URLs, statuses and JSON, written by hand.
 
-Same bearer check as marketsvc (HS256 with PyJWT, the same secret); no ORM, no marshmallow,
-no middleware; validation is hand-written and only as deep as the benchmark's inputs need.
+Same bearer check as marketsvc (HS256 with PyJWT, the same secret, each token verified once and
+remembered until it expires); no ORM, no marshmallow, no middleware; validation is hand-written
+and only as deep as the benchmark's inputs need.
+
+``BASELINE_STRATEGY`` picks how it uses the database:
+
+- ``limit`` (the default): the best this machine's drivers allow, whatever marketsvc does. On
+  SQLite one aiosqlite connection per worker for every read (one thread: reads queue there,
+  no hand-over between threads) and one ``sqlite3`` connection in a thread of its own for
+  writes, a whole placement per call (one hop, not one per statement; placements in turn:
+  SQLite has one writer anyway); on PostgreSQL an asyncpg pool of ``BASELINE_PG_POOL_SIZE``
+  (8) connections per worker.
+- ``like``: marketsvc's own settings (``MARKETSVC_DB_POOL_SIZE`` connections per worker on
+  both databases), the like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -9,13 +21,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-import jwt
 import orjson
 from aiohttp import web
 
 from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems, problem
 from baseline.pg import PgStore
 from baseline.sqlite import SqliteStore
+from baseline.tokens import SECRET, verified_scope
 from baseline.wire import cents, customer_json, order_json
 from marketsvc.settings import Settings
 
@@ -28,7 +40,7 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-SECRET = os.environ.get("MARKETSVC_JWT_SECRET", "")
+STRATEGY = os.environ.get("BASELINE_STRATEGY", "limit")
 CHUNK_ROWS = env_int("MARKETSVC_STREAM_CHUNK_ROWS", 500)
 
 
@@ -37,18 +49,10 @@ def caller_scope(request: web.Request, admin_only: bool = False) -> int | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise problem(401, "this route needs an Authorization: Bearer token")
-    try:
-        claims = jwt.decode(
-            token, SECRET, algorithms=["HS256"], leeway=30, options={"require": ["exp", "sub"]}
-        )
-    except jwt.InvalidTokenError as exc:
-        raise problem(401, f"the token is not valid: {exc}") from None
-    role, subject = claims.get("role"), str(claims["sub"])
-    if role == "admin":
-        return None
-    if role != "customer" or not subject.isdecimal() or admin_only:
-        raise problem(403 if role == "customer" else 401, "not allowed")
-    return int(subject)
+    scope = verified_scope(token)
+    if admin_only and scope is not None:
+        raise problem(403, "not allowed")
+    return scope
 
 
 def path_id(request: web.Request) -> int:
@@ -189,12 +193,17 @@ def order_request(data: object) -> tuple[int, list[tuple[int, int]]]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     url = os.environ["MARKETSVC_DATABASE_URL"]
-    defaults = Settings()  # marketsvc's pool defaults: both servers hold as many connections
+    if STRATEGY not in ("limit", "like"):
+        raise SystemExit(f"BASELINE_STRATEGY is limit or like, not {STRATEGY!r}")
+    defaults = Settings()  # marketsvc's pool defaults, for the like-for-like strategy
     size = env_int("MARKETSVC_DB_POOL_SIZE", defaults.pool_size)
     if url.startswith("sqlite"):
-        store: PgStore | SqliteStore = await SqliteStore.open(url, size)
+        readers = 1 if STRATEGY == "limit" else size
+        store: PgStore | SqliteStore = await SqliteStore.open(url, readers, STRATEGY == "limit")
     else:
         overflow = env_int("MARKETSVC_DB_MAX_OVERFLOW", defaults.max_overflow)
+        if STRATEGY == "limit":
+            size, overflow = env_int("BASELINE_PG_POOL_SIZE", 8), 0
         store = await PgStore.open(url, size, overflow, float(env_int("MARKETSVC_DB_TIMEOUT", 10)))
     app[STORE] = store
     yield

@@ -1,11 +1,21 @@
-"""SQLite through a small pool of bare aiosqlite connections, configured like marketsvc's."""
+"""SQLite through bare aiosqlite connections, with marketsvc's pragmas.
+
+Reads take a connection from a pool of ``readers``; with one reader (the ``limit`` strategy)
+the pool is skipped and every read queues on that connection's thread. Writes: with a
+``ThreadWriter`` (``limit``) a whole placement runs as one call in the writer's own thread, on
+a ``sqlite3`` connection, placements in turn (SQLite has one writer anyway); otherwise a pooled
+aiosqlite connection, one thread hop per statement (``BEGIN IMMEDIATE`` waits in SQLite's busy
+handler), as marketsvc does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiosqlite
 import orjson
@@ -36,30 +46,60 @@ TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE = (
 )
 
 
+class ThreadWriter:
+    """One ``sqlite3`` connection in one thread of its own: each call runs whole in that thread."""
+
+    def __init__(self, path: str) -> None:
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="baseline-writer")
+        self.conn = self.executor.submit(_connect, path).result()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, fn, self.conn, *args)
+
+    async def close(self) -> None:
+        await self.run(sqlite3.Connection.close)
+        self.executor.shutdown()
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
 class SqliteStore:
-    def __init__(self, connections: list[aiosqlite.Connection]) -> None:
-        self.all = connections
+    def __init__(self, readers: list[aiosqlite.Connection], writer: ThreadWriter | None) -> None:
+        self.readers = readers
         self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        for conn in connections:
+        for conn in readers:
             self.idle.put_nowait(conn)
+        self.only_reader = readers[0] if len(readers) == 1 else None
+        self.writer = writer
 
     @classmethod
-    async def open(cls, url: str, size: int) -> SqliteStore:
+    async def open(cls, url: str, readers: int, thread_writer: bool) -> SqliteStore:
         path = url.split(":///", 1)[1]
         connections = []
-        for _ in range(size):
+        for _ in range(readers):
             conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
             connections.append(conn)
-        return cls(connections)
+        return cls(connections, ThreadWriter(path) if thread_writer else None)
 
     async def close(self) -> None:
-        for conn in self.all:
+        for conn in self.readers:
             await conn.close()
+        if self.writer is not None:
+            await self.writer.close()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self.only_reader is not None:
+            yield self.only_reader
+            return
         conn = await self.idle.get()
         try:
             yield conn
@@ -67,6 +107,8 @@ class SqliteStore:
             self.idle.put_nowait(conn)
 
     async def _fetch(self, query: str, params: tuple) -> list:
+        if self.only_reader is not None:  # one hop to its thread, no pool
+            return list(await self.only_reader.execute_fetchall(query, params))
         async with self.connection() as conn:
             return list(await conn.execute_fetchall(query, params))
 
@@ -91,6 +133,9 @@ class SqliteStore:
 
     async def place_order(self, customer_id: int, lines: list[tuple[int, int]]) -> tuple:
         placed_at = sqlite_now()
+        if self.writer is not None:
+            order_id, taken = await self.writer.run(_place_in_thread, customer_id, placed_at, lines)
+            return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken
         async with self.connection() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
@@ -132,4 +177,32 @@ async def _place(
         unknown = [i for i in short if not await conn.execute_fetchall(ITEM_EXISTS, (i,))]
         raise UnknownItems(unknown) if unknown else OutOfStock(short)
     await conn.executemany(INSERT_LINE, [(order_id, *line) for line in taken])
+    return order_id, taken
+
+
+def _place_in_thread(
+    conn: sqlite3.Connection, customer_id: int, placed_at: str, lines: list[tuple[int, int]]
+) -> tuple[int, list[tuple]]:
+    """``_place`` as one call in the writer's thread, in one ``BEGIN IMMEDIATE`` transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            order_id = conn.execute(INSERT_ORDER, (customer_id, placed_at)).fetchall()[0][0]
+        except sqlite3.IntegrityError:
+            raise UnknownCustomer() from None
+        taken, short = [], []
+        for item_id, quantity in lines:
+            found = next(iter(conn.execute(TAKE_STOCK, (item_id, quantity)).fetchall()), None)
+            if found:
+                taken.append((item_id, found[0], found[1], quantity))
+            else:
+                short.append(item_id)
+        if short:
+            unknown = [i for i in short if not conn.execute(ITEM_EXISTS, (i,)).fetchone()]
+            raise UnknownItems(unknown) if unknown else OutOfStock(short)
+        conn.executemany(INSERT_LINE, [(order_id, *line) for line in taken])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     return order_id, taken

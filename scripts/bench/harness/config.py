@@ -17,6 +17,15 @@ STOCK = 1_000_000_000  # restocked to this once after seeding: POST rounds never
 JWT_SECRET = "benchmark-only-secret-0123456789abcdef0123456789"
 
 
+# the baseline's BASELINE_STRATEGY (scripts/bench/baseline/app.py says what each does)
+BASELINE_STRATEGIES = {
+    "limit": "one aiosqlite connection per worker for reads, one sqlite3 writer thread (a whole "
+    "placement per call); an asyncpg pool "
+    "of 8 per worker",
+    "like": "marketsvc's pool settings on both databases",
+}
+
+
 @dataclass(frozen=True)
 class Plan:
     customers: int
@@ -38,6 +47,7 @@ class Plan:
     keep: bool
     reuse: bool
     profile: int
+    baseline: str = "limit"
 
 
 def parse(argv: list[str] | None = None) -> Plan:
@@ -86,6 +96,12 @@ def parse(argv: list[str] | None = None) -> Plan:
         metavar="SECONDS",
         help="afterwards, py-spy one marketsvc worker per route for SECONDS (not measured)",
     )
+    p.add_argument(
+        "--baseline",
+        choices=BASELINE_STRATEGIES,
+        default="limit",
+        help="limit: the baseline's best connection strategy per database; like: marketsvc's",
+    )
     a = p.parse_args(argv)
     backends = tuple(b for b in a.backends.split(",") if b)
     routes = tuple(r for r in a.routes.split(",") if r)
@@ -115,4 +131,5 @@ def parse(argv: list[str] | None = None) -> Plan:
         keep=a.keep,
         reuse=a.reuse,
         profile=a.profile,
+        baseline=a.baseline,
     )

@@ -50,7 +50,7 @@ def run(plan: Plan) -> int:
     pg_version = dbs.check_postgres(plan) if "postgresql" in plan.backends else None
     plan.workdir.mkdir(parents=True, exist_ok=True)
     plan.results.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MARKETSVC_JWT_SECRET": JWT_SECRET}
+    env = {**os.environ, "MARKETSVC_JWT_SECRET": JWT_SECRET, "BASELINE_STRATEGY": plan.baseline}
     env.pop("MARKETSVC_DATABASE_URL", None)
     results = []
     for backend in plan.backends:

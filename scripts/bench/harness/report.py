@@ -10,7 +10,7 @@ import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.config import ROOT, Plan
+from harness.config import BASELINE_STRATEGIES, ROOT, Plan
 
 LABELS = {
     "customer": "GET /api/v1/customers/{id}",
@@ -70,6 +70,8 @@ def header(plan: Plan, pg_version: str | None) -> list[str]:
         f"{plan.warmup}s warm-up; marketsvc and baseline alternate (A B A B); median of "
         f"{plan.repeat} run(s)",
         f"- Data: {data} (`python -m marketsvc seed --random-seed 1`)",
+        f"- Baseline strategy: {plan.baseline} ({BASELINE_STRATEGIES[plan.baseline]}; "
+        "`--baseline like|limit`)",
         "",
     ]
 
