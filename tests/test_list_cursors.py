@@ -3,12 +3,11 @@ order, through inserts and deletes between pages; a changed or borrowed cursor i
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.links import MAX_PAGES
+from tests.links import MAX_PAGES, next_link
 from tests.ordering import place
 from tests.pets_api import make_pet, make_user
 
@@ -20,15 +19,6 @@ LISTS = [
     "/api/v1/pets",
     "/api/v1/users/{user}/pets",
 ]
-
-
-def next_link(resp) -> str | None:
-    link = resp.headers.get("Link")
-    if link is None:
-        return None
-    target = re.fullmatch(r'<([^>]+)>; rel="next"', link)
-    assert target is not None, link
-    return target[1]
 
 
 async def pages(client, headers, path: str) -> list[list[int]]:
