@@ -390,7 +390,8 @@ async def test_sqlite_locked_past_the_writer_timeout_is_503(
     path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
 
     async def fault() -> None:
-        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        # the app's writers hold the lock in turns under load: wait for one, then keep it
+        with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as other:
             other.execute("BEGIN IMMEDIATE")
             await asyncio.sleep(3.0)
             other.execute("ROLLBACK")

@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 from marketsvc.db_accessor.outbox import FeedFilter, Position, cursor_of
 from marketsvc.errors import InvalidRequest
 from marketsvc.events.envelope import envelope
+from marketsvc.handlers.examples import ORDER_PLACED_EVENT
 from marketsvc.ops.metrics import FEED_READERS, WAKEUP_LATENCY
 from marketsvc.schemas.events import Cursor, EventsQuery, any_event
 from marketsvc.services.feed import wait_for_page
@@ -38,6 +39,7 @@ _CURSOR = Cursor()
     tag="events",
     query=EventsQuery(),
     response=any_event(),
+    response_example=ORDER_PLACED_EVENT,
     stream=True,
     errors=(410,),
     headers=(LAST_EVENT_ID,),

@@ -26,3 +26,15 @@ PET = {"id": 11, "name": "Rex", "user": {"id": 3, "name": "Ada"}}
 NEW_PET = {"name": "Rex", "user_id": 3}
 PET_NAME = {"name": "Rex"}
 RELEASE = {"user_id": None}
+ORDER_PLACED_EVENT: dict[str, Any] = {
+    "specversion": "1.0",
+    "id": "a307bc95-7891-4d57-996c-2679fb828880",
+    "source": "/marketsvc",
+    "type": "com.marketsvc.order.placed.v1",
+    "subject": "orders/501",
+    "time": "2026-11-24T09:14:49.628Z",
+    "datacontenttype": "application/json",
+    "resourceversion": 1,
+    "cursor": "0-4",
+    "data": ORDER,
+}

@@ -30,7 +30,8 @@ class Cursor(fields.String):
     """A feed position, ``<txid>-<id>`` on the wire, a ``(txid, id)`` pair once loaded."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(metadata={"pattern": CURSOR_PATTERN}, **kwargs)
+        metadata = {"pattern": CURSOR_PATTERN} | kwargs.pop("metadata", {})
+        super().__init__(metadata=metadata, **kwargs)
 
     # marshmallow's String declares str: this field validates the wire form and loads the
     # (txid, id) pair the feed queries need (the document still says type: string)
@@ -47,11 +48,35 @@ class Cursor(fields.String):
 
 
 class EventsQuery(StrictSchema):
-    after = Cursor()
-    type = fields.String(validate=validate.OneOf(sorted(t.type for t in CATALOGUE.values())))
-    subject = Text(validate=validate.Length(min=1, max=100))  # no NUL: PostgreSQL refuses it
-    limit = QueryInt(validate=validate.Range(min=1, max=MAX_PAGE), load_default=DEFAULT_LIMIT)
-    wait = QueryInt(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS), load_default=0)
+    after = Cursor(
+        metadata={
+            "description": "The events after this cursor (an event's `cursor`); from the"
+            " oldest kept when absent. Past retention: 410."
+        }
+    )
+    type = fields.String(
+        validate=validate.OneOf(sorted(t.type for t in CATALOGUE.values())),
+        metadata={"description": "Only events of this type."},
+    )
+    subject = Text(  # no NUL: PostgreSQL refuses it
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only events about this resource, such as `orders/42`."},
+    )
+    limit = QueryInt(
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        load_default=DEFAULT_LIMIT,
+        metadata={
+            "description": f"At most this many events, oldest first (default {DEFAULT_LIMIT})."
+        },
+    )
+    wait = QueryInt(
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        load_default=0,
+        metadata={
+            "description": "Seconds to hold an empty answer for the next event (0: none;"
+            " capped by MARKETSVC_EVENTS_MAX_WAIT_SECONDS)."
+        },
+    )
 
 
 class EventEnvelope(StrictSchema):

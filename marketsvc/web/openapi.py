@@ -302,6 +302,11 @@ def _success_content(spec: Endpoint) -> dict[str, Any]:
     content = _json_content(spec)
     for media_type in spec.extra_media_types:
         content[media_type] = {"schema": {"type": "string"}}
+        if media_type == "text/event-stream" and spec.response_example is not None:
+            event = spec.response_example  # one Server-Sent Event carrying the example
+            data = orjson.dumps(event).decode()
+            frame = f"id: {event['cursor']}\nevent: {event['type']}\ndata: {data}\n\n"
+            content[media_type]["example"] = frame
     return content
 
 
