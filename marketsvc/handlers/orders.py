@@ -24,6 +24,7 @@ from marketsvc.schemas.orders import (
     dump_total,
     dump_totals,
 )
+from marketsvc.services.order_moves import move_order
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE, PRINCIPAL
 from marketsvc.web.routing import Access, endpoint
@@ -176,7 +177,5 @@ async def get_order_total(request: web.Request) -> web.Response:
 async def change_order_status(request: web.Request) -> web.Response:
     order_id = path_id(request)
     target = (await read_body(request))["status"]
-    async with request.app[DATABASE].change() as session:
-        order = await orders.change_status(session, order_id, target, scope_of(request))
-        await record.order_moved(session, order, request[PRINCIPAL])
+    order = await move_order(request.app[DATABASE], order_id, target, request[PRINCIPAL])
     return json_response(dump_order(order))
