@@ -242,3 +242,16 @@ class EventPurge(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     txid: Mapped[int] = mapped_column(BigInteger)
     event_row: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventConsumer(Base):
+    """A named follower of the feed: the position it has finished with, and the lease of the
+    one process that follows it now (see ``db_accessor.consumers``)."""
+
+    __tablename__ = "event_consumers"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)  # with event_row: an outbox.Position
+    event_row: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
