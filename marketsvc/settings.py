@@ -40,6 +40,46 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+# Seconds between webhook attempts (each the ceiling of a random, "full jitter" wait); the last
+# repeats until MARKETSVC_WEBHOOK_RETRY_FOR has passed since the first attempt.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(name: str, raw: str) -> float:
+    """``"90"``, ``"90s"``, ``"2m"``, ``"12h"``, ``"5d"``: seconds, positive."""
+    text = raw.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    try:
+        value = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be a duration like 30, 30s, 2m, 12h or 5d, got {raw!r}"
+        ) from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be a positive duration, got {raw!r}")
+    return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw is None or raw == "" else _seconds(name, raw)
+
+
+def _durations(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return tuple(_seconds(name, part) for part in raw.split(","))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false"):
+        raise SettingsError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw in ("1", "true")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -66,6 +106,13 @@ class Settings:
     events_retention_days: int = 30
     events_heartbeat_seconds: float = 15.0
     events_max_wait_seconds: int = 30
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_retry_for_seconds: float = 24 * 3600.0
+    webhook_disable_after_seconds: float = 5 * 24 * 3600.0
+    webhook_allow_private: bool = False
+    webhook_poll_seconds: float = 1.0
+    webhook_lease_seconds: float = 30.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +149,19 @@ class Settings:
             events_retention_days=_int(env, "MARKETSVC_EVENTS_RETENTION_DAYS", 30, 7),
             events_heartbeat_seconds=_float(env, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS", 15.0),
             events_max_wait_seconds=_int(env, "MARKETSVC_EVENTS_MAX_WAIT_SECONDS", 30),
+            webhook_timeout_seconds=_duration(env, "MARKETSVC_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            webhook_retry_schedule=_durations(
+                env, "MARKETSVC_WEBHOOK_RETRY_SCHEDULE", d.webhook_retry_schedule
+            ),
+            webhook_retry_for_seconds=_duration(
+                env, "MARKETSVC_WEBHOOK_RETRY_FOR", d.webhook_retry_for_seconds
+            ),
+            webhook_disable_after_seconds=_duration(
+                env, "MARKETSVC_WEBHOOK_DISABLE_AFTER", d.webhook_disable_after_seconds
+            ),
+            webhook_allow_private=_flag(env, "MARKETSVC_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_poll_seconds=_duration(env, "MARKETSVC_WEBHOOK_POLL_SECONDS", 1.0),
+            webhook_lease_seconds=_duration(env, "MARKETSVC_WEBHOOK_LEASE_SECONDS", 30.0),
         )
         settings.validate()
         return settings
@@ -126,6 +186,12 @@ class Settings:
             raise SettingsError("MARKETSVC_EVENTS_HEARTBEAT_SECONDS must be > 0")
         if self.events_max_wait_seconds > 30:
             raise SettingsError("MARKETSVC_EVENTS_MAX_WAIT_SECONDS must be 0 to 30")
+        if self.webhook_timeout_seconds <= 0 or self.webhook_poll_seconds <= 0:
+            raise SettingsError(
+                "MARKETSVC_WEBHOOK_TIMEOUT_SECONDS and MARKETSVC_WEBHOOK_POLL_SECONDS must be > 0"
+            )
+        if self.webhook_lease_seconds < 1:
+            raise SettingsError("MARKETSVC_WEBHOOK_LEASE_SECONDS must be at least 1 second")
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(
