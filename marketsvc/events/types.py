@@ -14,6 +14,7 @@ from marketsvc.schemas.customers import CustomerOut
 from marketsvc.schemas.event_data import ItemUpdatedData, OrderCancelledData
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
+from marketsvc.schemas.webhook_subscriptions import SubscriptionOut
 
 TYPE_PREFIX = "com.marketsvc."
 DATA_CONTENT_TYPE = "application/json"
@@ -49,6 +50,11 @@ CATALOGUE: dict[str, EventType] = {
         EventType("item.updated", ItemUpdatedData, "An item was edited: new values, and old."),
         EventType("item.out_of_stock", ItemOut, "An item's stock fell to zero."),
         EventType("item.back_in_stock", ItemOut, "An item's stock rose from zero."),
+        EventType(
+            "webhook_subscription.disabled",
+            SubscriptionOut,
+            "A webhook subscription was disabled: its deliveries failed for too long.",
+        ),
     )
 }
 BY_TYPE = {t.type: t for t in CATALOGUE.values()}

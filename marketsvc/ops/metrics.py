@@ -182,3 +182,22 @@ WAKEUP_LATENCY = Histogram(
     ["mode"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")
+WEBHOOK_DELIVERIES = Counter(
+    "marketsvc_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: " + ", ".join(WEBHOOK_OUTCOMES),
+    ["outcome"],
+)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(_outcome)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "marketsvc_webhook_attempt_duration_seconds",
+    "Time from sending a webhook POST to its answer, timeout or error",
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_DISABLED = Gauge(
+    "marketsvc_webhook_subscriptions_disabled",
+    "Webhook subscriptions disabled after failing for too long (as the database last said)",
+    multiprocess_mode="max",
+)

@@ -1,0 +1,364 @@
+"""Webhook subscriptions, their deliveries and every attempt: the SQL.
+
+A delivery is eligible to be sent when it is ``pending``, due (``next_attempt_at``), not leased
+by a live sender, its subscription is active, and it is the oldest pending delivery of its
+subscription about its subject: a later event about the same resource waits while an earlier
+one retries, and events about other resources go on. Deliveries are inserted in feed order, so
+their ids order each subject's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from marketsvc.db_accessor.core import Executor, dialect_name, execute
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream
+from marketsvc.errors import NotFound
+from marketsvc.store.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+    utcnow,
+)
+
+SUBSCRIPTION_COLUMNS = tuple(
+    c for c in WebhookSubscription.__table__.c if c.name not in ("secret", "previous_secret")
+)
+
+
+class SubscriptionNotFound(NotFound):
+    def __init__(self, subscription_id: int) -> None:
+        super().__init__(f"webhook subscription {subscription_id} does not exist")
+
+
+class DeliveryNotFound(NotFound):
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(f"webhook delivery {delivery_id} does not exist")
+
+
+def types_column(types: Sequence[str] | None) -> str | None:
+    return None if types is None else orjson.dumps(sorted(set(types))).decode()
+
+
+def types_of(stored: str | None) -> list[str] | None:
+    return None if stored is None else list(orjson.loads(stored))
+
+
+async def create_subscription(
+    db: Executor, url: str, types: Sequence[str] | None, description: str, secret: str
+) -> Row[Any]:
+    now = utcnow()
+    stmt = (
+        insert(WebhookSubscription)
+        .values(
+            url=url,
+            event_types=types_column(types),
+            description=description,
+            status="active",
+            secret=secret,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*SUBSCRIPTION_COLUMNS)
+    )
+    return (await execute(db, stmt)).one()
+
+
+async def get_subscription(db: Executor, subscription_id: int, lock: bool = False) -> Row[Any]:
+    stmt = select(*WebhookSubscription.__table__.c).where(WebhookSubscription.id == subscription_id)
+    if lock and dialect_name(db) == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await execute(db, stmt)).first()
+    if row is None:
+        raise SubscriptionNotFound(subscription_id)
+    return row
+
+
+async def update_subscription(
+    db: Executor, subscription_id: int, changes: dict[str, Any]
+) -> Row[Any]:
+    values = dict(changes)
+    if "event_types" in values:
+        values["event_types"] = types_column(values["event_types"])
+    stmt = (
+        update(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id)
+        .values(**values, updated_at=utcnow())
+        .returning(*SUBSCRIPTION_COLUMNS)
+    )
+    row = (await execute(db, stmt)).first()
+    if row is None:
+        raise SubscriptionNotFound(subscription_id)
+    return row
+
+
+async def delete_subscription(db: Executor, subscription_id: int) -> None:
+    stmt = delete(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
+    if (await execute(db, stmt)).rowcount == 0:
+        raise SubscriptionNotFound(subscription_id)
+
+
+async def stream_subscriptions(
+    session: Any, after_id: int = 0, limit: int | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> ChunkStream[Row[Any]]:
+    stmt = (
+        select(*SUBSCRIPTION_COLUMNS)
+        .where(WebhookSubscription.id > after_id)
+        .order_by(WebhookSubscription.id)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = await (await session.connection()).stream(stmt.execution_options(yield_per=chunk_rows))
+    try:
+        async for chunk in result.partitions():
+            yield chunk
+    finally:
+        await result.close()
+
+
+async def active_subscriptions(db: Executor) -> Sequence[Row[Any]]:
+    stmt = select(WebhookSubscription.id, WebhookSubscription.event_types).where(
+        WebhookSubscription.status == "active"
+    )
+    return (await execute(db, stmt)).all()
+
+
+async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> None:
+    """``rows``: subscription_id, event_row, event_id, subject, type, body (in feed order)."""
+    if rows:
+        now = utcnow()
+        base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        await execute(db, insert(WebhookDelivery), [base | row for row in rows])
+
+
+def _eligible(now: datetime) -> Any:
+    earlier = aliased(WebhookDelivery)
+    older_pending = exists().where(
+        earlier.subscription_id == WebhookDelivery.subscription_id,
+        earlier.subject == WebhookDelivery.subject,
+        earlier.status == "pending",
+        earlier.id < WebhookDelivery.id,
+    )
+    return and_(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= now,
+        or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        WebhookSubscription.status == "active",
+        ~older_pending,
+    )
+
+
+def _due(now: datetime, limit: int) -> Any:
+    return (
+        select(WebhookDelivery.id)
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(_eligible(now))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+    )
+
+
+async def any_due(db: Executor, now: datetime) -> bool:
+    """A cheap read (no lock, no write) before a claim."""
+    return (await execute(db, _due(now, 1))).first() is not None
+
+
+CLAIMED_COLUMNS = (
+    WebhookDelivery.id,
+    WebhookDelivery.subscription_id,
+    WebhookDelivery.event_id,
+    WebhookDelivery.type,
+    WebhookDelivery.body,
+    WebhookDelivery.attempts,
+    WebhookDelivery.first_attempt_at,
+    WebhookSubscription.url,
+    WebhookSubscription.secret,
+    WebhookSubscription.previous_secret,
+    WebhookSubscription.previous_until,
+)
+
+
+async def claim_due(
+    db: Executor, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Lease up to ``limit`` eligible deliveries to ``owner`` (in the caller's short
+    transaction). PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so that senders on other workers and
+    instances pass over each other's rows; SQLite: writers are serial."""
+    due = _due(now, limit)
+    if dialect_name(db) == "postgresql":
+        due = due.with_for_update(of=WebhookDelivery, skip_locked=True)
+    ids = [row.id for row in (await execute(db, due)).all()]
+    if not ids:
+        return []
+    await execute(
+        db,
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(ids))
+        .values(lease_owner=owner, lease_until=lease_until),
+    )
+    stmt = (
+        select(*CLAIMED_COLUMNS)
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(WebhookDelivery.id.in_(ids))
+        .order_by(WebhookDelivery.id)
+    )
+    return (await execute(db, stmt)).all()
+
+
+async def record_attempt(
+    db: Executor,
+    delivery_id: int,
+    owner: str,
+    attempt: dict[str, Any],
+    outcome: dict[str, Any],
+) -> bool:
+    """Add the attempt; apply ``outcome`` (status, attempts, next_attempt_at...) and drop the
+    lease if ``owner`` still holds it. False if the lease had passed to another sender (its
+    own attempt will say what happened)."""
+    await execute(db, insert(WebhookAttempt).values(delivery_id=delivery_id, **attempt))
+    stmt = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_owner == owner)
+        .values(**outcome, lease_owner=None, lease_until=None)
+    )
+    return (await execute(db, stmt)).rowcount == 1
+
+
+async def mark_failing(db: Executor, subscription_id: int, since: datetime) -> datetime:
+    """Note that the subscription's deliveries fail (from ``since`` unless already); when its
+    failures began."""
+    await execute(
+        db,
+        update(WebhookSubscription)
+        .where(
+            WebhookSubscription.id == subscription_id, WebhookSubscription.failing_since.is_(None)
+        )
+        .values(failing_since=since),
+    )
+    stmt = select(WebhookSubscription.failing_since).where(
+        WebhookSubscription.id == subscription_id
+    )
+    value = (await execute(db, stmt)).scalar_one_or_none()
+    return value or since
+
+
+async def mark_healthy(db: Executor, subscription_id: int) -> None:
+    await execute(
+        db,
+        update(WebhookSubscription)
+        .where(
+            WebhookSubscription.id == subscription_id,
+            WebhookSubscription.failing_since.is_not(None),
+        )
+        .values(failing_since=None),
+    )
+
+
+async def disable(db: Executor, subscription_id: int) -> Row[Any] | None:
+    """Disable an active subscription; its row, or None if it was not active."""
+    stmt = (
+        update(WebhookSubscription)
+        .where(WebhookSubscription.id == subscription_id, WebhookSubscription.status == "active")
+        .values(status="disabled", updated_at=utcnow())
+        .returning(*SUBSCRIPTION_COLUMNS)
+    )
+    return (await execute(db, stmt)).first()
+
+
+async def count_disabled(db: Executor) -> int:
+    stmt = select(func.count()).where(WebhookSubscription.status == "disabled")
+    return int((await execute(db, stmt)).scalar_one())
+
+
+DELIVERY_COLUMNS = tuple(c for c in WebhookDelivery.__table__.c if c.name not in ("body",))
+ATTEMPT_COLUMNS = (
+    WebhookAttempt.delivery_id,
+    WebhookAttempt.at,
+    WebhookAttempt.status_code,
+    WebhookAttempt.latency_ms,
+    WebhookAttempt.error,
+    WebhookAttempt.next_attempt_at,
+)
+
+
+async def stream_deliveries(
+    session: Any,
+    subscription_id: int,
+    after_id: int = 0,
+    limit: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    status: str | None = None,
+) -> ChunkStream[dict[str, Any]]:
+    """A subscription's deliveries in id order, each with its attempts (one query a chunk).
+
+    Keyset chunks rather than a server-side cursor: each chunk's attempts are read on the same
+    connection before the next chunk."""
+    await get_subscription(session, subscription_id)
+    conn = await session.connection()
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = chunk_rows if remaining is None else min(chunk_rows, remaining)
+        stmt = select(*DELIVERY_COLUMNS).where(
+            WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.id > after_id
+        )
+        if status is not None:
+            stmt = stmt.where(WebhookDelivery.status == status)
+        chunk = (await conn.execute(stmt.order_by(WebhookDelivery.id).limit(size))).all()
+        if not chunk:
+            return
+        yield await _with_attempts(conn, chunk)
+        after_id = chunk[-1].id
+        if remaining is not None:
+            remaining -= len(chunk)
+        if len(chunk) < size:
+            return
+
+
+async def _with_attempts(db: Executor, chunk: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    ids = [row.id for row in chunk]
+    stmt = (
+        select(*ATTEMPT_COLUMNS)
+        .where(WebhookAttempt.delivery_id.in_(ids))
+        .order_by(WebhookAttempt.delivery_id, WebhookAttempt.id)
+    )
+    attempts: dict[int, list[Any]] = {i: [] for i in ids}
+    for attempt in (await execute(db, stmt)).all():
+        attempts[attempt.delivery_id].append(attempt)
+    return [dict(row._mapping) | {"attempt_log": attempts[row.id]} for row in chunk]
+
+
+async def get_delivery(db: Executor, delivery_id: int) -> Row[Any]:
+    stmt = select(*WebhookDelivery.__table__.c).where(WebhookDelivery.id == delivery_id)
+    row = (await execute(db, stmt)).first()
+    if row is None:
+        raise DeliveryNotFound(delivery_id)
+    return row
+
+
+async def delivery_with_attempts(db: Executor, delivery_id: int) -> dict[str, Any]:
+    stmt = select(*DELIVERY_COLUMNS).where(WebhookDelivery.id == delivery_id)
+    row = (await execute(db, stmt)).first()
+    if row is None:
+        raise DeliveryNotFound(delivery_id)
+    return (await _with_attempts(db, [row]))[0]
+
+
+async def copy_delivery(db: Executor, delivery_id: int) -> int:
+    """A new pending delivery of the same event to the same subscription; its id."""
+    row = await get_delivery(db, delivery_id)
+    fields = ("subscription_id", "event_row", "event_id", "subject", "type", "body")
+    return await insert_delivery(db, {f: getattr(row, f) for f in fields})
+
+
+async def insert_delivery(db: Executor, row: dict[str, Any]) -> int:
+    """One new pending delivery (a redelivery, a ping); its id."""
+    now = utcnow()
+    values = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+    stmt = insert(WebhookDelivery).values(**values, **row).returning(WebhookDelivery.id)
+    return int((await execute(db, stmt)).scalar_one())

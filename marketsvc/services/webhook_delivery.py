@@ -1,0 +1,229 @@
+"""Send webhook deliveries: every worker, every instance, at least once, in order per subject.
+
+A sender claims due deliveries in a short transaction of its own (``webhooks.claim_due``: a
+lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
+PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, POSTs
+each claimed delivery with no transaction open, then records the attempt and its outcome in
+another short transaction. A sender that dies between claim and record leaves a lease that runs
+out: the delivery is sent again (a duplicate the receiver drops by ``webhook-id``), never lost.
+
+Outcome: a 2xx is delivered. Anything else (another status, a timeout, a refused or failed
+connection) is retried after a random wait between 0 and the schedule's next step ("full
+jitter"; ``MARKETSVC_WEBHOOK_RETRY_SCHEDULE``, default 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h, 8h, then
+8h again) until ``MARKETSVC_WEBHOOK_RETRY_FOR`` (default 24h) has passed since the first attempt:
+then it is failed. A subscription whose attempts have all failed for
+``MARKETSVC_WEBHOOK_DISABLE_AFTER`` (default 5 days) is disabled, and the event
+``webhook_subscription.disabled`` records it (in the same transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from marketsvc.db_accessor import outbox, webhooks
+from marketsvc.events.types import NewEvent
+from marketsvc.ops.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES, WEBHOOK_DISABLED
+from marketsvc.schemas.webhooks import dump_subscription
+from marketsvc.services.webhook_signing import signed_headers
+from marketsvc.services.webhook_targets import TargetRefused, literal_refusal, resolver_for
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.store.models import utcnow
+from marketsvc.web.keys import DATABASE, SETTINGS
+
+log = logging.getLogger("marketsvc.webhooks.delivery")
+BATCH = 20  # deliveries claimed at once by one sender
+MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
+MAX_ERROR_LENGTH = 500
+GAUGE_EVERY_S = 30.0
+USER_AGENT = "marketsvc-webhooks/1"
+
+
+def process_owner() -> str:
+    """A name for this process's leases, unique across hosts, processes and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def next_wait(settings: Settings, attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: full jitter under the schedule's step."""
+    schedule = settings.webhook_retry_schedule
+    return random.uniform(0, schedule[min(attempts - 1, len(schedule) - 1)])
+
+
+class Sender:
+    """One per worker: claims and sends due deliveries, records what happened."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.owner = process_owner()
+        self.wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._gauge_at = 0.0
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(resolver=resolver_for(self.settings), limit=100)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send_due(self) -> int:
+        """Claim what is due and send it; how many were sent."""
+        now = utcnow()
+        async with self.database.read() as conn:
+            if not await webhooks.any_due(conn, now):
+                return 0
+        lease = timedelta(
+            seconds=self.settings.webhook_timeout_seconds + self.settings.webhook_lease_seconds
+        )
+        async with self.database.change_rows() as conn:
+            claimed = await webhooks.claim_due(conn, self.owner, now, now + lease, BATCH)
+        await asyncio.gather(*(self.deliver(row) for row in claimed))
+        return len(claimed)
+
+    async def deliver(self, row: Any) -> None:
+        """POST one claimed delivery (no transaction open) and record the attempt."""
+        body = row.body.encode()
+        secrets = [row.secret]
+        if row.previous_secret and row.previous_until and row.previous_until > utcnow():
+            secrets.append(row.previous_secret)
+        headers = signed_headers(secrets, row.event_id, int(time.time()), body)
+        headers["Content-Type"] = "application/json"
+        at, started = utcnow(), time.perf_counter()
+        status_code, error = await self._post(row.url, body, headers)
+        elapsed = time.perf_counter() - started
+        WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
+        await self._record(row, at, status_code, error, elapsed)
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        refused = literal_refusal(url, self.settings)
+        if refused is not None:
+            return None, f"refused: {refused}"
+        try:
+            async with self.session().post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                await resp.content.read(MAX_RESPONSE_BYTES)
+                status = resp.status
+        except TimeoutError:
+            return None, f"timed out after {self.settings.webhook_timeout_seconds:g} s"
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.os_error
+            if isinstance(cause, TargetRefused):
+                return None, str(cause)
+            return None, f"cannot connect: {cause}"[:MAX_ERROR_LENGTH]
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+        if 200 <= status < 300:
+            return status, None
+        return status, f"answered {status}"
+
+    async def _record(
+        self, row: Any, at: datetime, status_code: int | None, error: str | None, elapsed: float
+    ) -> None:
+        now = utcnow()
+        attempts = row.attempts + 1
+        first = row.first_attempt_at or at
+        outcome: dict[str, Any] = {"attempts": attempts, "first_attempt_at": first}
+        if error is None:
+            outcome |= {"status": "delivered", "delivered_at": now}
+            label, next_at = "delivered", None
+        elif (now - first).total_seconds() >= self.settings.webhook_retry_for_seconds:
+            outcome |= {"status": "failed"}
+            label, next_at = "failed", None
+        else:
+            next_at = now + timedelta(seconds=next_wait(self.settings, attempts))
+            outcome |= {"next_attempt_at": next_at}
+            label = "retrying"
+        attempt = {
+            "at": at,
+            "status_code": status_code,
+            "latency_ms": round(elapsed * 1000),
+            "error": error,
+            "next_attempt_at": next_at,
+        }
+        async with self.database.change_rows() as conn:
+            await webhooks.record_attempt(conn, row.id, self.owner, attempt, outcome)
+            if error is None:
+                await webhooks.mark_healthy(conn, row.subscription_id)
+            else:
+                await self._note_failure(conn, row.subscription_id, at)
+        WEBHOOK_DELIVERIES.labels(label).inc()
+
+    async def _note_failure(self, conn: Any, subscription_id: int, at: datetime) -> None:
+        since = await webhooks.mark_failing(conn, subscription_id, at)
+        if (utcnow() - since).total_seconds() < self.settings.webhook_disable_after_seconds:
+            return
+        disabled = await webhooks.disable(conn, subscription_id)
+        if disabled is not None:
+            log.warning("webhook subscription %d disabled: failing since %s", disabled.id, since)
+            await outbox.record(
+                conn,
+                NewEvent(
+                    "webhook_subscription.disabled",
+                    f"webhook_subscriptions/{disabled.id}",
+                    dump_subscription(disabled),
+                ),
+            )
+            self._gauge_at = 0.0
+
+    async def publish_gauge(self) -> None:
+        if time.monotonic() - self._gauge_at < GAUGE_EVERY_S:
+            return
+        async with self.database.read() as conn:
+            WEBHOOK_DISABLED.set(await webhooks.count_disabled(conn))
+        self._gauge_at = time.monotonic()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.publish_gauge()
+                if await self.send_due():
+                    continue
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("webhook sending failed, will retry: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                    await self.wake.wait()
+            self.wake.clear()
+
+
+WEBHOOK_SENDER = web.AppKey("webhook_sender", Sender)
+
+
+async def webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: one sender per worker. Stopping it mid-POST leaves the lease to run
+    out: the delivery is sent again by whoever claims it next."""
+    sender = Sender(app[DATABASE], app[SETTINGS])
+    app[WEBHOOK_SENDER] = sender
+    task = asyncio.create_task(sender.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await sender.close()

@@ -1,0 +1,158 @@
+"""Fan events out to webhook subscriptions: one delivery per event and matching subscription.
+
+Every worker runs the relay, and the feed consumer ``"webhooks"`` (``db_accessor.consumers``)
+elects one of them across all workers and instances: the one holding its lease reads the feed
+after the consumer's position and, in ONE transaction, inserts a delivery for each active
+subscription whose types match and advances the position, so each event is fanned out exactly
+once (a relay that lost its lease rolls back). Reading the feed and claiming the lease are
+short transactions of their own; nothing here does network I/O. The others try for the lease
+every third of ``MARKETSVC_WEBHOOK_LEASE_SECONDS``, so a crashed relay is replaced within about
+one lease. A subscription receives the events fanned out after it was created (events already
+in the feed but not yet fanned out included); ``replay`` sends older ones.
+
+The relay wakes on the feed's wake-up (``services.feed_wakeup``: PostgreSQL NOTIFY, SQLite a
+short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``, and wakes this worker's sender after a
+fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from marketsvc.db_accessor import consumers, outbox, webhooks
+from marketsvc.events.envelope import encode, envelope
+from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
+from marketsvc.services.webhook_delivery import WEBHOOK_SENDER, process_owner
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.web.keys import DATABASE, SETTINGS
+
+log = logging.getLogger("marketsvc.webhooks.relay")
+CONSUMER = "webhooks"
+BATCH = 500
+HELD_BACK_S = 0.05
+
+
+class LeaseLost(Exception):
+    """Another relay took the consumer over: this one's fan-out must roll back."""
+
+
+def delivery_rows(
+    events: Sequence[Any], subscriptions: Sequence[Any], source: str
+) -> list[dict[str, Any]]:
+    """One delivery per event and subscription that takes its type, in feed order."""
+    wanted = [
+        (s.id, None if s.event_types is None else set(orjson.loads(s.event_types)))
+        for s in subscriptions
+    ]
+    rows = []
+    for event in events:
+        body: str | None = None
+        for subscription_id, types in wanted:
+            if types is not None and event.type not in types:
+                continue
+            body = body or encode(envelope(event, source)).decode()
+            rows.append(
+                {
+                    "subscription_id": subscription_id,
+                    "event_row": event.id,
+                    "event_id": event.event_id,
+                    "subject": event.subject,
+                    "type": event.type,
+                    "body": body,
+                }
+            )
+    return rows
+
+
+class Relay:
+    def __init__(self, database: Database, settings: Settings, wake_sender: asyncio.Event) -> None:
+        self.database = database
+        self.settings = settings
+        self.owner = process_owner()
+        self.wake_sender = wake_sender
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self.position: outbox.Position | None = None
+        self._claimed_at = 0.0
+
+    async def _hold_lease(self) -> bool:
+        """Claim or renew the consumer when a third of the lease has passed."""
+        if time.monotonic() - self._claimed_at < self.lease.total_seconds() / 3:
+            return self.position is not None
+        async with self.database.change_rows() as conn:
+            self.position = await consumers.claim(conn, CONSUMER, self.owner, self.lease)
+        self._claimed_at = time.monotonic()
+        return self.position is not None
+
+    async def step(self) -> tuple[int, bool]:
+        """Fan out the next batch if this process holds the lease: (events, held back)."""
+        if not await self._hold_lease() or self.position is None:
+            return 0, False
+        async with self.database.read() as conn:
+            page = await outbox.read_feed(conn, self.position, outbox.FeedFilter(), BATCH)
+        if not page.rows:
+            return 0, page.held_back
+        last = page.rows[-1]
+        try:
+            async with self.database.change_rows() as conn:
+                subscriptions = await webhooks.active_subscriptions(conn)
+                rows = delivery_rows(page.rows, subscriptions, self.settings.events_source)
+                await webhooks.insert_deliveries(conn, rows)
+                if not await consumers.advance(conn, CONSUMER, self.owner, (last.txid, last.id)):
+                    raise LeaseLost
+        except LeaseLost:
+            log.info("webhook relay lease passed to another process")
+            self.position, self._claimed_at = None, 0.0
+            return 0, False
+        self.position = (last.txid, last.id)
+        if rows:
+            self.wake_sender.set()
+        return len(page.rows), page.held_back
+
+    async def release(self) -> None:
+        if self.position is not None:
+            async with self.database.change_rows() as conn:
+                await consumers.release(conn, CONSUMER, self.owner)
+
+    async def run(self, wakeup: FeedWakeup) -> None:
+        while True:
+            seen = wakeup.generation
+            try:
+                moved, held_back = await self.step()
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("webhook relay failed, will retry: %s", exc)
+                moved, held_back = 0, False
+                self._claimed_at = 0.0
+            if moved == BATCH:
+                continue
+            if held_back:
+                await asyncio.sleep(HELD_BACK_S)
+                continue
+            poll = self.settings.webhook_poll_seconds
+            if self.position is None:  # not the relay: try for the lease now and then
+                await asyncio.sleep(min(poll, self.lease.total_seconds() / 3))
+            else:
+                await wakeup.wait(seen, poll)
+
+
+async def webhook_relay_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx`` (after the sender's and the feed wake-up's): the relay task; on a clean
+    stop it gives its lease up so that another process takes over at once."""
+    relay = Relay(app[DATABASE], app[SETTINGS], app[WEBHOOK_SENDER].wake)
+    task = asyncio.create_task(relay.run(app[FEED_WAKEUP]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
+        await relay.release()
