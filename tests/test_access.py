@@ -31,6 +31,8 @@ OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
 ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
 ANY_CUSTOMER = (401, 401, 401, 200, 200, 200)  # each sees only its own: see test below
 
+ADMIN_ACCEPTS = (401, 401, 401, 202, 403, 403)
+
 RULES = [
     Rule("GET", "/api/v1/items", PUBLIC_READ),
     Rule("GET", "/api/v1/items/{item}", PUBLIC_READ),
@@ -75,6 +77,23 @@ RULES = [
     Rule("GET", "/api/v1/pets/{pet}", ADMIN_ONLY),
     Rule("PATCH", "/api/v1/pets/{pet}", ADMIN_ONLY, {"user_id": None}),
     Rule("DELETE", "/api/v1/pets/{pet}", ADMIN_DELETES),
+    Rule("POST", "/api/v1/webhooks/subscriptions", ADMIN_CREATES, {"url": "https://1.1.1.1/a"}),
+    Rule("GET", "/api/v1/webhooks/subscriptions", ADMIN_ONLY),
+    Rule("GET", "/api/v1/webhooks/subscriptions/{subscription}", ADMIN_ONLY),
+    Rule(
+        "PATCH", "/api/v1/webhooks/subscriptions/{subscription}", ADMIN_ONLY, {"description": "d"}
+    ),
+    Rule("DELETE", "/api/v1/webhooks/subscriptions/{subscription}", ADMIN_DELETES),
+    Rule("POST", "/api/v1/webhooks/subscriptions/{subscription}/rotate", ADMIN_ONLY),
+    Rule("GET", "/api/v1/webhooks/subscriptions/{subscription}/deliveries", ADMIN_ONLY),
+    Rule(
+        "POST",
+        "/api/v1/webhooks/subscriptions/{subscription}/replay",
+        ADMIN_ACCEPTS,
+        {"since": "2000-01-01T00:00:00Z"},
+    ),
+    Rule("POST", "/api/v1/webhooks/subscriptions/{subscription}/ping", ADMIN_ACCEPTS),
+    Rule("POST", "/api/v1/webhooks/deliveries/{delivery}/redeliver", ADMIN_ACCEPTS),
 ]
 
 
@@ -115,6 +134,13 @@ async def build_world(client, admin) -> dict[str, int]:
     )
     world["user"] = await post("/api/v1/users", {"name": "Uri"})
     world["pet"] = await post(f"/api/v1/users/{world['user']}/pets", {"name": "Pip"})
+    # paused: its deliveries wait, so the test sends nothing over the network
+    world["subscription"] = await post(
+        "/api/v1/webhooks/subscriptions", {"url": "https://1.1.1.1/"}
+    )
+    hooks = f"/api/v1/webhooks/subscriptions/{world['subscription']}"
+    await client.patch(hooks, json={"status": "paused"}, headers=admin)
+    world["delivery"] = (await (await client.post(f"{hooks}/ping", headers=admin)).json())["id"]
     return world
 
 
@@ -168,6 +194,8 @@ def test_every_api_route_has_an_access_rule(settings) -> None:
         "{order}": "{id}",
         "{user}": "{id}",
         "{pet}": "{id}",
+        "{subscription}": "{id}",
+        "{delivery}": "{id}",
     }
     covered = set()
     for rule in RULES:
