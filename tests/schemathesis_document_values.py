@@ -17,6 +17,9 @@ WORDS_ONLY = [
     (r"query\.max_price", r"^Must not be below min_price\.$"),
     (r"query\.after_id", r"^after_id pages the id order only; use cursor\.$"),
     (r"query\.after_id", r"^Not with cursor: the cursor says where\.$"),
+    (r"body\.url", r"^The host .* (does not resolve|resolves to a refused address)"),
+    (r"body\.url", r"^The URL must use https\.$"),
+    (r"body", r"^Give exactly one of after and since\.$"),
     (r"header\.Idempotency-Key", r"^Already used with a different method, path or body\.$"),
 ]
 

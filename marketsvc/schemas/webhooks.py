@@ -16,6 +16,16 @@ __all__ = ["SubscriptionOut", "SubscriptionWithSecret"]
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 URL_LENGTH = 2000
+# the shape only; the service then checks the scheme (https outside development) and, unless
+# MARKETSVC_WEBHOOK_ALLOW_PRIVATE=1, that the host resolves to public addresses only
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[^\s#]*)?$"
+)
+URL_DESCRIPTION = (
+    "Where events are POSTed: https (http too in development), no credentials. Unless"
+    " MARKETSVC_WEBHOOK_ALLOW_PRIVATE=1, its host must resolve, and only to public addresses"
+    " (not loopback, private, link-local, metadata, multicast...): else 422."
+)
 DESCRIPTION_LENGTH = 500
 
 
@@ -32,15 +42,18 @@ def event_types_field(**kwargs: Any) -> fields.List[Any]:
 class SubscriptionCreate(StrictSchema):
     url = Text(
         required=True,
-        validate=validate.Length(min=1, max=URL_LENGTH),
-        metadata={"description": "https (http only in development); a public address."},
+        validate=[validate.Length(min=1, max=URL_LENGTH), validate.Regexp(URL_PATTERN)],
+        metadata={"description": URL_DESCRIPTION},
     )
     event_types = event_types_field(load_default=None)
     description = Text(validate=validate.Length(max=DESCRIPTION_LENGTH), load_default="")
 
 
 class SubscriptionPatch(StrictSchema):
-    url = Text(validate=validate.Length(min=1, max=URL_LENGTH))
+    url = Text(
+        validate=[validate.Length(min=1, max=URL_LENGTH), validate.Regexp(URL_PATTERN)],
+        metadata={"description": URL_DESCRIPTION},
+    )
     event_types = event_types_field()
     description = Text(validate=validate.Length(max=DESCRIPTION_LENGTH))
     status = fields.String(
@@ -83,8 +96,14 @@ class DeliveriesQuery(PageQuery):
 
 
 class ReplayRequest(StrictSchema):
-    after = Cursor(metadata={"description": "Every kept event after this feed cursor."})
-    since = UtcDateTime(metadata={"description": "Every kept event from this time on."})
+    """Exactly one of ``after`` and ``since``."""
+
+    after = Cursor(
+        metadata={"description": "Every kept event after this feed cursor (not with since)."}
+    )
+    since = UtcDateTime(
+        metadata={"description": "Every kept event from this time on (not with after)."}
+    )
 
     @validates_schema
     def _one_of(self, data: dict[str, Any], **_: Any) -> None:
