@@ -122,9 +122,10 @@ async def stream_subscriptions(
         await result.close()
 
 
-async def active_subscriptions(db: Executor) -> Sequence[Row[Any]]:
+async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:
+    """Subscriptions that get new deliveries: active ones, and paused ones (theirs wait)."""
     stmt = select(WebhookSubscription.id, WebhookSubscription.event_types).where(
-        WebhookSubscription.status == "active"
+        WebhookSubscription.status.in_(("active", "paused"))
     )
     return (await execute(db, stmt)).all()
 

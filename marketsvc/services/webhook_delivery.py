@@ -207,6 +207,8 @@ class Sender:
                     continue
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("webhook sending failed, will retry: %s", exc)
+            except Exception:  # a bug must not end the sender for the worker's life
+                log.exception("webhook sending failed, will retry")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self.wake.wait()

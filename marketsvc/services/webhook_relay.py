@@ -2,13 +2,14 @@
 
 Every worker runs the relay, and the feed consumer ``"webhooks"`` (``db_accessor.consumers``)
 elects one of them across all workers and instances: the one holding its lease reads the feed
-after the consumer's position and, in ONE transaction, inserts a delivery for each active
-subscription whose types match and advances the position, so each event is fanned out exactly
-once (a relay that lost its lease rolls back). Reading the feed and claiming the lease are
-short transactions of their own; nothing here does network I/O. The others try for the lease
-every third of ``MARKETSVC_WEBHOOK_LEASE_SECONDS``, so a crashed relay is replaced within about
-one lease. A subscription receives the events fanned out after it was created (events already
-in the feed but not yet fanned out included); ``replay`` sends older ones.
+after the consumer's position and, in ONE transaction, inserts a delivery for each active or
+paused subscription whose types match (a paused one's wait until it is resumed) and advances
+the position, so each event is fanned out exactly once (a relay that lost its lease rolls
+back). Reading the feed and claiming the lease are short transactions of their own; nothing
+here does network I/O. The others try for the lease every third of
+``MARKETSVC_WEBHOOK_LEASE_SECONDS``, so a crashed relay is replaced within about one lease. A
+subscription receives the events fanned out after it was created (events already in the feed
+but not yet fanned out included); ``replay`` sends older ones.
 
 The relay wakes on the feed's wake-up (``services.feed_wakeup``: PostgreSQL NOTIFY, SQLite a
 short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``, and wakes this worker's sender after a
@@ -105,7 +106,7 @@ class Relay:
         last = page.rows[-1]
         try:
             async with self.database.change_rows() as conn:
-                subscriptions = await webhooks.active_subscriptions(conn)
+                subscriptions = await webhooks.receiving_subscriptions(conn)
                 rows = delivery_rows(page.rows, subscriptions, self.settings.events_source)
                 await webhooks.insert_deliveries(conn, rows)
                 if not await consumers.advance(conn, CONSUMER, self.owner, (last.txid, last.id)):
@@ -131,6 +132,10 @@ class Relay:
                 moved, held_back = await self.step()
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("webhook relay failed, will retry: %s", exc)
+                moved, held_back = 0, False
+                self._claimed_at = 0.0
+            except Exception:  # a bug must not end the relay for the worker's life
+                log.exception("webhook relay step failed, will retry")
                 moved, held_back = 0, False
                 self._claimed_at = 0.0
             if moved == BATCH:
