@@ -19,7 +19,8 @@ URL_LENGTH = 2000
 # the shape only; the service then checks the scheme (https outside development) and, unless
 # MARKETSVC_WEBHOOK_ALLOW_PRIVATE=1, that the host resolves to public addresses only
 URL_PATTERN = (
-    r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?"
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"  # RFC 3986 path and query characters
 )
 URL_DESCRIPTION = (
