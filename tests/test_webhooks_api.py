@@ -12,7 +12,14 @@ from marketsvc.app import create_app
 from marketsvc.settings import Settings
 from tests.events_feed import feed
 from tests.test_metrics import sample, scrape
-from tests.test_webhooks_delivery import SUBSCRIPTIONS, fast, order_burst, subscribe, until
+from tests.test_webhooks_delivery import (
+    SUBSCRIPTIONS,
+    fast,
+    nothing_pending,
+    order_burst,
+    subscribe,
+    until,
+)
 from tests.webhook_receivers import Receiver
 
 
@@ -166,6 +173,7 @@ async def test_rotation_signs_with_both_secrets_and_ping_replay_redeliver_work(
         for bad in ({}, {"after": "0-1", "since": "2000-01-01T00:00:00Z"}, {"after": "x"}):
             assert (await client.post(f"{base}/replay", json=bad, headers=admin)).status == 422
 
+        await until(lambda: nothing_pending(client, admin), 20, "every attempt recorded")
         deliveries = await (await client.get(f"{base}/deliveries", headers=admin)).json()
         assert len(deliveries) == 9
         assert all(d["status"] == "delivered" and d["attempt_count"] == 1 for d in deliveries)

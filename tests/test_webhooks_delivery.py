@@ -26,7 +26,7 @@ def fast(settings: Settings, **overrides: Any) -> Settings:
     """Tiny waits, so that retries and lease expiries take a test seconds, not hours."""
     tiny = {
         "webhook_allow_private": True,
-        "webhook_timeout_seconds": 2.0,
+        "webhook_timeout_seconds": 10.0,  # a busy test machine is not a receiver timing out
         "webhook_retry_schedule": (0.05, 0.1, 0.2),
         "webhook_poll_seconds": 0.05,
         "webhook_lease_seconds": 1.0,
@@ -130,7 +130,7 @@ async def test_every_event_reaches_every_receiver_in_order_despite_failures_and_
     for receiver in receivers:
         await receiver.start()
     try:
-        config = fast(settings)
+        config = fast(settings, webhook_timeout_seconds=2.0)  # the hanging receiver: 3 s
         first = await aiohttp_client(create_app(config))
         secrets = {}
         for receiver in receivers:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -218,10 +219,27 @@ class Sender:
 WEBHOOK_SENDER = web.AppKey("webhook_sender", Sender)
 
 
+BACKGROUND_POOL_SIZE = 4
+WEBHOOK_DATABASE = web.AppKey("webhook_database", Database)
+
+
+def background_database(requests: Database, settings: Settings) -> Database:
+    """The webhook tasks' own small pool: background work never takes a connection a request
+    needs (nor shows in the request pool's metrics). On SQLite it queues for the write lock in
+    the same line as the requests' writers (see ``Database.change``)."""
+    database = Database(
+        dataclasses.replace(settings, pool_size=BACKGROUND_POOL_SIZE, max_overflow=0)
+    )
+    database._writers = requests._writers
+    return database
+
+
 async def webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: one sender per worker. Stopping it mid-POST leaves the lease to run
     out: the delivery is sent again by whoever claims it next."""
-    sender = Sender(app[DATABASE], app[SETTINGS])
+    database = background_database(app[DATABASE], app[SETTINGS])
+    app[WEBHOOK_DATABASE] = database
+    sender = Sender(database, app[SETTINGS])
     app[WEBHOOK_SENDER] = sender
     task = asyncio.create_task(sender.run())
     yield
@@ -229,3 +247,4 @@ async def webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await sender.close()
+    await database.dispose()
