@@ -149,7 +149,7 @@ async def test_every_event_reaches_every_receiver_in_order_despite_failures_and_
         # order per subject then rests on the delivery rule, not on the pace of the requests
         await set_status(first, admin, ids, "paused")
         await order_burst(first, admin)
-        await set_status(first, admin, ids, "active")
+        await set_status(first, admin, ids[:1] + ids[2:], "active")  # the hanging one: later
         # the healthy receiver holds the first order.cancelled it gets: the sender is mid-POST
         await asyncio.wait_for(healthy.arrived.wait(), 20)
         await first.close()  # the relay and sender stop between claim and record
@@ -157,6 +157,7 @@ async def test_every_event_reaches_every_receiver_in_order_despite_failures_and_
         healthy.gate.set()  # the receiver processes it, but nobody records the success
 
         second = await aiohttp_client(create_app(config))  # a new instance, same database
+        await set_status(second, admin, ids[1:2], "active")  # now the hanging receiver's turn
         events = await feed(second, admin)
         expected = {e["id"] for e in events}
         assert len(expected) >= 6 + 4 + 3  # placements, moves, customer and items

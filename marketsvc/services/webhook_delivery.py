@@ -47,7 +47,7 @@ from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.delivery")
-BATCH = 20  # deliveries claimed at once by one sender
+IN_FLIGHT = 20  # deliveries one sender POSTs at once (a slow receiver holds one slot)
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
 GAUGE_EVERY_S = 30.0
@@ -75,6 +75,7 @@ class Sender:
         self.wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._gauge_at = 0.0
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -88,11 +89,19 @@ class Sender:
         return self._session
 
     async def close(self) -> None:
+        """Stop: a POST in flight is abandoned (its lease runs out: it is sent again)."""
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
     async def send_due(self) -> int:
-        """Claim what is due and send it; how many were sent."""
+        """Claim what is due, as many as there are free slots, and start sending each (the
+        claim is committed first); how many were claimed."""
+        room = IN_FLIGHT - len(self._in_flight)
+        if room <= 0:
+            return 0
         now = utcnow()
         async with self.database.read() as conn:
             if not await webhooks.any_due(conn, now):
@@ -101,9 +110,24 @@ class Sender:
             seconds=self.settings.webhook_timeout_seconds + self.settings.webhook_lease_seconds
         )
         async with self.database.change_rows() as conn:
-            claimed = await webhooks.claim_due(conn, self.owner, now, now + lease, BATCH)
-        await asyncio.gather(*(self.deliver(row) for row in claimed))
+            claimed = await webhooks.claim_due(conn, self.owner, now, now + lease, room)
+        for row in claimed:
+            task = asyncio.create_task(self._deliver_logged(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
         return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self.wake.set()  # a slot is free
+
+    async def _deliver_logged(self, row: Any) -> None:
+        try:
+            await self.deliver(row)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # its lease runs out: again
+            log.warning("recording webhook delivery %d failed, will retry: %s", row.id, exc)
+        except Exception:
+            log.exception("webhook delivery %d failed, will retry", row.id)
 
     async def deliver(self, row: Any) -> None:
         """POST one claimed delivery (no transaction open) and record the attempt."""
