@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ class Settings:
     events_retention_days: int = 30
     events_heartbeat_seconds: float = 15.0
     events_max_wait_seconds: int = 30
+    payments_webhook_secret: str | None = None  # whsec_...: POST /api/v1/payments/events
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +104,7 @@ class Settings:
             events_retention_days=_int(env, "MARKETSVC_EVENTS_RETENTION_DAYS", 30, 7),
             events_heartbeat_seconds=_float(env, "MARKETSVC_EVENTS_HEARTBEAT_SECONDS", 15.0),
             events_max_wait_seconds=_int(env, "MARKETSVC_EVENTS_MAX_WAIT_SECONDS", 30),
+            payments_webhook_secret=env.get("MARKETSVC_PAYMENTS_WEBHOOK_SECRET") or None,
         )
         settings.validate()
         return settings
@@ -126,9 +129,22 @@ class Settings:
             raise SettingsError("MARKETSVC_EVENTS_HEARTBEAT_SECONDS must be > 0")
         if self.events_max_wait_seconds > 30:
             raise SettingsError("MARKETSVC_EVENTS_MAX_WAIT_SECONDS must be 0 to 30")
+        if self.payments_webhook_secret is not None:
+            _check_webhook_secret("MARKETSVC_PAYMENTS_WEBHOOK_SECRET", self.payments_webhook_secret)
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(
                 "MARKETSVC_JWT_SECRET must be set to at least 32 characters "
                 f"when MARKETSVC_ENV={self.environment!r}"
             )
+
+
+def _check_webhook_secret(name: str, secret: str) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and base64 of at least 24 bytes."""
+    raw = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except ValueError:
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 24:
+        raise SettingsError(f"{name} must be whsec_ followed by base64 of at least 24 bytes")

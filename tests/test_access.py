@@ -75,6 +75,8 @@ RULES = [
     Rule("GET", "/api/v1/pets/{pet}", ADMIN_ONLY),
     Rule("PATCH", "/api/v1/pets/{pet}", ADMIN_ONLY, {"user_id": None}),
     Rule("DELETE", "/api/v1/pets/{pet}", ADMIN_DELETES),
+    # no bearer token needed: a Standard Webhooks signature (tests/test_payments.py); unset here
+    Rule("POST", "/api/v1/payments/events", (503,) * 6, {"type": "payment.failed", "data": {}}),
 ]
 
 

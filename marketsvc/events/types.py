@@ -11,7 +11,11 @@ from typing import Any
 from marshmallow import Schema
 
 from marketsvc.schemas.customers import CustomerOut
-from marketsvc.schemas.event_data import ItemUpdatedData, OrderCancelledData
+from marketsvc.schemas.event_data import (
+    ItemUpdatedData,
+    OrderCancelledData,
+    OrderPaymentConflictData,
+)
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
 
@@ -49,6 +53,11 @@ CATALOGUE: dict[str, EventType] = {
         EventType("item.updated", ItemUpdatedData, "An item was edited: new values, and old."),
         EventType("item.out_of_stock", ItemOut, "An item's stock fell to zero."),
         EventType("item.back_in_stock", ItemOut, "An item's stock rose from zero."),
+        EventType(
+            "order.payment_conflict",
+            OrderPaymentConflictData,
+            "A payment succeeded for an order already cancelled: the payment needs a refund.",
+        ),
     )
 }
 BY_TYPE = {t.type: t for t in CATALOGUE.values()}
