@@ -244,6 +244,19 @@ class EventPurge(Base):
     event_row: Mapped[int] = mapped_column(BigInteger)
 
 
+class EventConsumer(Base):
+    """A named follower of the feed: the position it has finished with, and the lease of the
+    one process that follows it now (see ``db_accessor.consumers``)."""
+
+    __tablename__ = "event_consumers"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)  # with event_row: an outbox.Position
+    event_row: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class PaymentInbox(Base):
     """One row per payment event received, keyed by the sender's ``webhook-id``: a repeated
     delivery finds its row and changes nothing (``services.payments``). No foreign key to
