@@ -93,8 +93,10 @@ async def test_success_pays_a_pending_order_once(client, admin, secret, pending)
 
     assert first.status == 200, await first.text()
     answer = await first.json()
-    assert answer["outcome"] == "applied" and answer["duplicate"] is False
-    assert answer["webhook_id"] == "msg_first" and answer["order_id"] == pending["id"]
+    assert answer["outcome"] == "applied"
+    assert answer["duplicate"] is False
+    assert answer["webhook_id"] == "msg_first"
+    assert answer["order_id"] == pending["id"]
     assert again.status == 200
     assert await again.json() == answer | {"duplicate": True}
     assert await order_status(client, admin, pending["id"]) == "paid"

@@ -1,7 +1,7 @@
 """payments inbox: one row per payment event received, keyed by the sender's webhook-id
 
 Revision ID: 0006_payments_inbox
-Revises: 0003_item_search
+Revises: 0004_event_consumers
 Create Date: 2026-11-30
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_payments_inbox"
-down_revision: str | Sequence[str] | None = "0003_item_search"
+down_revision: str | Sequence[str] | None = "0004_event_consumers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
