@@ -182,3 +182,28 @@ WAKEUP_LATENCY = Histogram(
     ["mode"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+OUTBOX_BACKLOG = Gauge(
+    "marketsvc_outbox_backlog_events",
+    "Events after each feed consumer's position (not yet published or fanned out), counted up "
+    "to 100000",
+    ["consumer"],
+    multiprocess_mode="livemostrecent",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "marketsvc_outbox_oldest_unpublished_age_seconds",
+    "Age of the next event each feed consumer has yet to handle (0: none waiting)",
+    ["consumer"],
+    multiprocess_mode="livemostrecent",
+)
+NATS_PUBLISHED = Counter(
+    "marketsvc_nats_published_total",
+    "Events acknowledged by NATS JetStream: stored, or duplicate (a re-publish it dropped)",
+    ["outcome"],
+)
+NATS_FAILURES = Counter(
+    "marketsvc_nats_publish_failures_total",
+    "NATS relay attempts that failed (connection, stream, or acks) and will be retried",
+)
+for _outcome in ("stored", "duplicate"):
+    NATS_PUBLISHED.labels(_outcome)
