@@ -7,6 +7,7 @@ uses a stream and subject prefix of its own and deletes the stream afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -47,10 +48,8 @@ async def stream() -> AsyncIterator[Stream]:
     yield Stream(f"MARKETSVC_TEST_{token}", f"test.{token}.events")
     nc = await nats.connect(NATS_URL)
     try:
-        try:
+        with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(f"MARKETSVC_TEST_{token}")
-        except NotFoundError:
-            pass
     finally:
         await nc.close()
 
@@ -62,14 +61,20 @@ def with_nats(settings: Settings, stream: Stream, url: str = NATS_URL) -> Settin
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(seconds):
+            while True:  # a condition in the database or on the NATS server: polled
+                if await check():
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{check.__name__} still false after {seconds} s") from None
 
 
 async def stream_messages(stream: Stream) -> list[Any]:
     """Every message in the stream, read with an (ephemeral) JetStream pull consumer."""
     import nats
+
     nc = await nats.connect(NATS_URL)
     try:
         sub = await nc.jetstream().pull_subscribe(f"{stream.prefix}.>", stream=stream.name)
@@ -222,3 +227,49 @@ print(sorted(m for m in sys.modules if m == "nats" or m.startswith("nats.")))
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+@needs_nats
+async def test_a_batch_jetstream_refuses_is_not_marked(
+    aiohttp_client, admin, settings, stream
+) -> None:
+    """The stream exists but does not take the relay's subjects: every publish is refused (no
+    ack), so the position stays and the stream stays empty; once the stream takes them, the
+    relay publishes everything."""
+    import nats
+
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    await js.add_stream(name=stream.name, subjects=[f"{stream.prefix}.elsewhere"])
+    try:
+        client = await aiohttp_client(create_app(with_nats(settings, stream)))
+        await make_orders(client, admin, 2)
+        failures = await metric_total(client, "marketsvc_nats_publish_failures_total")
+
+        async def refused_twice() -> bool:
+            now = await metric_total(client, "marketsvc_nats_publish_failures_total")
+            return now >= failures + 2
+
+        await eventually(refused_twice)
+        assert await position_of(client) == (0, 0)
+        assert (await js.stream_info(stream.name)).state.messages == 0
+        assert client.server.app[NATS_RELAY].published == 0
+
+        await js.update_stream(name=stream.name, subjects=[f"{stream.prefix}.>"])
+        events = await feed(client, admin, limit=1000)
+        last = tuple(map(int, events[-1]["cursor"].split("-")))
+
+        async def drained() -> bool:
+            return await position_of(client) == last
+
+        await eventually(drained, 60)  # the relay's backoff may have reached a few seconds
+        assert_each_event_once(await stream_messages(stream), events, stream.prefix)
+    finally:
+        await nc.close()
+
+
+async def metric_total(client, name: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert found is not None, name
+    return float(found[1])
