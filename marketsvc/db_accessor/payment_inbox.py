@@ -22,12 +22,13 @@ PENDING = "pending"  # the outcome while the claiming transaction runs; never co
 
 @dataclass(frozen=True)
 class InboxEntry:
-    id: str
+    webhook_id: str
     type: str
     order_id: int
     payment_id: str
     received_at: datetime
     outcome: str
+    duplicate: bool = False  # this delivery found the entry made by an earlier one
 
 
 async def claim(
@@ -38,15 +39,15 @@ async def claim(
     stmt = (
         dialect.insert(PaymentInbox)
         .values(
-            id=webhook_id,
+            webhook_id=webhook_id,
             type=type_,
             order_id=order_id,
             payment_id=payment_id,
             received_at=utcnow(),
             outcome=PENDING,
         )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(PaymentInbox.id)
+        .on_conflict_do_nothing(index_elements=["webhook_id"])
+        .returning(PaymentInbox.webhook_id)
     )
     return (await execute(session, stmt)).first() is not None
 
@@ -55,7 +56,7 @@ async def settle(session: AsyncSession, webhook_id: str, outcome: str) -> InboxE
     """Record what the event did; the entry as stored."""
     stmt = (
         update(PaymentInbox)
-        .where(PaymentInbox.id == webhook_id)
+        .where(PaymentInbox.webhook_id == webhook_id)
         .values(outcome=outcome)
         .returning(*_COLUMNS)
     )
@@ -63,7 +64,9 @@ async def settle(session: AsyncSession, webhook_id: str, outcome: str) -> InboxE
 
 
 async def get(session: AsyncSession, webhook_id: str) -> InboxEntry:
-    row = (await execute(session, select(*_COLUMNS).where(PaymentInbox.id == webhook_id))).one()
+    row = (
+        await execute(session, select(*_COLUMNS).where(PaymentInbox.webhook_id == webhook_id))
+    ).one()
     return InboxEntry(*row)
 
 
@@ -76,7 +79,7 @@ async def lock_order_status(session: AsyncSession, order_id: int) -> str | None:
 
 
 _COLUMNS = (
-    PaymentInbox.id,
+    PaymentInbox.webhook_id,
     PaymentInbox.type,
     PaymentInbox.order_id,
     PaymentInbox.payment_id,

@@ -6,7 +6,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from marketsvc.errors import NotConfigured, Unauthorized
-from marketsvc.schemas.payments import PaymentEventIn, PaymentEventOut
+from marketsvc.schemas.payments import PaymentEventIn, PaymentEventOut, dump_payment_event
 from marketsvc.services.payments import receive
 from marketsvc.web.http import json_response, read_body
 from marketsvc.web.keys import DATABASE, SETTINGS
@@ -14,7 +14,6 @@ from marketsvc.web.routing import Access, endpoint
 
 routes = web.RouteTableDef()
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-_dump = PaymentEventOut().dump
 
 PAYMENT_EVENT = {
     "type": "payment.succeeded",
@@ -50,8 +49,8 @@ async def payment_event(request: web.Request) -> web.Response:
     a repeated delivery answers the first one's record with ``duplicate: true``."""
     webhook_id = await verified_sender(request)
     event = await read_body(request)
-    received = await receive(request.app[DATABASE], webhook_id, event["type"], event["data"])
-    return json_response(_dump(received.entry) | {"duplicate": received.duplicate})
+    entry = await receive(request.app[DATABASE], webhook_id, event["type"], event["data"])
+    return json_response(dump_payment_event(entry))
 
 
 async def verified_sender(request: web.Request) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from marketsvc.schemas.common import Id, MoneyIn, UtcDateTime
+from marketsvc.schemas.dumping import dumper
 
 PAYMENT_TYPES = ("payment.succeeded", "payment.failed")
 # applied: the order moved (to paid, or cancelled with its stock restored); conflict: a success
@@ -36,10 +37,13 @@ class PaymentEventOut(Schema):
     """The inbox's record of the event; ``duplicate``: this ``webhook-id`` had arrived before,
     and the answer is the first delivery's (nothing changed now)."""
 
-    webhook_id = fields.String(required=True, attribute="id")
+    webhook_id = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(PAYMENT_TYPES))
     order_id = fields.Integer(required=True)
     payment_id = fields.String(required=True)
     received_at = UtcDateTime(required=True)
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     duplicate = fields.Boolean(required=True)
+
+
+dump_payment_event = dumper(PaymentEventOut)  # a ``payment_inbox.InboxEntry``

@@ -15,7 +15,7 @@ The inbox row is claimed first (``payment_inbox.claim``): a repeated delivery of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from marketsvc.db_accessor import orders, payment_inbox
@@ -38,20 +38,15 @@ class PaymentsActor(Principal):
         return None
 
 
-@dataclass(frozen=True)
-class Received:
-    entry: InboxEntry
-    duplicate: bool
-
-
 async def receive(
     database: Database, webhook_id: str, type_: str, payment: dict[str, Any]
-) -> Received:
-    """Apply the payment event ``webhook_id`` once; ``payment``: the loaded ``data``."""
+) -> InboxEntry:
+    """Apply the payment event ``webhook_id`` once; ``payment``: the loaded ``data``. A repeated
+    delivery gets the first one's entry, marked ``duplicate``."""
     order_id, payment_id = payment["order_id"], payment["payment_id"]
     async with database.change() as session:
         if not await payment_inbox.claim(session, webhook_id, type_, order_id, payment_id):
-            return Received(await payment_inbox.get(session, webhook_id), duplicate=True)
+            return replace(await payment_inbox.get(session, webhook_id), duplicate=True)
         status = await payment_inbox.lock_order_status(session, order_id)
         actor = PaymentsActor(subject=payment_id, role="payments")
         if status is None:
@@ -66,4 +61,4 @@ async def receive(
         else:
             outcome = "applied"
             await move_in(session, order_id, "paid" if type_ == SUCCEEDED else "cancelled", actor)
-        return Received(await payment_inbox.settle(session, webhook_id, outcome), duplicate=False)
+        return await payment_inbox.settle(session, webhook_id, outcome)

@@ -264,7 +264,7 @@ class PaymentInbox(Base):
 
     __tablename__ = "payment_inbox"
 
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # the webhook-id header
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # the header
     type: Mapped[str] = mapped_column(String(32))
     order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     payment_id: Mapped[str] = mapped_column(String(255))

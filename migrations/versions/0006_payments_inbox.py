@@ -20,13 +20,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "payment_inbox",
-        sa.Column("id", sa.String(length=255), nullable=False),
+        sa.Column("webhook_id", sa.String(length=255), nullable=False),
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("order_id", sa.BigInteger(), nullable=False),
         sa.Column("payment_id", sa.String(length=255), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_inbox")),
+        sa.PrimaryKeyConstraint("webhook_id", name=op.f("pk_payment_inbox")),
     )
     with op.batch_alter_table("payment_inbox", schema=None) as batch_op:
         batch_op.create_index(
