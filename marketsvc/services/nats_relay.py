@@ -220,7 +220,9 @@ class NatsRelay:
                 log.info("NATS relay lease passed to another process")
                 self.position, self._claimed_at = None, 0.0
                 continue
-            except (NatsUnavailable, SQLAlchemyError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # NATS or the database away, or a bug: never stop relaying
+                if not isinstance(exc, NatsUnavailable | SQLAlchemyError | OSError | TimeoutError):
+                    log.exception("NATS relay step failed unexpectedly")
                 failures += 1
                 NATS_FAILURES.inc()
                 self._claimed_at = 0.0  # renew the lease before the next attempt
