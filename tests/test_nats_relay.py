@@ -273,3 +273,26 @@ async def metric_total(client, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert found is not None, name
     return float(found[1])
+
+
+@needs_nats
+async def test_two_instances_publish_each_event_once(
+    aiohttp_client, admin, settings, stream
+) -> None:
+    """Two instances on one database, both taking orders: the lease lets one relay publish, so
+    no event is even sent twice (no duplicate for JetStream to drop)."""
+    apps = [create_app(with_nats(settings, stream)) for _ in range(2)]
+    clients = [await aiohttp_client(app) for app in apps]
+    await asyncio.gather(*(make_orders(client, admin, 5) for client in clients))
+    events = await feed(clients[0], admin, limit=1000)
+    last = tuple(map(int, events[-1]["cursor"].split("-")))
+
+    async def drained() -> bool:
+        return await position_of(clients[0]) == last
+
+    await eventually(drained)
+    relays: list[NatsRelay] = [app[NATS_RELAY] for app in apps]
+    assert sum(r.published for r in relays) == len(events) == 2 * 7
+    assert sum(r.duplicates for r in relays) == 0
+    assert sorted(r.published for r in relays)[0] == 0  # one relay did it all
+    assert_each_event_once(await stream_messages(stream), events, stream.prefix)
