@@ -9,6 +9,7 @@ from aiohttp import web
 
 from marketsvc.handlers import ROUTE_TABLES
 from marketsvc.ops.metrics import metrics_publisher
+from marketsvc.services.background import background_database_ctx
 from marketsvc.services.feed_wakeup import close_feeds, feed_wakeup_ctx
 from marketsvc.services.nats_relay import nats_relay_ctx
 from marketsvc.services.outbox_lag import outbox_lag_ctx
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(metrics_publisher)
     app.cleanup_ctx.append(feed_wakeup_ctx)
     app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(background_database_ctx)
     app.cleanup_ctx.append(nats_relay_ctx)
     app.cleanup_ctx.append(outbox_lag_ctx)
     app.on_shutdown.append(close_feeds)

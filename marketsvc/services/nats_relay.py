@@ -45,10 +45,11 @@ from marketsvc.db_accessor import consumers, outbox
 from marketsvc.events.envelope import encode, envelope
 from marketsvc.events.types import BY_TYPE, TYPE_PREFIX
 from marketsvc.ops.metrics import NATS_FAILURES, NATS_PUBLISHED
+from marketsvc.services.background import BACKGROUND_DATABASE
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
-from marketsvc.web.keys import DATABASE, SETTINGS
+from marketsvc.web.keys import SETTINGS
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -261,7 +262,7 @@ async def nats_relay_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.nats_url is None:
         yield
         return
-    relay = NatsRelay(app[DATABASE], settings)
+    relay = NatsRelay(app[BACKGROUND_DATABASE], settings)
     app[NATS_RELAY] = relay
     task = asyncio.create_task(relay.run(app[FEED_WAKEUP]))
     yield

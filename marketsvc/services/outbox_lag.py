@@ -18,10 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import consumer_lag, outbox
 from marketsvc.ops.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from marketsvc.services.background import BACKGROUND_DATABASE
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
-from marketsvc.web.keys import DATABASE, SETTINGS
+from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.events.lag")
 EVERY_S = 2.0
@@ -52,7 +53,7 @@ async def outbox_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     async def run() -> None:
         while True:
             try:
-                await measure(app[DATABASE], expected)
+                await measure(app[BACKGROUND_DATABASE], expected)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.debug("outbox backlog not measured: %s", exc)
             await asyncio.sleep(EVERY_S)
