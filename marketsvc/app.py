@@ -9,7 +9,10 @@ from aiohttp import web
 
 from marketsvc.handlers import ROUTE_TABLES
 from marketsvc.ops.metrics import metrics_publisher
+from marketsvc.services.background import background_database_ctx
 from marketsvc.services.feed_wakeup import close_feeds, feed_wakeup_ctx
+from marketsvc.services.nats_relay import nats_relay_ctx
+from marketsvc.services.outbox_lag import outbox_lag_ctx
 from marketsvc.services.retention import retention_ctx
 from marketsvc.services.webhook_delivery import webhook_sender_ctx
 from marketsvc.services.webhook_relay import webhook_relay_ctx
@@ -45,8 +48,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(metrics_publisher)
     app.cleanup_ctx.append(feed_wakeup_ctx)
     app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(background_database_ctx)
     app.cleanup_ctx.append(webhook_sender_ctx)
     app.cleanup_ctx.append(webhook_relay_ctx)
+    app.cleanup_ctx.append(nats_relay_ctx)
+    app.cleanup_ctx.append(outbox_lag_ctx)
     app.on_shutdown.append(close_feeds)
     app.on_response_prepare.append(tag_response)
     app.on_startup.append(publish_document)

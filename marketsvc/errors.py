@@ -107,3 +107,9 @@ class CursorExpired(DomainError):
             "(read the resources afresh) and follow the feed from its start",
             {"query.after": ["Older than the events kept."]},
         )
+
+
+class NotConfigured(DomainError):
+    """A feature whose settings are missing: the service cannot answer until they are set."""
+
+    status = 503

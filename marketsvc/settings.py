@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,11 @@ class Settings:
     webhook_allow_private: bool = False
     webhook_poll_seconds: float = 1.0
     webhook_lease_seconds: float = 30.0
+    payments_webhook_secret: str | None = None  # whsec_...: POST /api/v1/payments/events
+    nats_url: str | None = None  # set: the NATS relay publishes every event (services.nats_relay)
+    nats_stream: str = "MARKETSVC_EVENTS"
+    nats_subject_prefix: str = "marketsvc.events"
+    nats_lease_seconds: int = 30
 
     @property
     def is_sqlite(self) -> bool:
@@ -162,6 +169,11 @@ class Settings:
             webhook_allow_private=_flag(env, "MARKETSVC_WEBHOOK_ALLOW_PRIVATE"),
             webhook_poll_seconds=_duration(env, "MARKETSVC_WEBHOOK_POLL_SECONDS", 1.0),
             webhook_lease_seconds=_duration(env, "MARKETSVC_WEBHOOK_LEASE_SECONDS", 30.0),
+            payments_webhook_secret=env.get("MARKETSVC_PAYMENTS_WEBHOOK_SECRET") or None,
+            nats_url=env.get("MARKETSVC_NATS_URL") or None,
+            nats_stream=env.get("MARKETSVC_NATS_STREAM") or d.nats_stream,
+            nats_subject_prefix=env.get("MARKETSVC_NATS_SUBJECT_PREFIX") or d.nats_subject_prefix,
+            nats_lease_seconds=_int(env, "MARKETSVC_NATS_LEASE_SECONDS", d.nats_lease_seconds, 1),
         )
         settings.validate()
         return settings
@@ -192,9 +204,38 @@ class Settings:
             )
         if self.webhook_lease_seconds < 1:
             raise SettingsError("MARKETSVC_WEBHOOK_LEASE_SECONDS must be at least 1 second")
+        if self.payments_webhook_secret is not None:
+            _check_webhook_secret("MARKETSVC_PAYMENTS_WEBHOOK_SECRET", self.payments_webhook_secret)
+        _check_nats(self)
         weak_secret = self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
         if self.environment != "development" and not self.jwt_public_key_file and weak_secret:
             raise SettingsError(
                 "MARKETSVC_JWT_SECRET must be set to at least 32 characters "
                 f"when MARKETSVC_ENV={self.environment!r}"
             )
+
+
+def _check_webhook_secret(name: str, secret: str) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and base64 of at least 24 bytes."""
+    raw = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except ValueError:
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 24:
+        raise SettingsError(f"{name} must be whsec_ followed by base64 of at least 24 bytes")
+
+
+NATS_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NATS_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_nats(settings: Settings) -> None:
+    if settings.nats_url is not None and not settings.nats_url.startswith(("nats://", "tls://")):
+        raise SettingsError("MARKETSVC_NATS_URL must start with nats:// or tls://")
+    if not NATS_NAME.fullmatch(settings.nats_stream):
+        raise SettingsError("MARKETSVC_NATS_STREAM must be 1-64 letters, digits, _ or -")
+    if not all(NATS_TOKEN.fullmatch(t) for t in settings.nats_subject_prefix.split(".")):
+        raise SettingsError(
+            "MARKETSVC_NATS_SUBJECT_PREFIX must be dot-separated tokens of letters, digits, _ or -"
+        )

@@ -94,6 +94,8 @@ RULES = [
     ),
     Rule("POST", "/api/v1/webhooks/subscriptions/{subscription}/ping", ADMIN_ACCEPTS),
     Rule("POST", "/api/v1/webhooks/deliveries/{delivery}/redeliver", ADMIN_ACCEPTS),
+    # no bearer token needed: a Standard Webhooks signature (tests/test_payments.py); unset here
+    Rule("POST", "/api/v1/payments/events", (503,) * 6, {"type": "payment.failed", "data": {}}),
 ]
 
 

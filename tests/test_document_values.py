@@ -37,7 +37,11 @@ async def test_every_value_the_document_allows_is_accepted(
         tmp_path,
         workers=1,
         jwt_secret=TEST_SECRET,
-        env={"MARKETSVC_EVENTS_MAX_WAIT_SECONDS": "1"},  # a long-poll the values ask for is short
+        env={
+            "MARKETSVC_EVENTS_MAX_WAIT_SECONDS": "1",  # a long-poll the values ask for is short
+            # payments configured: unsigned requests are 401 (unset, the route is 503)
+            "MARKETSVC_PAYMENTS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
     ) as server:
         run = schemathesis(server.url, token, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from marketsvc.app import create_app
 from marketsvc.db_accessor import customers, orders, pets, users
+from marketsvc.db_accessor.payment_inbox import InboxEntry
 from marketsvc.schemas.common import Id, Money, UtcDateTime, format_timestamp
 from marketsvc.schemas.customers import (
     AddressSchema,
@@ -34,6 +35,7 @@ from marketsvc.schemas.orders import (
     dump_total,
     dump_totals,
 )
+from marketsvc.schemas.payments import PaymentEventOut, dump_payment_event
 from marketsvc.schemas.users import PetOut, UserOut, dump_pet, dump_user
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
@@ -53,6 +55,7 @@ COVERED = {
     PetOut,
     HealthOut,
     ReadinessOut,
+    PaymentEventOut,
 }
 
 
@@ -272,3 +275,20 @@ def test_the_compiler_matches_marshmallow_on_every_kind_of_field(n: int) -> None
     """Nested, lists, Pluck, hooks, functions, dotted paths, nulls: fast or not, always equal."""
     assert dumper(Tree)(tree(n)) == Tree().dump(tree(n))
     assert dumper(Hooked)(SimpleNamespace(n=n)) == {"n": n, "hooked": True}
+
+
+def test_payment_events() -> None:
+    received = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    for entry in (
+        InboxEntry("msg_1", "payment.succeeded", 7, "pay_1", received, "applied"),
+        InboxEntry(
+            "msg_2",
+            "payment.failed",
+            8,
+            "pay_2",
+            received.replace(microsecond=0),
+            "unknown_order",
+            duplicate=True,
+        ),
+    ):
+        assert dump_payment_event(entry) == PaymentEventOut().dump(entry)

@@ -67,7 +67,11 @@ async def test_fuzzer_finds_no_server_error_and_no_contract_violation(
         tmp_path,
         workers=WORKERS,
         jwt_secret=TEST_SECRET,
-        env={"MARKETSVC_EVENTS_MAX_WAIT_SECONDS": "1"},  # an empty long-poll is not a hang
+        env={
+            "MARKETSVC_EVENTS_MAX_WAIT_SECONDS": "1",  # an empty long-poll is not a hang
+            # payments configured: unsigned requests are 401 (unset, the route is 503)
+            "MARKETSVC_PAYMENTS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
     ) as server:
         run = schemathesis(server.url, token, name, tmp_path)
     log = server.log()

@@ -8,6 +8,9 @@ from typing import Any
 from marketsvc.db_accessor import items, outbox
 from marketsvc.db_accessor.core import Executor
 from marketsvc.events.data import customer_event, item_event, item_values, order_event
+from marketsvc.schemas.event_data import PaymentRef
+
+_payment_ref = PaymentRef()
 
 
 def order_placed(order: Any) -> dict[str, Any]:
@@ -60,3 +63,10 @@ async def _stock_events(db: Executor, name: str, item_ids: Sequence[int]) -> Non
     if item_ids:
         for item in await items.items_by_id(db, item_ids):
             await outbox.record(db, item_event(name, item))
+
+
+async def payment_conflict(db: Executor, order: Any, payment: dict[str, Any]) -> None:
+    """``order.payment_conflict``: a payment succeeded for the cancelled ``order``.
+    ``payment``: ``webhook_id``, ``payment_id`` and ``amount`` (cents or ``None``)."""
+    data = {"payment": _payment_ref.dump(payment)}
+    await outbox.record(db, order_event("order.payment_conflict", order, **data))

@@ -11,7 +11,11 @@ from typing import Any
 from marshmallow import Schema
 
 from marketsvc.schemas.customers import CustomerOut
-from marketsvc.schemas.event_data import ItemUpdatedData, OrderCancelledData
+from marketsvc.schemas.event_data import (
+    ItemUpdatedData,
+    OrderCancelledData,
+    OrderPaymentConflictData,
+)
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
 from marketsvc.schemas.webhook_subscriptions import SubscriptionOut
@@ -54,6 +58,11 @@ CATALOGUE: dict[str, EventType] = {
             "webhook_subscription.disabled",
             SubscriptionOut,
             "A webhook subscription was disabled: its deliveries failed for too long.",
+        ),
+        EventType(
+            "order.payment_conflict",
+            OrderPaymentConflictData,
+            "A payment succeeded for an order already cancelled: the payment needs a refund.",
         ),
     )
 }

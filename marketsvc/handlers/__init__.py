@@ -8,6 +8,7 @@ from marketsvc.handlers import (
     metrics,
     ops,
     orders,
+    payments,
     pets,
     users,
     webhooks,
@@ -24,4 +25,5 @@ ROUTE_TABLES = (
     pets.routes,
     docs.routes,
     webhooks.routes,
+    payments.routes,
 )

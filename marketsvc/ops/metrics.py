@@ -201,3 +201,27 @@ WEBHOOK_DISABLED = Gauge(
     "Webhook subscriptions disabled after failing for too long (as the database last said)",
     multiprocess_mode="max",
 )
+OUTBOX_BACKLOG = Gauge(
+    "marketsvc_outbox_backlog_events",
+    "Events after each feed consumer's position (not yet published or fanned out), counted up "
+    "to 100000",
+    ["consumer"],
+    multiprocess_mode="livemostrecent",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "marketsvc_outbox_oldest_unpublished_age_seconds",
+    "Age of the next event each feed consumer has yet to handle (0: none waiting)",
+    ["consumer"],
+    multiprocess_mode="livemostrecent",
+)
+NATS_PUBLISHED = Counter(
+    "marketsvc_nats_published_total",
+    "Events acknowledged by NATS JetStream: stored, or duplicate (a re-publish it dropped)",
+    ["outcome"],
+)
+NATS_FAILURES = Counter(
+    "marketsvc_nats_publish_failures_total",
+    "NATS relay attempts that failed (connection, stream, or acks) and will be retried",
+)
+for _outcome in ("stored", "duplicate"):
+    NATS_PUBLISHED.labels(_outcome)

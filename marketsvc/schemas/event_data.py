@@ -8,7 +8,7 @@ from marketsvc.schemas.common import Money, StrictSchema
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
 
-ROLES = ("admin", "customer")
+ROLES = ("admin", "customer", "payments")  # payments: a payment result (services.payments)
 
 
 class Actor(StrictSchema):
@@ -34,3 +34,17 @@ class ItemPrevious(StrictSchema):
 
 class ItemUpdatedData(ItemOut):
     previous = fields.Nested(ItemPrevious, required=True)
+
+
+class PaymentRef(StrictSchema):
+    """The payment event behind a change: the sender's ``webhook-id`` and its payment."""
+
+    webhook_id = fields.String(required=True)
+    payment_id = fields.String(required=True)
+    amount = Money(required=True, allow_none=True)
+
+
+class OrderPaymentConflictData(OrderOut):
+    """A payment succeeded for an order that was already cancelled: it needs a refund."""
+
+    payment = fields.Nested(PaymentRef, required=True)

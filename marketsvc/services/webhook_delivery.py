@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
 import random
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,12 +35,13 @@ from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.types import NewEvent
 from marketsvc.ops.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES, WEBHOOK_DISABLED
 from marketsvc.schemas.webhooks import dump_subscription
+from marketsvc.services.background import BACKGROUND_DATABASE, process_owner
 from marketsvc.services.webhook_signing import signed_headers
 from marketsvc.services.webhook_targets import TargetRefused, literal_refusal, resolver_for
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
-from marketsvc.web.keys import DATABASE, SETTINGS
+from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.delivery")
 IN_FLIGHT = 20  # deliveries one sender POSTs at once (a slow receiver holds one slot)
@@ -52,11 +49,6 @@ MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
 GAUGE_EVERY_S = 30.0
 USER_AGENT = "marketsvc-webhooks/1"
-
-
-def process_owner() -> str:
-    """A name for this process's leases, unique across hosts, processes and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def next_wait(settings: Settings, attempts: int) -> float:
@@ -243,26 +235,10 @@ class Sender:
 WEBHOOK_SENDER = web.AppKey("webhook_sender", Sender)
 
 
-BACKGROUND_POOL_SIZE = 4
-WEBHOOK_DATABASE = web.AppKey("webhook_database", Database)
-
-
-def background_database(requests: Database, settings: Settings) -> Database:
-    """The webhook tasks' own small pool: background work never takes a connection a request
-    needs (nor shows in the request pool's metrics). On SQLite it queues for the write lock in
-    the same line as the requests' writers (see ``Database.change``)."""
-    database = Database(
-        dataclasses.replace(settings, pool_size=BACKGROUND_POOL_SIZE, max_overflow=0)
-    )
-    database._writers = requests._writers
-    return database
-
-
 async def webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: one sender per worker. Stopping it mid-POST leaves the lease to run
     out: the delivery is sent again by whoever claims it next."""
-    database = background_database(app[DATABASE], app[SETTINGS])
-    app[WEBHOOK_DATABASE] = database
+    database = app[BACKGROUND_DATABASE]
     sender = Sender(database, app[SETTINGS])
     app[WEBHOOK_SENDER] = sender
     task = asyncio.create_task(sender.run())
@@ -271,4 +247,3 @@ async def webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await sender.close()
-    await database.dispose()

@@ -32,8 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import consumers, outbox, webhooks
 from marketsvc.events.envelope import encode, envelope
+from marketsvc.services.background import BACKGROUND_DATABASE, process_owner
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
-from marketsvc.services.webhook_delivery import WEBHOOK_DATABASE, WEBHOOK_SENDER, process_owner
+from marketsvc.services.webhook_delivery import WEBHOOK_SENDER
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.keys import SETTINGS
@@ -153,7 +154,7 @@ class Relay:
 async def webhook_relay_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx`` (after the sender's and the feed wake-up's): the relay task; on a clean
     stop it gives its lease up so that another process takes over at once."""
-    relay = Relay(app[WEBHOOK_DATABASE], app[SETTINGS], app[WEBHOOK_SENDER].wake)
+    relay = Relay(app[BACKGROUND_DATABASE], app[SETTINGS], app[WEBHOOK_SENDER].wake)
     task = asyncio.create_task(relay.run(app[FEED_WAKEUP]))
     yield
     task.cancel()

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,14 @@ class Database:
             yield
         finally:
             self._writers.release()
+
+    def companion(self, pool_size: int) -> Database:
+        """A second, small pool on the same database for background work (relays, senders):
+        it never takes a connection a request needs. On SQLite its writes queue in this
+        database's writer line (``_write_turn``), so the two never contend for the file lock."""
+        other = Database(replace(self.settings, pool_size=pool_size, max_overflow=0))
+        other._writers = self._writers
+        return other
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -329,3 +329,18 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaymentInbox(Base):
+    """One row per payment event received, keyed by the sender's ``webhook-id``: a repeated
+    delivery finds its row and changes nothing (``services.payments``). No foreign key to
+    ``orders``: an event about an unknown order is recorded too."""
+
+    __tablename__ = "payment_inbox"
+
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # the header
+    type: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    payment_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(32))

@@ -45,6 +45,7 @@ TAGS = {  # in the order the docs page shows them; a tag not listed here comes l
     "pets": "Pets, owned by a user or by nobody.",
     "operations": "Liveness, readiness and metrics.",
     "documentation": "This document and its interactive page.",
+    "payments": "Payment results from the payment provider, signed per Standard Webhooks.",
 }
 WHO_MAY_CALL = {
     Access.PUBLIC: "Anyone may call this; no token is needed.",
@@ -73,6 +74,20 @@ REQUEST_HEADERS: dict[str, dict[str, Any]] = {
         "description": "An SSE client resuming: the `id:` of the last event it received; the"
         " feed continues after it (it wins over `after`).",
         "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+    },
+    "webhook-id": {
+        "description": "Standard Webhooks: the sender's message id (at most 255 characters); a"
+        " repeated id is answered, not applied again. Missing: 401.",
+        "schema": {"type": "string"},
+    },
+    "webhook-timestamp": {
+        "description": "Standard Webhooks: seconds since the epoch; more than 5 minutes off: 401.",
+        "schema": {"type": "string"},
+    },
+    "webhook-signature": {
+        "description": "Standard Webhooks: `v1,<base64 HMAC-SHA256 of id.timestamp.body>` under"
+        " `MARKETSVC_PAYMENTS_WEBHOOK_SECRET` (several, space-separated); no match: 401.",
+        "schema": {"type": "string"},
     },
 }
 IDEMPOTENCY_KEY = {
