@@ -76,6 +76,17 @@ class OutOfStock(Conflict):
         )
 
 
+class SellerSuspendedItems(Conflict):
+    """Items that cannot be ordered: their seller is suspended."""
+
+    def __init__(self, item_ids: Iterable[int]) -> None:
+        self.item_ids = sorted(item_ids)
+        super().__init__(
+            "the seller of items " + ", ".join(map(str, self.item_ids)) + " is suspended",
+            {"body.lines": [f"Item {i}: its seller is suspended." for i in self.item_ids]},
+        )
+
+
 class IllegalTransition(Conflict):
     def __init__(self, current: str, target: str) -> None:
         super().__init__(f"an order cannot move from {current!r} to {target!r}")
@@ -101,6 +112,11 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status = 403
+
+
+class SellerSuspended(Forbidden):
+    def __init__(self, seller_id: int) -> None:
+        super().__init__(f"seller {seller_id} is suspended: its token may read but not change")
 
 
 class CursorExpired(DomainError):

@@ -64,6 +64,6 @@ async def page_items(
 
 async def items_by_id(db: Executor, item_ids: Sequence[int]) -> Sequence[Row[Any]]:
     """Items as plain rows (``ItemOut``'s fields), in id order."""
-    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock)
+    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock, Item.seller_id)
     stmt = select(*columns).where(Item.id.in_(item_ids)).order_by(Item.id)
     return (await execute(db, stmt)).all()

@@ -1,6 +1,17 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
-from marketsvc.handlers import customers, docs, events, items, metrics, ops, orders, pets, users
+from marketsvc.handlers import (
+    customers,
+    docs,
+    events,
+    items,
+    metrics,
+    ops,
+    orders,
+    pets,
+    sellers,
+    users,
+)
 
 ROUTE_TABLES = (
     ops.routes,
@@ -12,4 +23,5 @@ ROUTE_TABLES = (
     users.routes,
     pets.routes,
     docs.routes,
+    sellers.routes,
 )
