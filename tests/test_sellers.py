@@ -130,6 +130,11 @@ async def test_a_seller_adds_items_to_its_own_catalogue(
     )
     assert foreign.status == 403
     assert "body.seller_id" in (await foreign.json())["errors"]
+    ghost = await client.post(
+        "/api/v1/items", json={"name": "Lamp", "price": "1.00", "stock": 1}, headers=as_seller(999)
+    )
+    assert ghost.status == 403
+    assert (await ghost.json())["detail"] == "seller 999, whom this token names, does not exist"
     assert (await add_item(client, admin))["seller_id"] == 1  # an admin's default
     assert (await add_item(client, admin, seller_id=theirs))["seller_id"] == theirs
     unknown = await client.post(

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
-from marketsvc.errors import InvalidInput, SellerNotFound, SellerSuspended, SellerSuspendedItems
+from marketsvc.errors import (
+    Forbidden,
+    InvalidInput,
+    SellerNotFound,
+    SellerSuspended,
+    SellerSuspendedItems,
+)
 from marketsvc.store.models import Item, Seller
 
 
@@ -63,7 +69,9 @@ async def require_active(session: AsyncSession, seller_id: int) -> Seller:
     """The seller a seller's token acts for, if it may change things: a suspended one (or one
     that no longer exists) is refused with 403. For every write a seller's token makes."""
     seller = await session.get(Seller, seller_id)
-    if seller is None or seller.status != "active":
+    if seller is None:
+        raise Forbidden(f"seller {seller_id}, whom this token names, does not exist")
+    if seller.status != "active":
         raise SellerSuspended(seller_id)
     return seller
 
