@@ -3,6 +3,8 @@ suspended seller's token reads but does not change, and its items cannot be orde
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -281,3 +283,45 @@ async def test_a_bad_seller_filter_is_422(client, value) -> None:
     resp = await client.get(f"/api/v1/items?seller_id={value}")
     assert resp.status == 422
     assert "query.seller_id" in (await resp.json())["errors"]
+
+
+async def test_a_suspension_racing_placements_leaves_stock_and_orders_in_step(
+    client, admin, as_seller, new_seller, new_customer
+) -> None:
+    """Eight buyers keep ordering one seller's item while an admin suspends the seller: each
+    placement is placed (its stock taken) or refused with nothing taken, and every placement
+    sent after the suspension has answered is refused."""
+    seller = await new_seller()
+    item = await add_item(client, as_seller(seller), stock=1000)
+    customer = (await new_customer())["id"]
+    order = {"customer_id": customer, "lines": [{"item_id": item["id"], "quantity": 2}]}
+    placed_some, suspended = asyncio.Event(), asyncio.Event()
+    results: list[tuple[bool, int]] = []  # (sent after the suspension answered, status)
+
+    async def buyer() -> None:
+        for _ in range(60):
+            after = suspended.is_set()
+            resp = await client.post("/api/v1/orders", json=order, headers=admin)
+            await resp.read()
+            results.append((after, resp.status))
+            if resp.status == 201 and sum(s == 201 for _, s in results) >= 10:
+                placed_some.set()
+            if after:
+                return
+
+    async def suspend() -> None:
+        await placed_some.wait()
+        resp = await client.patch(
+            f"/api/v1/sellers/{seller}", json={"status": "suspended"}, headers=admin
+        )
+        assert resp.status == 200
+        suspended.set()
+
+    await asyncio.gather(*(buyer() for _ in range(8)), suspend())
+    counted = Counter(status for _, status in results)
+    assert set(counted) == {201, 409}, counted
+    assert {status for after, status in results if after} == {409}
+    stock = (await (await client.get(f"/api/v1/items/{item['id']}")).json())["stock"]
+    orders = await (await client.get("/api/v1/orders", headers=admin)).json()
+    assert len(orders) == counted[201]
+    assert stock == 1000 - 2 * counted[201]
