@@ -46,6 +46,11 @@ class PetNotFound(NotFound):
         super().__init__(f"pet {pet_id} does not exist")
 
 
+class SellerNotFound(NotFound):
+    def __init__(self, seller_id: int) -> None:
+        super().__init__(f"seller {seller_id} does not exist")
+
+
 class NotAcceptable(DomainError):
     status = 406
 
@@ -68,6 +73,17 @@ class OutOfStock(Conflict):
         super().__init__(
             "not enough stock for items " + ", ".join(map(str, self.item_ids)),
             {"body.lines": [f"Not enough stock for item {i}." for i in self.item_ids]},
+        )
+
+
+class SellerSuspendedItems(Conflict):
+    """Items that cannot be ordered: their seller is suspended."""
+
+    def __init__(self, item_ids: Iterable[int]) -> None:
+        self.item_ids = sorted(item_ids)
+        super().__init__(
+            "the seller of items " + ", ".join(map(str, self.item_ids)) + " is suspended",
+            {"body.lines": [f"Item {i}: its seller is suspended." for i in self.item_ids]},
         )
 
 
@@ -96,6 +112,11 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     status = 403
+
+
+class SellerSuspended(Forbidden):
+    def __init__(self, seller_id: int) -> None:
+        super().__init__(f"seller {seller_id} is suspended: its token may read but not change")
 
 
 class CursorExpired(DomainError):

@@ -13,31 +13,38 @@ import pytest
 from marketsvc.app import create_app
 from tests.conftest import TEST_SECRET
 
-CALLERS = ("none", "bad_signature", "expired", "admin", "owner", "other")
+CALLERS = (
+    *("none", "bad_signature", "expired", "admin", "owner", "other"),
+    *("seller_owner", "seller_other"),  # the seller of {item}, and another seller
+)
 
 
 @dataclass(frozen=True)
 class Rule:
     method: str
-    path: str  # {customer} {item} {order} {user} {pet} are filled from the world below
-    statuses: tuple[int, int, int, int, int, int]  # in the order of CALLERS
+    path: str  # {customer} {item} {order} {user} {pet} {seller}: from the world below
+    statuses: tuple[int, int, int, int, int, int, int, int]  # in the order of CALLERS
     body: dict[str, Any] | Callable[[dict[str, int]], dict[str, Any]] | None = None
 
 
-PUBLIC_READ = (200, 200, 200, 200, 200, 200)
-ADMIN_ONLY = (401, 401, 401, 200, 403, 403)
-ADMIN_CREATES = (401, 401, 401, 201, 403, 403)
-OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
-ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
-ANY_CUSTOMER = (401, 401, 401, 200, 200, 200)  # each sees only its own: see test below
+PUBLIC_READ = (200, 200, 200, 200, 200, 200, 200, 200)
+ADMIN_ONLY = (401, 401, 401, 200, 403, 403, 403, 403)
+ADMIN_CREATES = (401, 401, 401, 201, 403, 403, 403, 403)
+OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404, 403, 403)
+ADMIN_DELETES = (401, 401, 401, 204, 403, 403, 403, 403)
+ANY_CUSTOMER = (401, 401, 401, 200, 200, 200, 403, 403)  # each sees only its own: see below
+ANY_SELLER_CREATES = (401, 401, 401, 201, 403, 403, 201, 201)  # each into its own catalogue
+SELLER_OR_ADMIN = (401, 401, 401, 200, 403, 403, 200, 404)
 
-ADMIN_ACCEPTS = (401, 401, 401, 202, 403, 403)
+ADMIN_ACCEPTS = (401, 401, 401, 202, 403, 403, 403, 403)
 
 RULES = [
     Rule("GET", "/api/v1/items", PUBLIC_READ),
     Rule("GET", "/api/v1/items/{item}", PUBLIC_READ),
-    Rule("POST", "/api/v1/items", ADMIN_CREATES, {"name": "Lamp", "price": "5.00", "stock": 1}),
-    Rule("PATCH", "/api/v1/items/{item}", ADMIN_ONLY, {"stock": 7}),
+    Rule(
+        "POST", "/api/v1/items", ANY_SELLER_CREATES, {"name": "Lamp", "price": "5.00", "stock": 1}
+    ),
+    Rule("PATCH", "/api/v1/items/{item}", SELLER_OR_ADMIN, {"stock": 7}),
     Rule("GET", "/api/v1/customers", ADMIN_ONLY),
     Rule(
         "POST",
@@ -55,14 +62,19 @@ RULES = [
     Rule(
         "POST",
         "/api/v1/orders",
-        (401, 401, 401, 201, 201, 403),
+        (401, 401, 401, 201, 201, 403, 403, 403),
         lambda w: {"customer_id": w["customer"], "lines": [{"item_id": w["item"], "quantity": 1}]},
     ),
     Rule("POST", "/api/v1/orders/totals", ANY_CUSTOMER, lambda w: {"order_ids": [w["order"]]}),
     Rule("GET", "/api/v1/orders/{order}", OWNER_OR_ADMIN),
     Rule("GET", "/api/v1/orders/{order}/total", OWNER_OR_ADMIN),
     Rule("PATCH", "/api/v1/orders/{order}", OWNER_OR_ADMIN, {"status": "cancelled"}),
-    Rule("PATCH", "/api/v1/orders/{order}", (401, 401, 401, 200, 403, 404), {"status": "paid"}),
+    Rule(
+        "PATCH",
+        "/api/v1/orders/{order}",
+        (401, 401, 401, 200, 403, 404, 403, 403),
+        {"status": "paid"},
+    ),
     Rule("GET", "/api/v1/customers/{customer}/orders", OWNER_OR_ADMIN),
     Rule("GET", "/api/v1/events", ANY_CUSTOMER),
     Rule("GET", "/api/v1/users", ADMIN_ONLY),
@@ -95,7 +107,11 @@ RULES = [
     Rule("POST", "/api/v1/webhooks/subscriptions/{subscription}/ping", ADMIN_ACCEPTS),
     Rule("POST", "/api/v1/webhooks/deliveries/{delivery}/redeliver", ADMIN_ACCEPTS),
     # no bearer token needed: a Standard Webhooks signature (tests/test_payments.py); unset here
-    Rule("POST", "/api/v1/payments/events", (503,) * 6, {"type": "payment.failed", "data": {}}),
+    Rule("POST", "/api/v1/payments/events", (503,) * 8, {"type": "payment.failed", "data": {}}),
+    Rule("GET", "/api/v1/sellers", ADMIN_ONLY),
+    Rule("POST", "/api/v1/sellers", ADMIN_CREATES, {"name": "Shop", "commission_bps": 1000}),
+    Rule("GET", "/api/v1/sellers/{seller}", SELLER_OR_ADMIN),
+    Rule("PATCH", "/api/v1/sellers/{seller}", ADMIN_ONLY, {"commission_bps": 900}),
 ]
 
 
@@ -105,6 +121,8 @@ def token_for(caller: str, world: dict[str, int]) -> str | None:
         "admin": {"sub": "admin", "role": "admin"},
         "owner": {"sub": str(world["customer"]), "role": "customer"},
         "other": {"sub": str(world["other_customer"]), "role": "customer"},
+        "seller_owner": {"sub": str(world["seller"]), "role": "seller"},
+        "seller_other": {"sub": str(world["other_seller"]), "role": "seller"},
         "bad_signature": {"sub": "admin", "role": "admin"},
         "expired": {"sub": "admin", "role": "admin", "exp": now - 3600},
     }.get(caller)
@@ -128,8 +146,11 @@ async def build_world(client, admin) -> dict[str, int]:
         "other_customer": await post(
             "/api/v1/customers", {"name": "B", "email": "b@example.com", "address": address}
         ),
-        "item": await post("/api/v1/items", {"name": "Kettle", "price": "10.00", "stock": 100}),
+        "seller": await post("/api/v1/sellers", {"name": "S", "commission_bps": 1000}),
+        "other_seller": await post("/api/v1/sellers", {"name": "T", "commission_bps": 500}),
     }
+    item = {"name": "Kettle", "price": "10.00", "stock": 100, "seller_id": world["seller"]}
+    world["item"] = await post("/api/v1/items", item)
     world["order"] = await post(
         "/api/v1/orders",
         {"customer_id": world["customer"], "lines": [{"item_id": world["item"], "quantity": 2}]},
@@ -198,6 +219,7 @@ def test_every_api_route_has_an_access_rule(settings) -> None:
         "{pet}": "{id}",
         "{subscription}": "{id}",
         "{delivery}": "{id}",
+        "{seller}": "{id}",
     }
     covered = set()
     for rule in RULES:

@@ -68,6 +68,8 @@ BAD_CREDENTIALS = {
     # "\u0661" is an Arabic-Indic one: isdecimal() and int() == 1, yet a path refuses it as an id
     "customer-sub-arabic-indic": lambda: bearer(signed({"sub": "\u0661", "role": "customer"})),
     "customer-sub-over-max-id": lambda: bearer(signed({"sub": str(2**63), "role": "customer"})),
+    "seller-sub-not-id": lambda: bearer(signed({"sub": "shop", "role": "seller"})),
+    "seller-sub-zero": lambda: bearer(signed({"sub": "0", "role": "seller"})),
     "no-expiry": lambda: bearer(
         jwt.encode({"sub": "admin", "role": "admin"}, TEST_SECRET, algorithm="HS256")
     ),
@@ -154,6 +156,7 @@ def test_service_refuses_to_start_outside_development_without_a_strong_secret() 
     [
         (["--admin"], {"sub": "admin", "role": "admin"}),
         (["--customer", "42", "--ttl", "120"], {"sub": "42", "role": "customer"}),
+        (["--seller", "3"], {"sub": "3", "role": "seller"}),
     ],
 )
 def test_token_command_prints_a_verifiable_token(args, claims) -> None:

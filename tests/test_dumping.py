@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketsvc.app import create_app
-from marketsvc.db_accessor import customers, orders, pets, users
+from marketsvc.db_accessor import customers, orders, pets, sellers, users
 from marketsvc.db_accessor.payment_inbox import InboxEntry
 from marketsvc.schemas.common import Id, Money, UtcDateTime, format_timestamp
 from marketsvc.schemas.customers import (
@@ -36,6 +36,7 @@ from marketsvc.schemas.orders import (
     dump_totals,
 )
 from marketsvc.schemas.payments import PaymentEventOut, dump_payment_event
+from marketsvc.schemas.sellers import SellerOut, dump_seller
 from marketsvc.schemas.users import PetOut, UserOut, dump_pet, dump_user
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
@@ -56,6 +57,7 @@ COVERED = {
     HealthOut,
     ReadinessOut,
     PaymentEventOut,
+    SellerOut,
 }
 
 
@@ -89,6 +91,18 @@ async def test_items(db: Database) -> None:
     assert len(rows) == PLAN.items
     for item in rows:
         assert dump_item(item) == ItemOut().dump(item)
+
+
+async def test_sellers_seeded_migrated_and_new(db: Database) -> None:
+    """Seeded (bulk), the default one (the migration's SQL timestamp) and one the app adds."""
+    async with db.change() as session:
+        await sellers.create_seller(session, {"name": "Zoë", "commission_bps": 1})
+    async with db.stream() as session:
+        rows = [s async for chunk in sellers.stream_sellers(session) for s in chunk]
+    assert len(rows) == 1 + PLAN.sellers + 1
+    for seller in rows:
+        assert dump_seller(seller) == SellerOut().dump(seller)
+        assert dump_seller(seller)["created_at"].endswith("Z")
 
 
 async def test_customers_as_rows_and_as_entities(db: Database) -> None:

@@ -23,7 +23,7 @@ WRITERS, EVENTS_PER_WRITER, READERS = 8, 12, 3
 
 def made_up_item(item_id: int) -> Any:
     return SimpleNamespace(id=item_id, name=f"Item {item_id}", description="", price_cents=100,
-                           stock=1)  # fmt: skip
+                           stock=1, seller_id=1)  # fmt: skip
 
 
 async def test_a_reader_never_passes_an_event_that_commits_late(

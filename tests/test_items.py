@@ -17,6 +17,7 @@ async def test_create_then_read_item(client, admin) -> None:
         "description": "Boils",
         "price": "10.50",
         "stock": 3,
+        "seller_id": 1,  # the default seller: an admin named none
     }
 
 

@@ -23,6 +23,8 @@ async def dump(url: str) -> dict[str, list[tuple]]:
             t: [tuple(r) for r in await conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]
             for t in TABLES
         }
+        seeded = text("SELECT * FROM sellers WHERE id > 1 ORDER BY id")  # 1: the migration's
+        rows["sellers"] = [tuple(r) for r in await conn.execute(seeded)]
     await engine.dispose()
     return rows
 
@@ -55,3 +57,38 @@ async def test_api_creates_after_seeded_ids(client, admin, settings) -> None:
         "/api/v1/items", json={"name": "New", "price": "1.00", "stock": 1}, headers=admin
     )
     assert (await resp.json())["id"] == PLAN.items + 1
+
+
+async def test_items_go_round_the_sellers_so_most_orders_span_two_or_three(settings) -> None:
+    plan = dataclasses.replace(PLAN, sellers=5, items=50, orders=200)
+    counts = await seed(settings, plan, progress=False)
+    assert counts["sellers"] == 5
+    engine = create_async_engine(settings.database_url)
+    async with engine.connect() as conn:
+        counted = text("SELECT seller_id, COUNT(*) FROM items GROUP BY seller_id")
+        per_seller = {seller: n for seller, n in await conn.execute(counted)}
+        parts = (
+            await conn.execute(
+                text(
+                    "SELECT COUNT(DISTINCT i.seller_id) FROM order_lines l"
+                    " JOIN items i ON i.id = l.item_id GROUP BY l.order_id"
+                )
+            )
+        ).scalars()
+        spans = [int(n) for n in parts]
+        sellers = (await conn.execute(text("SELECT id, status FROM sellers ORDER BY id"))).all()
+    await engine.dispose()
+    assert [tuple(s) for s in sellers] == [(i, "active") for i in range(1, 7)]  # 1: default
+    assert per_seller == {2: 10, 3: 10, 4: 10, 5: 10, 6: 10}
+    assert len(spans) == 200
+    assert sum(n >= 2 for n in spans) > 0.8 * len(spans)
+    assert set(spans) <= {1, 2, 3}
+
+
+async def test_seeding_without_new_sellers_uses_the_ones_there_are(settings) -> None:
+    await seed(settings, dataclasses.replace(PLAN, sellers=0), progress=False)
+    engine = create_async_engine(settings.database_url)
+    async with engine.connect() as conn:
+        owners = (await conn.execute(text("SELECT DISTINCT seller_id FROM items"))).all()
+    await engine.dispose()
+    assert [tuple(o) for o in owners] == [(1,)]

@@ -54,6 +54,7 @@ class ItemListing:
     in_stock: bool | None = None
     sort: ItemSort = ItemSort.ID
     after: Keyset | None = None
+    seller_id: int | None = None
 
 
 class _Shape(NamedTuple):
@@ -64,6 +65,7 @@ class _Shape(NamedTuple):
     max_price: bool
     in_stock: bool | None
     after: bool
+    seller: bool = False
 
 
 def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]:
@@ -78,6 +80,7 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         listing.max_price_cents is not None,
         listing.in_stock,
         listing.after is not None,
+        listing.seller_id is not None,
     )
     params: dict[str, Any] = {}
     if search == "words":
@@ -87,6 +90,8 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         params["min_price"] = listing.min_price_cents
     if shape.max_price:
         params["max_price"] = listing.max_price_cents
+    if shape.seller:
+        params["seller_id"] = listing.seller_id
     if listing.after is not None:
         params["after_value"], params["after_id"] = listing.after
     stmt = _statement(shape)
@@ -110,6 +115,8 @@ def _statement(shape: _Shape) -> Select[Item, float]:
         stmt = stmt.where(Item.price_cents <= bindparam("max_price", type_=BigInteger))
     if shape.in_stock is not None:
         stmt = stmt.where(Item.stock > 0 if shape.in_stock else Item.stock == 0)
+    if shape.seller:
+        stmt = stmt.where(Item.seller_id == bindparam("seller_id", type_=BigInteger))
     if shape.after:
         stmt = stmt.where(_after(shape.sort, score))
     return stmt.order_by(*_order(shape.sort, score))

@@ -25,6 +25,7 @@ async def get_item(session: AsyncSession, item_id: int, for_update: bool = False
 
 
 async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
+    """``data["seller_id"]`` must name a seller (``sellers.seller_for_item``)."""
     item = Item(**data)
     session.add(item)
     await session.flush()
@@ -63,6 +64,6 @@ async def page_items(
 
 async def items_by_id(db: Executor, item_ids: Sequence[int]) -> Sequence[Row[Any]]:
     """Items as plain rows (``ItemOut``'s fields), in id order."""
-    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock)
+    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock, Item.seller_id)
     stmt = select(*columns).where(Item.id.in_(item_ids)).order_by(Item.id)
     return (await execute(db, stmt)).all()

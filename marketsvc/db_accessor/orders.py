@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from marketsvc.db_accessor import outbox
+from marketsvc.db_accessor import outbox, sellers
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
@@ -97,6 +97,7 @@ async def place_order(
     if len(taken) < len(lines):
         short = [line for line in lines if line.item_id not in taken]
         await _raise_unknown_items(db, short)
+        await sellers.raise_if_suspended(db, [line.item_id for line in short])
         raise OutOfStock(line.item_id for line in short)
     placed = [
         PlacedLine(line.item_id, taken[line.item_id].name, taken[line.item_id].price_cents,
@@ -166,7 +167,7 @@ def _take_stock_statement(count: int) -> Update:
     in_lock_order = select(Item.id).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
     return (
         update(Item)
-        .where(Item.id.in_(in_lock_order), Item.stock >= wanted)
+        .where(Item.id.in_(in_lock_order), Item.stock >= wanted, sellers.ITEM_SELLER_ACTIVE)
         .values(stock=Item.stock - wanted)
         .returning(Item.id, Item.name, Item.price_cents, Item.stock)
     )

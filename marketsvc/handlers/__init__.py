@@ -10,6 +10,7 @@ from marketsvc.handlers import (
     orders,
     payments,
     pets,
+    sellers,
     users,
     webhooks,
 )
@@ -26,4 +27,5 @@ ROUTE_TABLES = (
     docs.routes,
     webhooks.routes,
     payments.routes,
+    sellers.routes,
 )

@@ -10,19 +10,25 @@ from aiohttp import web
 
 from marketsvc.db_accessor import items
 from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
-from marketsvc.events import record
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
-from marketsvc.services.item_edits import edit_item
+from marketsvc.services.item_edits import add_item, edit_item
 from marketsvc.web.caching import CACHE_CONTROL, cacheable, etag_of
 from marketsvc.web.cursors import cursor_codec
 from marketsvc.web.http import created, path_id, read_body, read_params
-from marketsvc.web.keys import DATABASE, SETTINGS
+from marketsvc.web.keys import DATABASE, PRINCIPAL, SETTINGS
 from marketsvc.web.routing import Access, endpoint
 from marketsvc.web.streaming import dump_all, stream_json, write_page
 
 routes = web.RouteTableDef()
-ITEM = {"id": 7, "name": "Kettle", "description": "1.7 l, steel", "price": "24.99", "stock": 12}
-NEW_ITEM = {k: v for k, v in ITEM.items() if k != "id"}
+ITEM = {
+    "id": 7,
+    "name": "Kettle",
+    "description": "1.7 l, steel",
+    "price": "24.99",
+    "stock": 12,
+    "seller_id": 3,
+}
+NEW_ITEM = {k: v for k, v in ITEM.items() if k not in ("id", "seller_id")}
 
 
 @routes.get("/api/v1/items")
@@ -72,13 +78,18 @@ def _listing(params: dict[str, Any]) -> ItemListing:
         in_stock=params.get("in_stock"),
         sort=ItemSort(params.get("sort") or ("relevance" if q is not None else "id")),
         after=(None, params["after_id"]) if "after_id" in params else None,
+        seller_id=params.get("seller_id"),
     )
 
 
 def _query_key(listing: ItemListing) -> str:
     """What a cursor is bound to: all that decides the set and the order (not the page size)."""
     q = None if listing.q is None else listing.q.text
-    parts = (q, listing.sort, listing.min_price_cents, listing.max_price_cents, listing.in_stock)
+    parts: tuple[object, ...] = (
+        *(q, listing.sort, listing.min_price_cents, listing.max_price_cents, listing.in_stock),
+    )
+    if listing.seller_id is not None:  # appended: the cursors of before sellers stay good
+        parts += (listing.seller_id,)
     return "\0".join(map(repr, parts))
 
 
@@ -108,7 +119,7 @@ async def get_item(request: web.Request) -> web.Response:
 @routes.post("/api/v1/items")
 @endpoint(
     summary="Add an item",
-    access=Access.ADMIN,
+    access=Access.SELLER,
     tag="items",
     body=ItemCreate(),
     response=ItemOut(),
@@ -117,17 +128,17 @@ async def get_item(request: web.Request) -> web.Response:
     response_example=ITEM,
 )
 async def create_item(request: web.Request) -> web.Response:
+    """A seller adds to its own catalogue (`seller_id` left out, or its own); an admin names
+    any seller, or the default one (1) by leaving `seller_id` out."""
     data = await read_body(request)
-    async with request.app[DATABASE].change() as session:
-        item = await items.create_item(session, data)
-        await record.item_created(session, item)
+    item = await add_item(request.app[DATABASE], data, request[PRINCIPAL].seller_id)
     return created(dump_item(item), f"/api/v1/items/{item.id}")
 
 
 @routes.patch(r"/api/v1/items/{id}")
 @endpoint(
     summary="Change an item",
-    access=Access.ADMIN,
+    access=Access.SELLER,
     tag="items",
     body=ItemPatch(),
     response=ItemOut(),
@@ -139,9 +150,17 @@ async def create_item(request: web.Request) -> web.Response:
 )
 async def update_item(request: web.Request) -> web.Response:
     """With `If-Match`, the change is made only if the item still has that `ETag` (checked
-    under the row's lock, in the change's transaction); otherwise 412 and nothing changes."""
+    under the row's lock, in the change's transaction); otherwise 412 and nothing changes.
+    A seller changes its own items' price, stock and description (another seller's item is a
+    404; its name, a 403)."""
     item_id = path_id(request)
     changes = await read_body(request)
-    item = await edit_item(request.app[DATABASE], item_id, changes, request.headers.get("If-Match"))
+    item = await edit_item(
+        request.app[DATABASE],
+        item_id,
+        changes,
+        request.headers.get("If-Match"),
+        request[PRINCIPAL].seller_id,
+    )
     body = orjson.dumps(dump_item(item))
     return web.Response(body=body, content_type="application/json", headers={"ETag": etag_of(body)})

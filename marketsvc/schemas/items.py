@@ -30,6 +30,12 @@ class ItemCreate(StrictSchema):
     description = Text(validate=validate.Length(max=10_000), load_default="")
     price = MoneyIn(required=True, data_key="price", attribute="price_cents")
     stock = StrictInt(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
+    seller_id = Id(
+        metadata={
+            "description": "Who sells it. An admin may name any seller (left out: 1, the "
+            "default seller); a seller adds to its own catalogue only (another id is a 403)."
+        }
+    )
 
 
 class ItemPatch(StrictSchema):
@@ -45,6 +51,7 @@ class ItemOut(StrictSchema):
     description = fields.String(required=True)
     price = Money(required=True, attribute="price_cents")
     stock = fields.Integer(required=True)
+    seller_id = Id(required=True, metadata={"description": "Who sells it."})
 
 
 dump_item = dumper(ItemOut)
@@ -72,6 +79,10 @@ class ItemQuery(StrictSchema):
         truthy={"true"},
         falsy={"false"},
         metadata={"description": "true: only items in stock; false: only items out of stock."},
+    )
+    seller_id = QueryInt(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "Only this seller's items."},
     )
     sort = fields.String(
         validate=validate.OneOf(SORTS),

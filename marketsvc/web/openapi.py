@@ -37,12 +37,13 @@ DOCUMENTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 TAGS = {  # in the order the docs page shows them; a tag not listed here comes last
-    "items": "The catalogue: anyone reads, admins write.",
+    "items": "The catalogue: anyone reads, admins and sellers write.",
     "customers": "Customers and their addresses.",
     "orders": "Orders, their lines, totals and status moves.",
     "events": "What changed, as CloudEvents: a feed that never skips one.",
     "users": "Users and the pets they own.",
     "pets": "Pets, owned by a user or by nobody.",
+    "sellers": "Sellers: who sells each item, their status and commission.",
     "operations": "Liveness, readiness and metrics.",
     "documentation": "This document and its interactive page.",
     "payments": "Payment results from the payment provider, signed per Standard Webhooks.",
@@ -54,6 +55,10 @@ WHO_MAY_CALL = {
         " customer's resources answer 404)."
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
+    Access.SELLER: (
+        "Needs a bearer token: an admin's, or a seller's acting on its own data (another"
+        " seller's resources answer 404; a suspended seller's token may read, not change)."
+    ),
 }
 ETAG = {
     "description": "A strong tag of this representation (its bytes): send it back in "
