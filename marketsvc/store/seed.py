@@ -190,7 +190,8 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
     show = sys.stderr.isatty() if progress is None else progress
     counts: dict[str, int] = {}
     try:
-        async with transactional(engine).begin() as conn:
+        # a writer from the start (SQLite: BEGIN IMMEDIATE): a running service may write too
+        async with transactional(engine, immediate=True).begin() as conn:
             tables = (
                 *("sellers", "customers", "addresses", "items", "orders", "order_lines"),
                 *("users", "pets"),
