@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database to the newest migration")
     s = sub.add_parser("seed", help="insert deterministic demo data in bulk")
     d = SeedPlan()
-    for name in ("customers", "items", "orders", "users"):
+    for name in ("sellers", "customers", "items", "orders", "users"):
         s.add_argument(f"--{name}", type=int, default=getattr(d, name), metavar="N")
     s.add_argument("--pets-per-user", type=int, default=d.pets_per_user, metavar="N")
     s.add_argument("--lines-per-order", type=int, default=d.lines_per_order, metavar="N")
@@ -35,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     who = t.add_mutually_exclusive_group(required=True)
     who.add_argument("--admin", action="store_true")
     who.add_argument("--customer", type=int, metavar="ID")
+    who.add_argument("--seller", type=int, metavar="ID")
     t.add_argument("--ttl", type=int, default=3600, metavar="SECONDS")
     sub.add_parser(
         "openapi", help="print the OpenAPI document (the one /api/v1/openapi.json serves)"
@@ -56,6 +57,7 @@ def run_seed(settings: Settings, args: argparse.Namespace) -> None:
         print("seed: the database already has customers; nothing to do", file=sys.stderr)
         return
     plan = SeedPlan(
+        sellers=args.sellers,
         customers=args.customers,
         items=args.items,
         orders=args.orders,
@@ -97,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         serve(args)
     elif args.command == "token":
         codec = TokenCodec(settings)
-        subject, role = ("admin", "admin") if args.admin else (str(args.customer), "customer")
+        if args.admin:
+            subject, role = "admin", "admin"
+        elif args.seller is not None:
+            subject, role = str(args.seller), "seller"
+        else:
+            subject, role = str(args.customer), "customer"
         print(codec.issue(subject, role, ttl=args.ttl))
     elif args.command == "openapi":
         print_document(settings)

@@ -46,6 +46,11 @@ class PetNotFound(NotFound):
         super().__init__(f"pet {pet_id} does not exist")
 
 
+class SellerNotFound(NotFound):
+    def __init__(self, seller_id: int) -> None:
+        super().__init__(f"seller {seller_id} does not exist")
+
+
 class NotAcceptable(DomainError):
     status = 406
 

@@ -25,6 +25,7 @@ async def get_item(session: AsyncSession, item_id: int, for_update: bool = False
 
 
 async def create_item(session: AsyncSession, data: dict[str, Any]) -> Item:
+    """``data["seller_id"]`` must name a seller (``sellers.seller_for_item``)."""
     item = Item(**data)
     session.add(item)
     await session.flush()

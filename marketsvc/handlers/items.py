@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from marketsvc.db_accessor import items
+from marketsvc.db_accessor import items, sellers
 from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
 from marketsvc.events import record
 from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
 from marketsvc.services.item_edits import edit_item
+from marketsvc.store.models import DEFAULT_SELLER_ID
 from marketsvc.web.caching import CACHE_CONTROL, cacheable, etag_of
 from marketsvc.web.cursors import cursor_codec
 from marketsvc.web.http import created, path_id, read_body, read_params
@@ -118,7 +119,9 @@ async def get_item(request: web.Request) -> web.Response:
 )
 async def create_item(request: web.Request) -> web.Response:
     data = await read_body(request)
+    data.setdefault("seller_id", DEFAULT_SELLER_ID)
     async with request.app[DATABASE].change() as session:
+        await sellers.seller_for_item(session, data["seller_id"])
         item = await items.create_item(session, data)
         await record.item_created(session, item)
     return created(dump_item(item), f"/api/v1/items/{item.id}")

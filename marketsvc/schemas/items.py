@@ -30,6 +30,12 @@ class ItemCreate(StrictSchema):
     description = Text(validate=validate.Length(max=10_000), load_default="")
     price = MoneyIn(required=True, data_key="price", attribute="price_cents")
     stock = StrictInt(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
+    seller_id = Id(
+        metadata={
+            "description": "Who sells it (admins; 1, the default seller, when left out). "
+            "A seller's own items are its own: any other id is a 403."
+        }
+    )
 
 
 class ItemPatch(StrictSchema):

@@ -39,6 +39,8 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 SEARCH_OBJECTS = ("search_vector", "ix_items_search_vector", "items_fts")
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
+SELLER_STATUSES = ("active", "suspended")
+DEFAULT_SELLER_ID = 1  # "Marketplace", made by migration 0007: the items of before sellers
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -109,6 +111,23 @@ class Item(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     price_cents: Mapped[int] = mapped_column(BigInteger)
     stock: Mapped[int] = mapped_column(Integer)
+    seller_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sellers.id"), index=True)
+
+
+class Seller(Base):
+    __tablename__ = "sellers"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended')", name="status_known"),
+        CheckConstraint(
+            "commission_bps >= 0 AND commission_bps <= 10000", name="commission_bps_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    commission_bps: Mapped[int] = mapped_column(Integer)  # the platform's cut, 1/100 of a %
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def line_total_of(line: Any) -> int:

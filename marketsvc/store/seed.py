@@ -168,10 +168,12 @@ FEATURES = [
 ]
 PETS = ["Rex", "Mittens", "Bubbles", "Nibbles", "Biscuit", "Pepper", "Luna", "Ziggy", "Mochi"]
 STATUS_WEIGHTS = (30, 25, 20, 15, 10)
+COMMISSIONS_BPS = (500, 800, 1000, 1250, 1500)
 
 
 @dataclass(frozen=True)
 class SeedPlan:
+    sellers: int = 5
     customers: int = 100
     items: int = 50
     orders: int = 300
@@ -189,8 +191,12 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
     counts: dict[str, int] = {}
     try:
         async with transactional(engine).begin() as conn:
-            tables = ("customers", "addresses", "items", "orders", "order_lines", "users", "pets")
+            tables = (
+                *("sellers", "customers", "addresses", "items", "orders", "order_lines"),
+                *("users", "pets"),
+            )
             start = {t: await _max_id(conn, t) for t in tables}
+            s_ids = range(start["sellers"] + 1, start["sellers"] + plan.sellers + 1)
             c_ids = range(start["customers"] + 1, start["customers"] + plan.customers + 1)
             i_ids = range(start["items"] + 1, start["items"] + plan.items + 1)
             o_ids = range(start["orders"] + 1, start["orders"] + plan.orders + 1)
@@ -199,11 +205,16 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
             bar = tqdm(total=_total(plan), unit="rows", disable=not show, desc="seeding")
             with bar:
                 writer = _Writer(conn, bar)
+                counts["sellers"] = await writer.insert("sellers", _sellers(rng, s_ids))
                 counts["customers"] = await writer.insert("customers", _customers(rng, c_ids))
                 counts["addresses"] = await writer.insert(
                     "addresses", _addresses(rng, c_ids, start["addresses"])
                 )
-                counts["items"] = await writer.insert("items", _items(rng, i_ids))
+                # the new sellers, or whichever there are: items go round them in turn
+                item_sellers = s_ids or range(1, start["sellers"] + 1)
+                if plan.items and not item_sellers:
+                    raise ValueError("items need a seller")
+                counts["items"] = await writer.insert("items", _items(rng, i_ids, item_sellers))
                 catalogue = (
                     await conn.execute(text("SELECT id, name, price_cents FROM items"))
                 ).all()
@@ -226,7 +237,8 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
 
 def _total(plan: SeedPlan) -> int:
     return (
-        2 * plan.customers
+        plan.sellers
+        + 2 * plan.customers
         + plan.items
         + plan.orders * (1 + plan.lines_per_order)
         + plan.users * (1 + plan.pets_per_user)
@@ -326,16 +338,25 @@ def _addresses(rng: random.Random, ids: range, address_id: int) -> Iterator[tupl
         yield (address_id, i, street, flat, city, post_code, country)
 
 
-def _items(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
-    pick = rng.choice
+def _sellers(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:
+    joined = datetime(2025, 6, 1, tzinfo=UTC)
     for i in ids:
+        name = f"{rng.choice(LAST)} {rng.choice(GOODS)} Shop #{i}"
+        yield (i, name, "active", rng.choice(COMMISSIONS_BPS), joined + timedelta(days=i % 180))
+
+
+def _items(rng: random.Random, ids: range, sellers: range) -> Iterator[tuple[Any, ...]]:
+    """Round-robin over ``sellers``: any few random items mostly come from two or more."""
+    pick = rng.choice
+    for n, i in enumerate(ids):
         good, material = pick(GOODS), pick(MATERIALS)
         name = f"{pick(ADJECTIVES)} {material} {good.lower()} #{i}"
         description = (
             f"A {good.lower()} in {material} and {pick(MATERIALS)}, {pick(FEATURES)}; "
             f"{pick(FEATURES)}."
         )
-        yield (i, name, description, rng.randint(99, 25_000), rng.randint(50, 5_000))
+        seller_id = sellers[n % len(sellers)]
+        yield (i, name, description, rng.randint(99, 25_000), rng.randint(50, 5_000), seller_id)
 
 
 def _orders(rng: random.Random, ids: range, customers: range) -> Iterator[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from marketsvc.schemas.common import parse_id
 from marketsvc.settings import Settings
 
 LEEWAY_SECONDS = 30
-ROLES = ("admin", "customer")
+ROLES = ("admin", "customer", "seller")
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,20 @@ class Principal:
         return self.role == "admin"
 
     @property
+    def is_seller(self) -> bool:
+        return self.role == "seller"
+
+    @property
     def customer_id(self) -> int | None:
-        """The customer this caller may act for; ``None`` for an admin (any customer)."""
-        return None if self.is_admin else int(self.subject)
+        """The customer this caller may act for; ``None`` for an admin (any customer). Only a
+        customer has one: a route that lets a seller in must not read a seller's id as this
+        (the access middleware keeps sellers off customer routes)."""
+        return int(self.subject) if self.role == "customer" else None
+
+    @property
+    def seller_id(self) -> int | None:
+        """The seller this caller acts for; ``None`` for anyone else."""
+        return int(self.subject) if self.is_seller else None
 
     @property
     def owner(self) -> str:
@@ -94,6 +105,8 @@ def _principal(claims: dict[str, object]) -> Principal:
         raise Unauthorized("the token names no known role")
     if role == "customer" and parse_id(subject) is None:
         raise Unauthorized("a customer token's subject must be a customer id")
+    if role == "seller" and parse_id(subject) is None:
+        raise Unauthorized("a seller token's subject must be a seller id")
     return Principal(subject=subject, role=str(role))
 
 

@@ -22,6 +22,7 @@ class Access(StrEnum):
     PUBLIC = "public"  # anyone, no token
     CUSTOMER = "customer"  # an admin, or a customer acting on its own data
     ADMIN = "admin"  # admins only
+    SELLER = "seller"  # an admin, or a seller acting on its own data
 
 
 @dataclass(frozen=True)

@@ -35,5 +35,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     principal = request.app[TOKEN_CODEC].decode(bearer_token(request))
     if access is Access.ADMIN and not principal.is_admin:
         raise Forbidden("this route is for admins only")
+    if access is Access.CUSTOMER and principal.is_seller:
+        raise Forbidden("this route is for admins and customers only")
+    if access is Access.SELLER and not (principal.is_admin or principal.is_seller):
+        raise Forbidden("this route is for admins and sellers only")
     request[PRINCIPAL] = principal
     return await handler(request)
