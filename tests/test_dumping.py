@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketsvc.app import create_app
-from marketsvc.db_accessor import customers, orders, pets, users
+from marketsvc.db_accessor import customers, orders, pets, seller_orders, users
+from marketsvc.db_accessor.balances import seller_balance
 from marketsvc.schemas.common import Id, Money, UtcDateTime, format_timestamp
 from marketsvc.schemas.customers import (
     AddressSchema,
@@ -33,6 +34,12 @@ from marketsvc.schemas.orders import (
     dump_order,
     dump_total,
     dump_totals,
+)
+from marketsvc.schemas.seller_orders import (
+    BalanceOut,
+    SellerOrderOut,
+    dump_balance,
+    dump_seller_order,
 )
 from marketsvc.schemas.users import PetOut, UserOut, dump_pet, dump_user
 from marketsvc.settings import Settings
@@ -53,6 +60,8 @@ COVERED = {
     PetOut,
     HealthOut,
     ReadinessOut,
+    SellerOrderOut,
+    BalanceOut,
 }
 
 
@@ -135,6 +144,24 @@ async def test_totals_one_and_many(db: Database) -> None:
             assert dump_total(one)["total"] == by_id[order_id]["total"]  # SQL sum = Python sum
     assert dump_totals(many) == TotalsOut().dump(many)
     assert dump_totals(many)["missing"] == [10_000]
+
+
+async def test_seller_orders_streamed_and_read_and_balances(db: Database) -> None:
+    async with db.stream() as session:
+        parts = [p async for chunk in seller_orders.stream_seller_orders(session) for p in chunk]
+    assert len(parts) > PLAN.orders  # most seeded orders have more than one seller
+    sellers = set()
+    for part in parts:
+        expected = SellerOrderOut().dump(part)
+        assert dump_seller_order(part) == expected
+        async with db.read() as conn:
+            view = await seller_orders.get_seller_order(conn, part.id)
+        assert dump_seller_order(view) == SellerOrderOut().dump(view) == expected
+        sellers.add(part.seller_id)
+    async with db.read() as conn:
+        for seller_id in sellers:
+            balance = await seller_balance(conn, seller_id)
+            assert dump_balance(balance) == BalanceOut().dump(balance)
 
 
 async def test_users_and_pets(db: Database) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 from marketsvc.db_accessor import items, outbox
 from marketsvc.db_accessor.core import Executor
-from marketsvc.events.data import customer_event, item_event, item_values, order_event
+from marketsvc.events.data import (
+    customer_event,
+    item_event,
+    item_values,
+    order_event,
+    seller_order_event,
+)
 
 
 def order_placed(order: Any) -> dict[str, Any]:
@@ -60,3 +66,15 @@ async def _stock_events(db: Executor, name: str, item_ids: Sequence[int]) -> Non
     if item_ids:
         for item in await items.items_by_id(db, item_ids):
             await outbox.record(db, item_event(name, item))
+
+
+async def parts_awaiting(db: Executor, parts: Sequence[Any]) -> None:
+    """After a payment: ``seller_order.awaiting_acceptance`` for each of the order's parts."""
+    for part in parts:
+        await outbox.record(db, seller_order_event("seller_order.awaiting_acceptance", part))
+
+
+async def part_moved(db: Executor, part: Any, restocked: Sequence[int] = ()) -> None:
+    """``seller_order.<status>``; after a refusal, ``item.back_in_stock`` for ``restocked``."""
+    await outbox.record(db, seller_order_event(f"seller_order.{part.status}", part))
+    await _stock_events(db, "item.back_in_stock", restocked)

@@ -14,6 +14,7 @@ from marketsvc.schemas.customers import CustomerOut
 from marketsvc.schemas.event_data import ItemUpdatedData, OrderCancelledData
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
+from marketsvc.schemas.seller_orders import SellerOrderOut
 
 TYPE_PREFIX = "com.marketsvc."
 DATA_CONTENT_TYPE = "application/json"
@@ -38,8 +39,8 @@ CATALOGUE: dict[str, EventType] = {
     for t in (
         EventType("order.placed", OrderOut, "An order was placed and its stock taken.", True),
         EventType("order.paid", OrderOut, "An order was paid."),
-        EventType("order.shipped", OrderOut, "An order was shipped."),
-        EventType("order.delivered", OrderOut, "An order was delivered."),
+        EventType("order.shipped", OrderOut, "Every part of an order not refused has shipped."),
+        EventType("order.delivered", OrderOut, "Every part of an order not refused is delivered."),
         EventType(
             "order.cancelled", OrderCancelledData, "An order was cancelled; its stock restored."
         ),
@@ -49,6 +50,24 @@ CATALOGUE: dict[str, EventType] = {
         EventType("item.updated", ItemUpdatedData, "An item was edited: new values, and old."),
         EventType("item.out_of_stock", ItemOut, "An item's stock fell to zero."),
         EventType("item.back_in_stock", ItemOut, "An item's stock rose from zero."),
+        EventType(
+            "seller_order.awaiting_acceptance",
+            SellerOrderOut,
+            "An order was paid: its part awaits its seller's acceptance.",
+            True,
+        ),
+        EventType("seller_order.accepted", SellerOrderOut, "A seller accepted its part."),
+        EventType(
+            "seller_order.refused",
+            SellerOrderOut,
+            "A seller refused its part: its stock restored, its subtotal owed to the customer.",
+        ),
+        EventType("seller_order.shipped", SellerOrderOut, "A seller shipped its part."),
+        EventType("seller_order.delivered", SellerOrderOut, "A seller's part was delivered."),
+        EventType(
+            "order.partially_shipped", OrderOut, "Some of an order's parts have shipped, not all."
+        ),
+        EventType("order.refused", OrderOut, "Every seller refused its part of an order."),
     )
 }
 BY_TYPE = {t.type: t for t in CATALOGUE.values()}

@@ -1,6 +1,18 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
-from marketsvc.handlers import customers, docs, events, items, metrics, ops, orders, pets, users
+from marketsvc.handlers import (
+    balances,
+    customers,
+    docs,
+    events,
+    items,
+    metrics,
+    ops,
+    orders,
+    pets,
+    seller_orders,
+    users,
+)
 
 ROUTE_TABLES = (
     ops.routes,
@@ -12,4 +24,6 @@ ROUTE_TABLES = (
     users.routes,
     pets.routes,
     docs.routes,
+    seller_orders.routes,
+    balances.routes,
 )

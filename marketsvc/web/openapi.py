@@ -53,6 +53,10 @@ WHO_MAY_CALL = {
         " customer's resources answer 404)."
     ),
     Access.ADMIN: "Needs an admin's bearer token.",
+    Access.SELLER: (
+        "Needs a bearer token: an admin's, or a seller's acting on its own data (another"
+        " seller's resources answer 404)."
+    ),
 }
 ETAG = {
     "description": "A strong tag of this representation (its bytes): send it back in "
