@@ -30,6 +30,7 @@ ADMIN_CREATES = (401, 401, 401, 201, 403, 403)
 OWNER_OR_ADMIN = (401, 401, 401, 200, 200, 404)
 ADMIN_DELETES = (401, 401, 401, 204, 403, 403)
 ANY_CUSTOMER = (401, 401, 401, 200, 200, 200)  # each sees only its own: see test below
+SELLER_OR_ADMIN = (401, 401, 401, 200, 403, 403)  # customers are not let in
 
 RULES = [
     Rule("GET", "/api/v1/items", PUBLIC_READ),
@@ -75,6 +76,16 @@ RULES = [
     Rule("GET", "/api/v1/pets/{pet}", ADMIN_ONLY),
     Rule("PATCH", "/api/v1/pets/{pet}", ADMIN_ONLY, {"user_id": None}),
     Rule("DELETE", "/api/v1/pets/{pet}", ADMIN_DELETES),
+    Rule("GET", "/api/v1/seller-orders", SELLER_OR_ADMIN),
+    Rule("GET", "/api/v1/seller-orders/{part}", SELLER_OR_ADMIN),
+    # the world's order is not paid: nothing to accept yet (409), once past the access check
+    Rule(
+        "PATCH",
+        "/api/v1/seller-orders/{part}",
+        (401, 401, 401, 409, 403, 403),
+        {"status": "accepted"},
+    ),
+    Rule("GET", "/api/v1/sellers/1/balance", SELLER_OR_ADMIN),
 ]
 
 
@@ -113,6 +124,8 @@ async def build_world(client, admin) -> dict[str, int]:
         "/api/v1/orders",
         {"customer_id": world["customer"], "lines": [{"item_id": world["item"], "quantity": 2}]},
     )
+    world["part"] = (await (await client.get(f"/api/v1/orders/{world['order']}", headers=admin))
+                     .json())["seller_orders"][0]["id"]  # fmt: skip
     world["user"] = await post("/api/v1/users", {"name": "Uri"})
     world["pet"] = await post(f"/api/v1/users/{world['user']}/pets", {"name": "Pip"})
     return world
@@ -168,6 +181,8 @@ def test_every_api_route_has_an_access_rule(settings) -> None:
         "{order}": "{id}",
         "{user}": "{id}",
         "{pet}": "{id}",
+        "{part}": "{id}",
+        "/sellers/1/": "/sellers/{id}/",
     }
     covered = set()
     for rule in RULES:
