@@ -18,6 +18,7 @@ WORDS_ONLY = [
     (r"query\.after_id", r"^after_id pages the id order only; use cursor\.$"),
     (r"query\.after_id", r"^Not with cursor: the cursor says where\.$"),
     (r"header\.Idempotency-Key", r"^Already used with a different method, path or body\.$"),
+    (r"body\.(carrier|tracking_number)", r"^(Required to ship|Only when shipping)\.$"),
 ]
 
 

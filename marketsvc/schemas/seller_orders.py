@@ -57,8 +57,14 @@ class SellerOrderOut(StrictSchema):
 
 class SellerOrderPatch(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(SELLER_MOVES))
-    carrier = fields.String(validate=validate.Length(min=1, max=100))
-    tracking_number = fields.String(validate=validate.Length(min=1, max=100))
+    carrier = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Required when shipping (status shipped), and only then."},
+    )
+    tracking_number = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Required when shipping (status shipped), and only then."},
+    )
 
     @validates_schema
     def shipment_only_when_shipping(self, data: dict[str, Any], **_: Any) -> None:

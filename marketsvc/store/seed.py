@@ -367,7 +367,7 @@ def _items(rng: random.Random, ids: range, sellers: range) -> Iterator[tuple[Any
 # each item with its seller and that seller's commission rate now
 CATALOGUE = (
     "SELECT i.id, i.name, i.price_cents, i.seller_id, s.commission_bps"
-    " FROM items i JOIN sellers s ON s.id = i.seller_id"
+    " FROM items i JOIN sellers s ON s.id = i.seller_id ORDER BY i.id"  # the order sampled from
 )
 # an order's status -> its seller orders'
 PART_STATUS = {"paid": "awaiting_acceptance"}
