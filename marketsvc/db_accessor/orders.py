@@ -145,7 +145,7 @@ def _placed(line: LineRequest, item: Any, parts: dict[int, SellerOrderRow]) -> P
 
 
 _INSERT_PARTS = insert(SellerOrder).returning(
-    SellerOrder.id, SellerOrder.seller_id, sort_by_parameter_order=True
+    SellerOrder.id, SellerOrder.seller_id
 )
 
 
