@@ -134,3 +134,30 @@ class NotConfigured(DomainError):
     """A feature whose settings are missing: the service cannot answer until they are set."""
 
     status = 503
+
+
+class SellerOrderNotFound(NotFound):
+    def __init__(self, part_id: int) -> None:
+        super().__init__(f"seller order {part_id} does not exist")
+
+
+class IllegalPartTransition(Conflict):
+    def __init__(self, part_id: int, current: str, target: str) -> None:
+        super().__init__(f"seller order {part_id} cannot move from {current!r} to {target!r}")
+
+
+class StatusFollowsParts(Conflict):
+    def __init__(self, target: str) -> None:
+        super().__init__(
+            f"an order becomes {target!r} only through its seller orders: each seller moves its "
+            "own part (PATCH /api/v1/seller-orders/{id}) and the order's status follows"
+        )
+
+
+class PartsAccepted(Conflict):
+    def __init__(self, order_id: int, parts: list[tuple[int, str]]) -> None:
+        named = ", ".join(f"{part_id} ({status})" for part_id, status in parts)
+        super().__init__(
+            f"order {order_id} cannot be cancelled: its sellers have taken on seller orders "
+            f"{named}; a seller may refuse its part instead"
+        )

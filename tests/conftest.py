@@ -69,6 +69,14 @@ def as_customer(tokens: TokenCodec) -> Callable[[int], dict[str, str]]:
 
 
 @pytest.fixture
+def as_seller(tokens: TokenCodec) -> Callable[[int], dict[str, str]]:
+    def headers(seller_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens.issue(str(seller_id), 'seller')}"}
+
+    return headers
+
+
+@pytest.fixture
 async def aiohttp_client(aiohttp_client: Any) -> AsyncIterator[Any]:
     """pytest-aiohttp's, with every response checked against the app's OpenAPI document."""
     contract = Contract()

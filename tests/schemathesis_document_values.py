@@ -21,6 +21,7 @@ WORDS_ONLY = [
     (r"body\.url", r"^The URL must use https\.$"),
     (r"body", r"^Give exactly one of after and since\.$"),
     (r"header\.Idempotency-Key", r"^Already used with a different method, path or body\.$"),
+    (r"body\.(carrier|tracking_number)", r"^(Required to ship|Only when shipping)\.$"),
 ]
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from marketsvc.app import create_app
-from marketsvc.db_accessor import customers, orders, pets, sellers, users
+from marketsvc.db_accessor import customers, orders, pets, seller_orders, sellers, users
+from marketsvc.db_accessor.balances import seller_balance
 from marketsvc.db_accessor.payment_inbox import InboxEntry
 from marketsvc.schemas.common import Id, Money, UtcDateTime, format_timestamp
 from marketsvc.schemas.customers import (
@@ -36,6 +37,12 @@ from marketsvc.schemas.orders import (
     dump_totals,
 )
 from marketsvc.schemas.payments import PaymentEventOut, dump_payment_event
+from marketsvc.schemas.seller_orders import (
+    BalanceOut,
+    SellerOrderOut,
+    dump_balance,
+    dump_seller_order,
+)
 from marketsvc.schemas.sellers import SellerOut, dump_seller
 from marketsvc.schemas.users import PetOut, UserOut, dump_pet, dump_user
 from marketsvc.settings import Settings
@@ -58,6 +65,8 @@ COVERED = {
     ReadinessOut,
     PaymentEventOut,
     SellerOut,
+    SellerOrderOut,
+    BalanceOut,
 }
 
 
@@ -152,6 +161,24 @@ async def test_totals_one_and_many(db: Database) -> None:
             assert dump_total(one)["total"] == by_id[order_id]["total"]  # SQL sum = Python sum
     assert dump_totals(many) == TotalsOut().dump(many)
     assert dump_totals(many)["missing"] == [10_000]
+
+
+async def test_seller_orders_streamed_and_read_and_balances(db: Database) -> None:
+    async with db.stream() as session:
+        parts = [p async for chunk in seller_orders.stream_seller_orders(session) for p in chunk]
+    assert len(parts) > PLAN.orders  # most seeded orders have more than one seller
+    sellers = set()
+    for part in parts:
+        expected = SellerOrderOut().dump(part)
+        assert dump_seller_order(part) == expected
+        async with db.read() as conn:
+            view = await seller_orders.get_seller_order(conn, part.id)
+        assert dump_seller_order(view) == SellerOrderOut().dump(view) == expected
+        sellers.add(part.seller_id)
+    async with db.read() as conn:
+        for seller_id in sellers:
+            balance = await seller_balance(conn, seller_id)
+            assert dump_balance(balance) == BalanceOut().dump(balance)
 
 
 async def test_users_and_pets(db: Database) -> None:

@@ -15,10 +15,14 @@ async def test_every_change_records_one_event(client, admin, as_customer, new_cu
     customer, item, spare = await new_customer(), await new_item(stock=2), await new_item(stock=9)
     body = order_body(customer["id"], (item["id"], 2), (spare["id"], 1))
     first = await (await client.post("/api/v1/orders", json=body, headers=admin)).json()
-    for status in ("paid", "shipped", "delivered"):
-        resp = await client.patch(
-            f"/api/v1/orders/{first['id']}", json={"status": status}, headers=admin
-        )
+    resp = await client.patch(
+        f"/api/v1/orders/{first['id']}", json={"status": "paid"}, headers=admin
+    )
+    assert resp.status == 200
+    [part] = first["seller_orders"]
+    for move in ({"status": "accepted"}, {"status": "shipped", "carrier": "DHL",
+                 "tracking_number": "T1"}, {"status": "delivered"}):  # fmt: skip
+        resp = await client.patch(f"/api/v1/seller-orders/{part['id']}", json=move, headers=admin)
         assert resp.status == 200
     await client.patch(f"/api/v1/items/{item['id']}", json={"stock": 1}, headers=admin)
     body = order_body(customer["id"], (item["id"], 1))
@@ -43,7 +47,11 @@ async def test_every_change_records_one_event(client, admin, as_customer, new_cu
         "order.placed",
         "item.out_of_stock",
         "order.paid",
+        "seller_order.awaiting_acceptance",
+        "seller_order.accepted",
+        "seller_order.shipped",
         "order.shipped",
+        "seller_order.delivered",
         "order.delivered",
         "item.updated",
         "item.back_in_stock",
@@ -62,17 +70,20 @@ async def test_every_change_records_one_event(client, admin, as_customer, new_cu
         assert event["specversion"] == "1.0"
     assert all(seq == list(range(1, len(seq) + 1)) for seq in by_subject.values()), by_subject
     assert len({e["id"] for e in events}) == len(events)
-    placed, paid, cancelled = events[3], events[5], events[12]
+    placed, paid, cancelled = events[3], events[5], events[16]
     assert placed["data"] == first | {"status": "pending"}
     assert placed["subject"] == f"orders/{first['id']}"
     assert paid["data"]["status"] == "paid"
     assert cancelled["data"]["cancelled_by"] == {"role": "customer", "subject": str(customer["id"])}
     assert cancelled["data"]["stock_restored"] is True
-    assert events[14]["data"]["previous"] == {"price": "10.00", "description": ""}
-    assert events[14]["data"]["price"] == "12.50"
-    assert events[8]["data"]["previous"] == {"stock": 0}
-    assert events[8]["data"]["stock"] == 1
-    assert events[15]["data"]["address"]["city"] == "York"
+    assert events[18]["data"]["previous"] == {"price": "10.00", "description": ""}
+    assert events[18]["data"]["price"] == "12.50"
+    assert events[12]["data"]["previous"] == {"stock": 0}
+    assert events[12]["data"]["stock"] == 1
+    assert events[19]["data"]["address"]["city"] == "York"
+    shipped = events[8]
+    assert shipped["subject"] == f"seller-orders/{part['id']}"
+    assert shipped["data"]["tracking_number"] == "T1"
 
 
 async def test_refusals_record_nothing(client, admin, new_customer, new_item) -> None:

@@ -1,4 +1,5 @@
-"""The order lifecycle: legal moves only, cancelling puts stock back exactly once."""
+"""The order lifecycle: legal moves only, cancelling puts stock back exactly once. Past paid an
+order moves only through its seller orders (tests/test_seller_orders.py): asking is a 409."""
 
 from __future__ import annotations
 
@@ -7,21 +8,20 @@ import itertools
 
 import pytest
 
-from marketsvc.store.models import ORDER_STATUSES
+from marketsvc.store.models import ALL_ORDER_STATUSES, ORDER_STATUSES
 from tests.ordering import place, stock_of
+from tests.sellers_kit import moved
 
-# how to reach each status from pending
+# how to reach each status from pending: the order's own moves, then its one part's
 PATHS = {
-    "pending": [],
-    "paid": ["paid"],
-    "shipped": ["paid", "shipped"],
-    "delivered": ["paid", "shipped", "delivered"],
-    "cancelled": ["cancelled"],
+    "pending": ([], []),
+    "paid": (["paid"], []),
+    "shipped": (["paid"], ["accepted", "shipped"]),
+    "delivered": (["paid"], ["accepted", "shipped", "delivered"]),
+    "cancelled": (["cancelled"], []),
 }
 LEGAL = {
     ("pending", "paid"),
-    ("paid", "shipped"),
-    ("shipped", "delivered"),
     ("pending", "cancelled"),
     ("paid", "cancelled"),
 }
@@ -35,25 +35,40 @@ async def _move(client, headers, order_id: int, status: str):
 
 async def _order_in(client, admin, customer_id: int, item_id: int, status: str) -> dict:
     order = await place(client, admin, customer_id, (item_id, 1))
-    for step in PATHS[status]:
+    own_moves, part_moves = PATHS[status]
+    for step in own_moves:
         resp = await _move(client, admin, order["id"], step)
         assert resp.status == 200, await resp.text()
+    for step in part_moves:
+        await moved(client, admin, order["seller_orders"][0]["id"], step)
     return order
 
 
 async def test_the_happy_path(client, admin, new_customer, new_item) -> None:
     customer, item = await new_customer(), await new_item(stock=5)
     order = await place(client, admin, customer["id"], (item["id"], 2))
-    for status in ("paid", "shipped", "delivered"):
-        resp = await _move(client, admin, order["id"], status)
-        assert resp.status == 200
-        assert await resp.json() == order | {"status": status}
+    resp = await _move(client, admin, order["id"], "paid")
+    assert resp.status == 200
+    [part] = order["seller_orders"]
+    assert await resp.json() == order | {
+        "status": "paid",
+        "seller_orders": [part | {"status": "awaiting_acceptance"}],
+    }
+    await moved(client, admin, part["id"], "accepted")
+    shipment = {"carrier": "DHL", "tracking_number": "T1"}
+    for status in ("shipped", "delivered"):
+        await moved(client, admin, part["id"], status, **(shipment if status == "shipped" else {}))
+        got = await (await client.get(f"/api/v1/orders/{order['id']}", headers=admin)).json()
+        assert got == order | {
+            "status": status,
+            "seller_orders": [part | {"status": status} | shipment],
+        }
     assert await stock_of(client, item["id"]) == 3
 
 
 @pytest.mark.parametrize(
     ("current", "target"),
-    [m for m in itertools.product(ORDER_STATUSES, ORDER_STATUSES) if m not in LEGAL],
+    [m for m in itertools.product(ORDER_STATUSES, ALL_ORDER_STATUSES) if m not in LEGAL],
 )
 async def test_every_illegal_move_is_409(
     client, admin, new_customer, new_item, current, target

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from marketsvc.db_accessor import outbox, sellers
+from marketsvc.db_accessor import outbox, seller_orders, sellers
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.customers import customer_exists
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
@@ -40,18 +40,36 @@ from marketsvc.errors import (
     InvalidInput,
     OrderNotFound,
     OutOfStock,
+    PartsAccepted,
+    StatusFollowsParts,
 )
 from marketsvc.schemas.orders import LineRequest
-from marketsvc.store.models import Item, Order, OrderLine, line_total_of, order_total_of, utcnow
+from marketsvc.store.models import (
+    Item,
+    Order,
+    OrderLine,
+    Part,
+    Seller,
+    SellerOrder,
+    commission_of,
+    line_total_of,
+    order_total_of,
+    parts_of,
+    utcnow,
+)
 
-# target status -> the statuses it may be reached from
+# target status -> the statuses it may be reached from by asking (PATCH, a payment)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending": (),
     "paid": ("pending",),
-    "shipped": ("paid",),
-    "delivered": ("shipped",),
+    "shipped": (),
+    "delivered": (),
     "cancelled": ("pending", "paid"),
+    "partially_shipped": (),
+    "refused": (),
 }
+# statuses an order reaches only by its seller orders' moves
+FOLLOWS_PARTS = ("partially_shipped", "shipped", "delivered", "refused")
 CUSTOMER_MAY_CANCEL = ("pending",)
 
 
@@ -72,7 +90,8 @@ Announce = Callable[["OrderView"], dict[str, Any]]
 async def place_order(
     db: Executor, customer_id: int, lines: Sequence[LineRequest], announce: Announce | None = None
 ) -> OrderView:
-    """Write the order, take the stock, write the lines: three statements, whatever the lines.
+    """Write the order, take the stock, write its seller orders and the lines: four statements,
+    whatever the lines and sellers.
 
     ``announce``: the row of the event that tells of the order (``outbox.creation_row``),
     written with the lines: on PostgreSQL in the same statement, so the event costs no round
@@ -80,9 +99,11 @@ async def place_order(
 
     The stock of every line drops in one conditional UPDATE (``stock >= quantity`` per item), so
     two buyers can never both take the last unit; on PostgreSQL it first locks the items in id
-    order, so two orders never wait on each other's rows (deadlock). A line short of stock (or
-    an unknown customer or item) raises, and the caller's transaction rolls back whatever the
-    other statements did.
+    order, so two orders never wait on each other's rows (deadlock). The same UPDATE returns
+    each item's seller and that seller's commission rate: the lines are grouped into one seller
+    order per seller (one multi-row INSERT), and each line keeps the rate of this moment. A line
+    short of stock (or an unknown customer or item) raises, and the caller's transaction rolls
+    back whatever the other statements did.
     """
     placed_at = utcnow()
     values = {"customer_id": customer_id, "status": "pending", "placed_at": placed_at}
@@ -99,13 +120,14 @@ async def place_order(
         await _raise_unknown_items(db, short)
         await sellers.raise_if_suspended(db, [line.item_id for line in short])
         raise OutOfStock(line.item_id for line in short)
-    placed = [
-        PlacedLine(line.item_id, taken[line.item_id].name, taken[line.item_id].price_cents,
-                   line.quantity)
-        for line in lines
-    ]  # fmt: skip
+    parts = await _insert_parts(db, order_id, sorted({row.seller_id for row in taken.values()}),
+                                placed_at)  # fmt: skip
+    placed = [_placed(line, taken[line.item_id], parts) for line in lines]
     sold_out = tuple(item_id for item_id, row in taken.items() if row.stock == 0)
-    order = OrderView(order_id, customer_id, "pending", placed_at, placed, sold_out)
+    order = OrderView(
+        order_id, customer_id, "pending", placed_at, placed,
+        seller_orders=list(parts.values()), stock_crossed=sold_out,
+    )  # fmt: skip
     if announce is not None and dialect_name(db) == "postgresql":
         await execute(db, _LINES_AND_EVENT, _line_arrays(order_id, placed) | announce(order))
         return order
@@ -115,23 +137,55 @@ async def place_order(
     return order
 
 
+def _placed(line: LineRequest, item: Any, parts: dict[int, SellerOrderRow]) -> PlacedLine:
+    bps = item.commission_bps
+    return PlacedLine(
+        line.item_id, item.name, item.price_cents, line.quantity, parts[item.seller_id].id, bps,
+        commission_of(item.price_cents, line.quantity, bps),
+    )  # fmt: skip
+
+
+_INSERT_PARTS = insert(SellerOrder).returning(SellerOrder.id, SellerOrder.seller_id)
+
+
+async def _insert_parts(
+    db: Executor, order_id: int, seller_ids: Sequence[int], placed_at: datetime
+) -> dict[int, SellerOrderRow]:
+    """One seller order per seller, in one INSERT; by seller id."""
+    rows = [
+        {"order_id": order_id, "seller_id": seller_id, "status": "pending", "refund_cents": 0,
+         "placed_at": placed_at, "updated_at": placed_at}
+        for seller_id in seller_ids
+    ]  # fmt: skip
+    result = await execute(db, _INSERT_PARTS, rows)
+    return {
+        seller_id: SellerOrderRow(part_id, seller_id, "pending", None, None)
+        for part_id, seller_id in result.all()
+    }
+
+
 def _line_arrays(order_id: int, placed: Sequence[PlacedLine]) -> dict[str, Any]:
-    item_ids, names, prices, quantities = zip(*placed, strict=True)
+    item_ids, names, prices, quantities, parts, rates, commissions = zip(*placed, strict=True)
     return {
         "order_id": order_id,
         "item_ids": list(item_ids),
         "names": list(names),
         "prices": list(prices),
         "quantities": list(quantities),
+        "parts": list(parts),
+        "rates": list(rates),
+        "commissions": list(commissions),
     }
 
 
 # PostgreSQL: the lines (one row per array element) and the order's event, in one statement
 _LINES_AND_EVENT = text(
     "WITH lines AS ("
-    " INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity)"
+    " INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity,"
+    " seller_order_id, commission_bps, commission_cents)"
     " SELECT :order_id, * FROM unnest(CAST(:item_ids AS BIGINT[]), CAST(:names AS VARCHAR[]),"
-    " CAST(:prices AS BIGINT[]), CAST(:quantities AS INTEGER[])))"
+    " CAST(:prices AS BIGINT[]), CAST(:quantities AS INTEGER[]), CAST(:parts AS BIGINT[]),"
+    " CAST(:rates AS INTEGER[]), CAST(:commissions AS BIGINT[])))"
     f" INSERT INTO events ({', '.join(outbox.EVENT_COLUMNS)})"
     f" VALUES ({', '.join(':' + c for c in outbox.EVENT_COLUMNS)})"
 )
@@ -142,6 +196,9 @@ class PlacedLine(NamedTuple):
     name: str
     unit_price_cents: int
     quantity: int
+    seller_order_id: int
+    commission_bps: int
+    commission_cents: int
 
     @property
     def line_total_cents(self) -> int:
@@ -169,8 +226,17 @@ def _take_stock_statement(count: int) -> Update:
         update(Item)
         .where(Item.id.in_(in_lock_order), Item.stock >= wanted, sellers.ITEM_SELLER_ACTIVE)
         .values(stock=Item.stock - wanted)
-        .returning(Item.id, Item.name, Item.price_cents, Item.stock)
+        .returning(Item.id, Item.name, Item.price_cents, Item.stock, Item.seller_id, _RATE)
     )
+
+
+# the item's seller's commission rate, returned with the stock it took
+_RATE = (
+    select(Seller.commission_bps)
+    .where(Seller.id == Item.seller_id)
+    .scalar_subquery()
+    .label("commission_bps")
+)
 
 
 async def _raise_unknown_items(db: Executor, short: Sequence[LineRequest]) -> None:
@@ -186,23 +252,37 @@ async def _raise_unknown_items(db: Executor, short: Sequence[LineRequest]) -> No
 
 
 def _with_lines(stmt: Select[Order]) -> Select[Order]:
-    return stmt.options(selectinload(Order.lines))
+    return stmt.options(selectinload(Order.lines), selectinload(Order.seller_orders))
+
+
+class SellerOrderRow(NamedTuple):
+    id: int
+    seller_id: int
+    status: str
+    carrier: str | None
+    tracking_number: str | None
 
 
 @dataclass(frozen=True)
 class OrderView:
-    """An order and its lines as read by one joined query: what a response needs, no entity."""
+    """An order, its lines and its seller orders as read by one joined query: what a response
+    needs, no entity."""
 
     id: int
     customer_id: int
     status: str
     placed_at: datetime
     lines: list[PlacedLine]
+    seller_orders: list[SellerOrderRow] = field(default_factory=list)  # by id
     stock_crossed: tuple[int, ...] = ()  # items whose stock this change took to 0, or from 0
 
     @property
     def total_cents(self) -> int:
         return order_total_of(self)
+
+    @property
+    def parts(self) -> list[Part]:
+        return parts_of(self.seller_orders, self.lines)
 
 
 _ORDER_ROWS = (
@@ -215,8 +295,16 @@ _ORDER_ROWS = (
         OrderLine.name,
         OrderLine.unit_price_cents,
         OrderLine.quantity,
+        OrderLine.seller_order_id,
+        OrderLine.commission_bps,
+        OrderLine.commission_cents,
+        SellerOrder.seller_id,
+        SellerOrder.status.label("part_status"),
+        SellerOrder.carrier,
+        SellerOrder.tracking_number,
     )
     .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+    .outerjoin(SellerOrder, SellerOrder.id == OrderLine.seller_order_id)
     .where(Order.id == bindparam("order_id"))
     .order_by(OrderLine.item_id)
 )
@@ -229,12 +317,21 @@ async def get_order(db: Executor, order_id: int, scope: int | None = None) -> Or
     if not rows:
         raise OrderNotFound(order_id)
     first = rows[0]
-    lines = [
-        PlacedLine(row.item_id, row.name, row.unit_price_cents, row.quantity)
-        for row in rows
-        if row.item_id is not None
-    ]
-    return OrderView(first.id, first.customer_id, first.status, first.placed_at, lines)
+    lines, parts = [], {}
+    for row in rows:
+        if row.item_id is None:
+            continue
+        lines.append(
+            PlacedLine(row.item_id, row.name, row.unit_price_cents, row.quantity,
+                       row.seller_order_id, row.commission_bps, row.commission_cents)
+        )  # fmt: skip
+        parts[row.seller_order_id] = SellerOrderRow(
+            row.seller_order_id, row.seller_id, row.part_status, row.carrier, row.tracking_number
+        )
+    seller_orders = [parts[part_id] for part_id in sorted(parts)]
+    return OrderView(
+        first.id, first.customer_id, first.status, first.placed_at, lines, seller_orders
+    )
 
 
 async def _by_id(
@@ -352,70 +449,60 @@ _TOTALS = {
 async def change_status(
     session: AsyncSession, order_id: int, target: str, scope: int | None = None
 ) -> OrderView:
-    """Move the order to ``target`` if its current status allows it, atomically.
+    """Move the order to ``target`` if its current status allows it, its row locked first.
 
-    The status check is the UPDATE's WHERE clause, so of two racing moves only one matches; the
-    loser sees the new status and gets 409. Cancelling puts the stock back in the same transaction.
+    Past ``paid`` an order's status follows its seller orders (``seller_orders.follow_parts``);
+    asking for one of those is a 409 that says so. Paying puts its parts before their sellers;
+    cancelling cancels its parts and puts back the stock of those not refused already (refusing
+    gave theirs back), in the same transaction. A paid order can be cancelled (by an admin)
+    only while no seller has accepted its part: after that, the sellers refuse their parts.
     """
+    current = await seller_orders.lock_order(session, order_id, scope)
     if scope is None:
         allowed = TRANSITIONS[target]
     else:
         allowed = CUSTOMER_MAY_CANCEL if target == "cancelled" else ()
-    if not await _move(session, order_id, target, allowed, scope):
-        await _refuse_move(session, order_id, target, scope)
-    restocked = await _restore_stock(session, order_id) if target == "cancelled" else ()
+    if current not in allowed:
+        if scope is not None and (target != "cancelled" or current in TRANSITIONS[target]):
+            raise Forbidden("a customer may only cancel its own pending orders")
+        if target in FOLLOWS_PARTS:
+            raise StatusFollowsParts(target)
+        raise IllegalTransition(current, target)
+    if target == "cancelled" and (accepted := await seller_orders.parts_past_acceptance(
+        session, order_id
+    )):  # fmt: skip
+        raise PartsAccepted(order_id, accepted)
+    await execute(session, update(Order).where(Order.id == order_id).values(status=target))
+    restocked: tuple[int, ...] = ()
+    if target == "paid":
+        await seller_orders.start_parts(session, order_id)
+    elif target == "cancelled":
+        await seller_orders.cancel_parts(session, order_id, was_paid=current == "paid")
+        live = select(SellerOrder.id).where(
+            SellerOrder.order_id == order_id, SellerOrder.status != "refused"
+        )
+        restocked = await restore_stock(
+            session, OrderLine.order_id == order_id, OrderLine.seller_order_id.in_(live)
+        )
     order = await get_order(session, order_id)
     return replace(order, stock_crossed=restocked)
 
 
-async def _move(
-    session: AsyncSession, order_id: int, target: str, allowed: Sequence[str], scope: int | None
-) -> bool:
-    if not allowed:
-        return False
-    stmt = (
-        update(Order)
-        .where(Order.id == order_id, Order.status.in_(allowed))
-        .values(status=target)
-        .returning(Order.id)
-        .execution_options(synchronize_session=False)
-    )
-    if scope is not None:
-        stmt = stmt.where(Order.customer_id == scope)
-    return (await session.execute(stmt)).first() is not None
-
-
-async def _refuse_move(
-    session: AsyncSession, order_id: int, target: str, scope: int | None
-) -> None:
-    stmt = select(Order.status).where(Order.id == order_id)
-    if scope is not None:
-        stmt = stmt.where(Order.customer_id == scope)
-    current = await session.scalar(stmt)
-    if current is None:
-        raise OrderNotFound(order_id)
-    if scope is not None and (target != "cancelled" or current in TRANSITIONS[target]):
-        raise Forbidden("a customer may only cancel its own pending orders")
-    raise IllegalTransition(current, target)
-
-
-async def _restore_stock(session: AsyncSession, order_id: int) -> tuple[int, ...]:
-    """Give each line's quantity back, in item id order like placement, so neither deadlocks;
-    the items that were out of stock."""
-    stmt = (
-        select(OrderLine.item_id, OrderLine.quantity)
-        .where(OrderLine.order_id == order_id)
-        .order_by(OrderLine.item_id)
-    )
+async def restore_stock(session: Executor, *which: ColumnElement[bool]) -> tuple[int, ...]:
+    """Give back each line's quantity (the lines ``which`` picks), in item id order like
+    placement, so neither deadlocks; the items that were out of stock."""
+    stmt = select(OrderLine.item_id, OrderLine.quantity).where(*which).order_by(OrderLine.item_id)
     restocked = []
-    for item_id, quantity in (await session.execute(stmt)).all():
-        stock = await session.scalar(
-            update(Item)
-            .where(Item.id == item_id)
-            .values(stock=Item.stock + quantity)
-            .returning(Item.stock)
-            .execution_options(synchronize_session=False)
-        )
+    for item_id, quantity in (await execute(session, stmt)).all():
+        stock = (
+            await execute(
+                session,
+                update(Item)
+                .where(Item.id == item_id)
+                .values(stock=Item.stock + quantity)
+                .returning(Item.stock),
+            )
+        ).scalar_one()
         if stock == quantity:
             restocked.append(item_id)
     return tuple(restocked)

@@ -13,6 +13,7 @@ from marketsvc.schemas.customers import dump_customer
 from marketsvc.schemas.event_data import ItemPrevious
 from marketsvc.schemas.items import dump_item
 from marketsvc.schemas.orders import dump_order
+from marketsvc.schemas.seller_orders import dump_seller_order
 
 _item_previous = ItemPrevious()  # dumps a dict of old values: marshmallow reads mappings
 ITEM_FIELDS = ("name", "description", "price_cents", "stock")
@@ -21,6 +22,11 @@ ITEM_FIELDS = ("name", "description", "price_cents", "stock")
 def order_event(name: str, order: Any, **extra: Any) -> NewEvent:
     """``order``: an ``OrderView`` or an entity with its lines."""
     return NewEvent(name, f"orders/{order.id}", dump_order(order) | extra, order.customer_id)
+
+
+def seller_order_event(name: str, part: Any) -> NewEvent:
+    """``part``: a ``seller_orders.SellerOrderView``; its customer may read the event too."""
+    return NewEvent(name, f"seller-orders/{part.id}", dump_seller_order(part), part.customer_id)
 
 
 def customer_event(name: str, customer: Any) -> NewEvent:

@@ -7,7 +7,13 @@ from typing import Any
 
 from marketsvc.db_accessor import items, outbox
 from marketsvc.db_accessor.core import Executor
-from marketsvc.events.data import customer_event, item_event, item_values, order_event
+from marketsvc.events.data import (
+    customer_event,
+    item_event,
+    item_values,
+    order_event,
+    seller_order_event,
+)
 from marketsvc.schemas.event_data import PaymentRef
 
 _payment_ref = PaymentRef()
@@ -70,3 +76,15 @@ async def payment_conflict(db: Executor, order: Any, payment: dict[str, Any]) ->
     ``payment``: ``webhook_id``, ``payment_id`` and ``amount`` (cents or ``None``)."""
     data = {"payment": _payment_ref.dump(payment)}
     await outbox.record(db, order_event("order.payment_conflict", order, **data))
+
+
+async def parts_awaiting(db: Executor, parts: Sequence[Any]) -> None:
+    """After a payment: ``seller_order.awaiting_acceptance`` for each of the order's parts."""
+    for part in parts:
+        await outbox.record(db, seller_order_event("seller_order.awaiting_acceptance", part))
+
+
+async def part_moved(db: Executor, part: Any, restocked: Sequence[int] = ()) -> None:
+    """``seller_order.<status>``; after a refusal, ``item.back_in_stock`` for ``restocked``."""
+    await outbox.record(db, seller_order_event(f"seller_order.{part.status}", part))
+    await _stock_events(db, "item.back_in_stock", restocked)

@@ -18,6 +18,7 @@ from marketsvc.schemas.event_data import (
 )
 from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.orders import OrderOut
+from marketsvc.schemas.seller_orders import SellerOrderOut
 from marketsvc.schemas.webhook_subscriptions import SubscriptionOut
 
 TYPE_PREFIX = "com.marketsvc."
@@ -43,8 +44,8 @@ CATALOGUE: dict[str, EventType] = {
     for t in (
         EventType("order.placed", OrderOut, "An order was placed and its stock taken.", True),
         EventType("order.paid", OrderOut, "An order was paid."),
-        EventType("order.shipped", OrderOut, "An order was shipped."),
-        EventType("order.delivered", OrderOut, "An order was delivered."),
+        EventType("order.shipped", OrderOut, "Every part of an order not refused has shipped."),
+        EventType("order.delivered", OrderOut, "Every part of an order not refused is delivered."),
         EventType(
             "order.cancelled", OrderCancelledData, "An order was cancelled; its stock restored."
         ),
@@ -64,6 +65,24 @@ CATALOGUE: dict[str, EventType] = {
             OrderPaymentConflictData,
             "A payment succeeded for an order already cancelled: the payment needs a refund.",
         ),
+        EventType(
+            "seller_order.awaiting_acceptance",
+            SellerOrderOut,
+            "An order was paid: its part awaits its seller's acceptance.",
+            True,
+        ),
+        EventType("seller_order.accepted", SellerOrderOut, "A seller accepted its part."),
+        EventType(
+            "seller_order.refused",
+            SellerOrderOut,
+            "A seller refused its part: its stock restored, its subtotal owed to the customer.",
+        ),
+        EventType("seller_order.shipped", SellerOrderOut, "A seller shipped its part."),
+        EventType("seller_order.delivered", SellerOrderOut, "A seller's part was delivered."),
+        EventType(
+            "order.partially_shipped", OrderOut, "Some of an order's parts have shipped, not all."
+        ),
+        EventType("order.refused", OrderOut, "Every seller refused its part of an order."),
     )
 }
 BY_TYPE = {t.type: t for t in CATALOGUE.values()}

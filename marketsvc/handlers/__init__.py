@@ -1,6 +1,7 @@
 """HTTP handlers: parse and validate, call accessors, dump. Nothing else."""
 
 from marketsvc.handlers import (
+    balances,
     customers,
     docs,
     events,
@@ -10,6 +11,7 @@ from marketsvc.handlers import (
     orders,
     payments,
     pets,
+    seller_orders,
     sellers,
     users,
     webhooks,
@@ -28,4 +30,6 @@ ROUTE_TABLES = (
     webhooks.routes,
     payments.routes,
     sellers.routes,
+    seller_orders.routes,
+    balances.routes,
 )

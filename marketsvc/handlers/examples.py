@@ -13,6 +13,17 @@ ORDER: dict[str, Any] = {
     "placed_at": "2026-11-24T09:14:49.628Z",
     "lines": [LINE],
     "total": "49.98",
+    "seller_orders": [
+        {
+            "id": 610,
+            "seller_id": 3,
+            "status": "pending",
+            "item_ids": [7],
+            "subtotal": "49.98",
+            "carrier": None,
+            "tracking_number": None,
+        }
+    ],
 }
 NEW_ORDER = {"customer_id": 42, "lines": [{"item_id": 7, "quantity": 2}]}
 TOTALS_REQUEST = {"order_ids": [501, 999]}

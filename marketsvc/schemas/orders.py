@@ -19,7 +19,7 @@ from marketsvc.schemas.common import (
     UtcDateTime,
 )
 from marketsvc.schemas.dumping import dumper
-from marketsvc.store.models import ORDER_STATUSES
+from marketsvc.store.models import ALL_ORDER_STATUSES, SELLER_ORDER_STATUSES
 
 MAX_QUANTITY = 10_000
 MAX_LINES = 100
@@ -73,22 +73,46 @@ class OrderLineOut(StrictSchema):
     line_total = Money(required=True, attribute="line_total_cents")
 
 
+class PartOut(StrictSchema):
+    """A seller order as its order shows it."""
+
+    id = Id(required=True)
+    seller_id = Id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(SELLER_ORDER_STATUSES))
+    item_ids = fields.List(Id(), required=True, metadata={"description": "Its lines' items."})
+    subtotal = Money(required=True, attribute="subtotal_cents")
+    carrier = fields.String(required=True, allow_none=True)
+    tracking_number = fields.String(required=True, allow_none=True)
+
+
 class OrderOut(StrictSchema):
     id = Id(required=True)
     customer_id = Id(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(ALL_ORDER_STATUSES))
     placed_at = UtcDateTime(required=True)
     lines = fields.List(fields.Nested(OrderLineOut), required=True)
     total = Money(required=True, attribute="total_cents")
+    seller_orders = fields.List(
+        fields.Nested(PartOut),
+        required=True,
+        attribute="parts",
+        metadata={"description": "One part per seller of its lines, fulfilled by that seller."},
+    )
 
 
 class OrderStatusPatch(StrictSchema):
-    status = fields.String(required=True, validate=validate.OneOf(ORDER_STATUSES))
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(ALL_ORDER_STATUSES),
+        metadata={
+            "description": "paid or cancelled; past paid the status follows the seller orders."
+        },
+    )
 
 
 class CustomerOrdersQuery(PageQuery):
     status = fields.String(
-        validate=validate.OneOf(ORDER_STATUSES),
+        validate=validate.OneOf(ALL_ORDER_STATUSES),
         metadata={"description": "Only orders in this status (default: any)."},
     )
     placed_after = UtcDateTime(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketsvc.db_accessor import orders
+from marketsvc.db_accessor import orders, seller_orders
 from marketsvc.db_accessor.orders import OrderView
 from marketsvc.events import record
 from marketsvc.store.engine import Database
@@ -21,7 +21,10 @@ async def move_order(database: Database, order_id: int, target: str, actor: Prin
 
 async def move_in(session: AsyncSession, order_id: int, target: str, actor: Principal) -> OrderView:
     """Move the order inside the caller's transaction; a customer ``actor`` may touch only its
-    own orders (404 for another's) and only cancel them while pending."""
+    own orders (404 for another's) and only cancel them while pending. Paying it puts its
+    seller orders before their sellers (an event each); past paid it follows its parts."""
     order = await orders.change_status(session, order_id, target, actor.customer_id)
     await record.order_moved(session, order, actor)
+    if order.status == "paid":
+        await record.parts_awaiting(session, seller_orders.parts_of_order(order))
     return order

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,18 @@ SEARCH_OBJECTS = ("search_vector", "ix_items_search_vector", "items_fts")
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
 SELLER_STATUSES = ("active", "suspended")
 DEFAULT_SELLER_ID = 1  # "Marketplace", made by migration 0007: the items of before sellers
+# past paid an order's status follows its seller orders (``seller_orders.follow_parts``)
+DERIVED_ORDER_STATUSES = ("partially_shipped", "refused")
+ALL_ORDER_STATUSES = (*ORDER_STATUSES, *DERIVED_ORDER_STATUSES)
+SELLER_ORDER_STATUSES = (
+    "pending",  # its order is not paid yet
+    "awaiting_acceptance",
+    "accepted",
+    "shipped",
+    "delivered",
+    "refused",
+    "cancelled",  # its order was cancelled
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -135,6 +149,13 @@ def line_total_of(line: Any) -> int:
     return int(line.unit_price_cents * line.quantity)
 
 
+def commission_of(unit_price_cents: int, quantity: int, bps: int) -> int:
+    """The platform's commission on a line, in cents: price x quantity x bps / 10000, rounded
+    half-even (to the even cent when exactly half). Migration 0008 computes the same in SQL."""
+    quotient, remainder = divmod(unit_price_cents * quantity * bps, 10_000)
+    return quotient + (remainder > 5_000 or (remainder == 5_000 and quotient % 2 == 1))
+
+
 def order_total_of(order: Any) -> int:
     """What an order costs, in cents: the sum of its lines (``orders.order_total`` sums in SQL)."""
     return sum(map(line_total_of, order.lines))
@@ -144,7 +165,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled')",
+            "status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled',"
+            " 'partially_shipped', 'refused')",
             name="status_known",
         ),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
@@ -152,15 +174,23 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(24), default="pending")
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", lazy="raise_on_sql", order_by="OrderLine.item_id"
+    )
+    seller_orders: Mapped[list[SellerOrder]] = relationship(
+        lazy="raise_on_sql", order_by="SellerOrder.id", viewonly=True
     )
 
     @property
     def total_cents(self) -> int:
         return order_total_of(self)
+
+    @property
+    def parts(self) -> list[Any]:
+        """Its seller orders, each with its lines' item ids and its subtotal."""
+        return parts_of(self.seller_orders, self.lines)
 
 
 class OrderLine(Base):
@@ -176,11 +206,82 @@ class OrderLine(Base):
     name: Mapped[str] = mapped_column(String(200))
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
+    seller_order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("seller_orders.id", ondelete="CASCADE"), index=True
+    )
+    # the seller's commission at placement, and what it comes to on this line (half-even cents)
+    commission_bps: Mapped[int] = mapped_column(Integer)
+    commission_cents: Mapped[int] = mapped_column(BigInteger)
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise_on_sql")
 
     @property
     def line_total_cents(self) -> int:
         return line_total_of(self)
+
+
+class SellerOrder(Base):
+    """One seller's part of an order: its lines (``order_lines.seller_order_id``), fulfilled
+    and moved by that seller. ``refund_cents``: what is owed back to the customer for it
+    (its subtotal once refused, or once its paid order is cancelled)."""
+
+    __tablename__ = "seller_orders"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seller_id"),
+        CheckConstraint(
+            "status IN ('pending', 'awaiting_acceptance', 'accepted', 'shipped', 'delivered',"
+            " 'refused', 'cancelled')",
+            name="status_known",
+        ),
+        Index("ix_seller_orders_seller_id_id", "seller_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="CASCADE"))
+    seller_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sellers.id"))
+    status: Mapped[str] = mapped_column(String(24))
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    refund_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its order's
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lines: Mapped[list[OrderLine]] = relationship(
+        lazy="raise_on_sql", order_by="OrderLine.item_id", viewonly=True
+    )
+
+    @property
+    def subtotal_cents(self) -> int:
+        return order_total_of(self)
+
+    @property
+    def commission_cents(self) -> int:
+        return sum(line.commission_cents for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A seller order as its order shows it."""
+
+    id: int
+    seller_id: int
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    item_ids: list[int]
+    subtotal_cents: int
+
+
+def parts_of(seller_orders: Sequence[Any], lines: Sequence[Any]) -> list[Part]:
+    """``seller_orders`` (id order) with their share of ``lines`` (each has ``seller_order_id``)."""
+    items: dict[int, list[int]] = {s.id: [] for s in seller_orders}
+    subtotals = dict.fromkeys(items, 0)
+    for line in lines:
+        items[line.seller_order_id].append(line.item_id)
+        subtotals[line.seller_order_id] += line_total_of(line)
+    return [
+        Part(s.id, s.seller_id, s.status, s.carrier, s.tracking_number, items[s.id],
+             subtotals[s.id])
+        for s in seller_orders
+    ]  # fmt: skip
 
 
 class IdempotencyKey(Base):

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from marketsvc.settings import Settings
 from marketsvc.store.engine import create_engine, transactional
-from marketsvc.store.models import ORDER_STATUSES, Base, UTCDateTime
+from marketsvc.store.models import ORDER_STATUSES, Base, UTCDateTime, commission_of
 
 BATCH = 20_000
 FIRST = [
@@ -194,6 +194,7 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
         async with transactional(engine, immediate=True).begin() as conn:
             tables = (
                 *("sellers", "customers", "addresses", "items", "orders", "order_lines"),
+                "seller_orders",
                 *("users", "pets"),
             )
             start = {t: await _max_id(conn, t) for t in tables}
@@ -216,16 +217,20 @@ async def seed(settings: Settings, plan: SeedPlan, progress: bool | None = None)
                 if plan.items and not item_sellers:
                     raise ValueError("items need a seller")
                 counts["items"] = await writer.insert("items", _items(rng, i_ids, item_sellers))
-                catalogue = (
-                    await conn.execute(text("SELECT id, name, price_cents FROM items"))
-                ).all()
+                catalogue = (await conn.execute(text(CATALOGUE))).all()
                 if plan.orders and (not all_customers or len(catalogue) < plan.lines_per_order):
                     raise ValueError("orders need customers and at least lines-per-order items")
-                counts["orders"] = await writer.insert("orders", _orders(rng, o_ids, all_customers))
-                lines = _order_lines(
-                    rng, o_ids, catalogue, plan.lines_per_order, start["order_lines"]
-                )
-                counts["order_lines"] = await writer.insert("order_lines", lines)
+                for key in ("orders", "seller_orders", "order_lines"):
+                    counts[key] = 0
+                next_ids = {"seller_orders": start["seller_orders"], "order_lines":
+                            start["order_lines"]}  # fmt: skip
+                for chunk in _chunks(o_ids, BATCH):
+                    orders, parts, lines = _orders_with_parts(
+                        rng, chunk, all_customers, catalogue, plan.lines_per_order, next_ids
+                    )
+                    for table, rows in (("orders", orders), ("seller_orders", parts),
+                                        ("order_lines", lines)):  # fmt: skip
+                        counts[table] += await writer.insert(table, iter(rows))
                 counts["users"] = await writer.insert("users", _users(rng, u_ids))
                 pets = _pets(rng, u_ids, plan.pets_per_user, start["pets"])
                 counts["pets"] = await writer.insert("pets", pets)
@@ -360,21 +365,54 @@ def _items(rng: random.Random, ids: range, sellers: range) -> Iterator[tuple[Any
         yield (i, name, description, rng.randint(99, 25_000), rng.randint(50, 5_000), seller_id)
 
 
-def _orders(rng: random.Random, ids: range, customers: range) -> Iterator[tuple[Any, ...]]:
+# each item with its seller and that seller's commission rate now
+CATALOGUE = (
+    "SELECT i.id, i.name, i.price_cents, i.seller_id, s.commission_bps"
+    " FROM items i JOIN sellers s ON s.id = i.seller_id ORDER BY i.id"  # the order sampled from
+)
+# an order's status -> its seller orders'
+PART_STATUS = {"paid": "awaiting_acceptance"}
+CARRIERS = ("DHL", "UPS", "Royal Mail", "La Poste")
+
+
+def _chunks(ids: range, size: int) -> Iterator[range]:
+    for first in range(ids.start, ids.stop, size):
+        yield range(first, min(first + size, ids.stop))
+
+
+def _orders_with_parts(
+    rng: random.Random,
+    ids: range,
+    customers: range,
+    catalogue: Sequence[Any],
+    per_order: int,
+    next_ids: dict[str, int],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Orders, their seller orders (one per seller of their lines) and their lines, as rows;
+    ``next_ids``: the last seller order and line ids used, advanced."""
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
-    for i in ids:
+    orders, parts, lines = [], [], []
+    for order_id in ids:
         status = rng.choices(ORDER_STATUSES, STATUS_WEIGHTS)[0]
         placed = epoch + timedelta(seconds=rng.randint(0, 300 * 86_400))
-        yield (i, rng.choice(customers), status, placed)
-
-
-def _order_lines(
-    rng: random.Random, ids: range, catalogue: Sequence[Any], per_order: int, line_id: int
-) -> Iterator[tuple[Any, ...]]:
-    for order_id in ids:
-        for item_id, name, price_cents in rng.sample(catalogue, per_order):
-            line_id += 1
-            yield (line_id, order_id, item_id, name, price_cents, rng.randint(1, 5))
+        orders.append((order_id, rng.choice(customers), status, placed))
+        part_of: dict[int, int] = {}
+        for item_id, name, price_cents, seller_id, bps in rng.sample(catalogue, per_order):
+            if seller_id not in part_of:
+                next_ids["seller_orders"] += 1
+                part_of[seller_id] = next_ids["seller_orders"]
+                part_status = PART_STATUS.get(status, status)
+                shipped = part_status in ("shipped", "delivered")
+                carrier = rng.choice(CARRIERS) if shipped else None
+                tracking = f"TR{rng.randint(10**9, 10**10 - 1)}" if shipped else None
+                parts.append((part_of[seller_id], order_id, seller_id, part_status, carrier,
+                              tracking, 0, placed, placed))  # fmt: skip
+            next_ids["order_lines"] += 1
+            quantity = rng.randint(1, 5)
+            commission = commission_of(price_cents, quantity, bps)
+            lines.append((next_ids["order_lines"], order_id, item_id, name, price_cents, quantity,
+                          part_of[seller_id], bps, commission))  # fmt: skip
+    return orders, parts, lines
 
 
 def _users(rng: random.Random, ids: range) -> Iterator[tuple[Any, ...]]:

@@ -35,12 +35,19 @@ local function totals_body()
    return '{"order_ids":[' .. table.concat(ids, ",") .. ']}'
 end
 
+-- seed's items go round its sellers in turn (5 by default): item ids that differ mod 5 belong to
+-- different sellers. Every order spans 2 or 3 sellers (3 items, not all from one seller).
+local SELLERS = 5
+
 local function order_body()
-   local picked, lines = {}, {}
+   local picked, lines, sellers = {}, {}, {}
    while #lines < 3 do
       local id = math.random(1, items)
-      if not picked[id] then
+      local seller = id % SELLERS
+      local last_and_one_seller = #lines == 2 and sellers[seller] == 2
+      if not picked[id] and not last_and_one_seller then
          picked[id] = true
+         sellers[seller] = (sellers[seller] or 0) + 1
          lines[#lines + 1] = '{"item_id":' .. id .. ',"quantity":1}'
       end
    end

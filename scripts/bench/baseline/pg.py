@@ -9,7 +9,7 @@ import asyncpg
 
 from baseline import sql
 from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems
-from baseline.wire import timestamp
+from baseline.wire import parts_of, split, timestamp
 
 
 class PgStore:
@@ -57,18 +57,27 @@ class PgStore:
                 order_id, placed_at = await conn.fetchrow(sql.INSERT_ORDER_PG, customer_id)
             except asyncpg.ForeignKeyViolationError:
                 raise UnknownCustomer() from None
-            taken, short = [], []
+            taken, sellers, short = [], [], []
             for item_id, quantity in lines:
                 row = await conn.fetchrow(sql.TAKE_STOCK, item_id, quantity)
                 if row is None:
                     short.append(item_id)
                 else:
                     taken.append((item_id, row[0], row[1], quantity))
+                    sellers.append((row[2], row[3]))
             if short:
                 await _raise_short(conn, short)
+            seller_ids, extra = split(taken, sellers)
+            rows = await conn.fetch(sql.INSERT_PARTS_PG, order_id, placed_at, seller_ids)
+            part_ids = {seller_id: part_id for part_id, seller_id in rows}
             columns = list(zip(*taken, strict=True))
-            await conn.execute(sql.INSERT_LINES_PG, order_id, *columns)
-        return order_id, customer_id, "pending", timestamp(placed_at), taken
+            parts_column = [part_ids[seller_id] for seller_id, _, _ in extra]
+            rates, commissions = [e[1] for e in extra], [e[2] for e in extra]
+            await conn.execute(
+                sql.INSERT_LINES_PG, order_id, *columns, parts_column, rates, commissions
+            )
+        parts = parts_of(part_ids, taken, sellers)
+        return order_id, customer_id, "pending", timestamp(placed_at), taken, parts
 
     @asynccontextmanager
     async def customer_chunks(self, rows: int) -> AsyncIterator[AsyncIterator[list]]:

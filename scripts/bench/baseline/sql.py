@@ -26,16 +26,28 @@ INSERT_ORDER_SQLITE = (
     "INSERT INTO orders (customer_id, status, placed_at) VALUES ($1, 'pending', $2) RETURNING id"
 )
 TAKE_STOCK = (
-    "UPDATE items SET stock = stock - $2 WHERE id = $1 AND stock >= $2 RETURNING name, price_cents"
+    "UPDATE items SET stock = stock - $2 WHERE id = $1 AND stock >= $2 RETURNING name, "
+    "price_cents, seller_id, "
+    "(SELECT commission_bps FROM sellers WHERE sellers.id = items.seller_id)"
+)
+# one seller order per seller of the lines
+INSERT_PARTS_PG = (
+    "INSERT INTO seller_orders (order_id, seller_id, status, refund_cents, placed_at, updated_at) "
+    "SELECT $1, s, 'pending', 0, $2, $2 FROM unnest($3::bigint[]) AS s RETURNING id, seller_id"
+)
+INSERT_PART_SQLITE = (
+    "INSERT INTO seller_orders (order_id, seller_id, status, refund_cents, placed_at, updated_at) "
+    "VALUES ($1, $2, 'pending', 0, $3, $3) RETURNING id"
 )
 ITEM_EXISTS = "SELECT 1 FROM items WHERE id = $1"
 INSERT_LINES_PG = (
-    "INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity) "
-    "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::int[])"
+    "INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity, "
+    "seller_order_id, commission_bps, commission_cents) SELECT $1, * FROM unnest($2::bigint[], "
+    "$3::text[], $4::bigint[], $5::int[], $6::bigint[], $7::int[], $8::bigint[])"
 )
 INSERT_LINE_SQLITE = (
-    "INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity) "
-    "VALUES ($1, $2, $3, $4, $5)"
+    "INSERT INTO order_lines (order_id, item_id, name, unit_price_cents, quantity, "
+    "seller_order_id, commission_bps, commission_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
 

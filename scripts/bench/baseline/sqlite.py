@@ -22,7 +22,7 @@ import orjson
 
 from baseline import sql
 from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems
-from baseline.wire import sqlite_now, sqlite_timestamp
+from baseline.wire import parts_of, split, sqlite_now, sqlite_timestamp
 
 BUSY_TIMEOUT_S = 30
 PRAGMAS = (
@@ -34,7 +34,7 @@ PRAGMAS = (
 CUSTOMER, CUSTOMERS, ORDER, TOTAL = (
     sql.qmarks(q) for q in (sql.CUSTOMER, sql.CUSTOMERS, sql.ORDER, sql.TOTAL)
 )
-TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE = (
+TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE, INSERT_PART = (
     sql.qmarks(q)
     for q in (
         sql.TOTALS_SQLITE,
@@ -42,6 +42,7 @@ TOTALS, INSERT_ORDER, TAKE_STOCK, ITEM_EXISTS, INSERT_LINE = (
         sql.TAKE_STOCK,
         sql.ITEM_EXISTS,
         sql.INSERT_LINE_SQLITE,
+        sql.INSERT_PART_SQLITE,
     )
 )
 
@@ -134,8 +135,10 @@ class SqliteStore:
     async def place_order(self, customer_id: int, lines: list[tuple[int, int]]) -> tuple:
         placed_at = sqlite_now()
         if self.writer is not None:
-            order_id, taken = await self.writer.run(_place_in_thread, customer_id, placed_at, lines)
-            return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken
+            order_id, taken, parts = await self.writer.run(
+                _place_in_thread, customer_id, placed_at, lines
+            )
+            return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken, parts
         async with self.connection() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
@@ -144,8 +147,8 @@ class SqliteStore:
                 await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
-        order_id, taken = taken
-        return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken
+        order_id, taken, parts = taken
+        return order_id, customer_id, "pending", sqlite_timestamp(placed_at), taken, parts
 
     @asynccontextmanager
     async def customer_chunks(self, rows: int) -> AsyncIterator[AsyncIterator[list]]:
@@ -160,29 +163,44 @@ class SqliteStore:
 
 async def _place(
     conn: aiosqlite.Connection, customer_id: int, placed_at: str, lines: list[tuple[int, int]]
-) -> tuple[int, list[tuple]]:
+) -> tuple[int, list[tuple], list[dict]]:
     try:
         rows = await conn.execute_fetchall(INSERT_ORDER, (customer_id, placed_at))
     except sqlite3.IntegrityError:
         raise UnknownCustomer() from None
     order_id = next(iter(rows))[0]
-    taken, short = [], []
+    taken, sellers, short = [], [], []
     for item_id, quantity in lines:
         found = list(await conn.execute_fetchall(TAKE_STOCK, (item_id, quantity)))
         if found:
             taken.append((item_id, found[0][0], found[0][1], quantity))
+            sellers.append((found[0][2], found[0][3]))
         else:
             short.append(item_id)
     if short:
         unknown = [i for i in short if not await conn.execute_fetchall(ITEM_EXISTS, (i,))]
         raise UnknownItems(unknown) if unknown else OutOfStock(short)
-    await conn.executemany(INSERT_LINE, [(order_id, *line) for line in taken])
-    return order_id, taken
+    seller_ids, extra = split(taken, sellers)
+    part_ids = {
+        s: next(iter(await conn.execute_fetchall(INSERT_PART, (order_id, s, placed_at))))[0]
+        for s in seller_ids
+    }
+    await conn.executemany(INSERT_LINE, _line_rows(order_id, taken, extra, part_ids))
+    return order_id, taken, parts_of(part_ids, taken, sellers)
+
+
+def _line_rows(
+    order_id: int, taken: list[tuple], extra: list[tuple], part_ids: dict[int, int]
+) -> list[tuple]:
+    return [
+        (order_id, *line, part_ids[seller_id], bps, commission)
+        for line, (seller_id, bps, commission) in zip(taken, extra, strict=True)
+    ]
 
 
 def _place_in_thread(
     conn: sqlite3.Connection, customer_id: int, placed_at: str, lines: list[tuple[int, int]]
-) -> tuple[int, list[tuple]]:
+) -> tuple[int, list[tuple], list[dict]]:
     """``_place`` as one call in the writer's thread, in one ``BEGIN IMMEDIATE`` transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -190,19 +208,25 @@ def _place_in_thread(
             order_id = conn.execute(INSERT_ORDER, (customer_id, placed_at)).fetchall()[0][0]
         except sqlite3.IntegrityError:
             raise UnknownCustomer() from None
-        taken, short = [], []
+        taken, sellers, short = [], [], []
         for item_id, quantity in lines:
             found = next(iter(conn.execute(TAKE_STOCK, (item_id, quantity)).fetchall()), None)
             if found:
                 taken.append((item_id, found[0], found[1], quantity))
+                sellers.append((found[2], found[3]))
             else:
                 short.append(item_id)
         if short:
             unknown = [i for i in short if not conn.execute(ITEM_EXISTS, (i,)).fetchone()]
             raise UnknownItems(unknown) if unknown else OutOfStock(short)
-        conn.executemany(INSERT_LINE, [(order_id, *line) for line in taken])
+        seller_ids, extra = split(taken, sellers)
+        part_ids = {
+            s: conn.execute(INSERT_PART, (order_id, s, placed_at)).fetchall()[0][0]
+            for s in seller_ids
+        }
+        conn.executemany(INSERT_LINE, _line_rows(order_id, taken, extra, part_ids))
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return order_id, taken
+    return order_id, taken, parts_of(part_ids, taken, sellers)

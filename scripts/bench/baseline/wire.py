@@ -29,10 +29,49 @@ def sqlite_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def commission(price_cents: int, quantity: int, bps: int) -> int:
+    """A line's commission in cents, rounded half-even (as marketsvc's ``commission_of``)."""
+    quotient, remainder = divmod(price_cents * quantity * bps, 10_000)
+    return quotient + (remainder > 5_000 or (remainder == 5_000 and quotient % 2 == 1))
+
+
+def split(lines: list[tuple], sellers: list[tuple[int, int]]) -> tuple[list[int], list[tuple]]:
+    """``lines`` (item id order) with their ``(seller_id, bps)``: the sellers, in id order, and
+    per line ``(seller_id, bps, commission)``."""
+    extra = [
+        (seller_id, bps, commission(line[2], line[3], bps))
+        for line, (seller_id, bps) in zip(lines, sellers, strict=True)
+    ]
+    return sorted({seller_id for seller_id, _ in sellers}), extra
+
+
+def parts_of(part_ids: dict[int, int], lines: list[tuple], sellers: list[tuple]) -> list[dict]:
+    """The placed order's seller orders (``part_ids``: seller id -> its seller order id)."""
+    parts = {
+        seller_id: {
+            "id": part_id, "seller_id": seller_id, "status": "pending", "item_ids": [],
+            "subtotal": 0, "carrier": None, "tracking_number": None,
+        }
+        for seller_id, part_id in sorted(part_ids.items(), key=lambda kv: kv[1])
+    }  # fmt: skip
+    for (item_id, _, price, quantity), (seller_id, *_) in zip(lines, sellers, strict=True):
+        parts[seller_id]["item_ids"].append(item_id)
+        parts[seller_id]["subtotal"] += price * quantity
+    for part in parts.values():
+        part["subtotal"] = cents(part["subtotal"])
+    return list(parts.values())
+
+
 def order_json(
-    order_id: int, customer_id: int, status: str, placed_at: str, lines: list[tuple]
+    order_id: int,
+    customer_id: int,
+    status: str,
+    placed_at: str,
+    lines: list[tuple],
+    parts: list[dict] | None = None,
 ) -> dict:
-    """``lines`` are ``(item_id, name, unit_price_cents, quantity)``."""
+    """``lines`` are ``(item_id, name, unit_price_cents, quantity)``; ``parts``: the seller
+    orders (``parts_of``), when known."""
     out, total = [], 0
     for item_id, name, price, quantity in lines:
         line_total = price * quantity
@@ -53,7 +92,7 @@ def order_json(
         "placed_at": placed_at,
         "lines": out,
         "total": cents(total),
-    }
+    } | ({} if parts is None else {"seller_orders": parts})
 
 
 def customer_json(row: tuple) -> dict:
