@@ -140,6 +140,7 @@ async def test_existing_items_go_to_the_default_seller_and_come_back(
     assert await query(empty_url, ORDERS_AS_THEY_WERE) == orders
     assert await searched(empty_url, "kettle") == [1]
 
+    await migrate(empty_url, "head")  # the app of today, on the data of before
     settings = Settings(database_url=empty_url, jwt_secret=TEST_SECRET, pool_size=2)
     app = create_app(settings)
     client = await aiohttp_client(app)
