@@ -1,8 +1,12 @@
 """The one SELECT behind every item list: search, filters, a sort, and a keyset to start after.
 
-A statement is built once per shape (database, sort, which filters, whether there is a keyset)
-and cached; the values of a request travel as parameters. Building the search statement anew
-cost some 370 us a request.
+A statement is built once per shape (database, sort, which filters, whether there is a keyset,
+whether it is a page) and cached; the values of a request travel as parameters. Building the
+search statement anew cost some 370 us a request.
+
+A search by relevance is two tiers (``fulltext.tier``: found in the name, then through the
+description), each walked in id order from its own keyset and cut at the page size, one after
+the other (UNION ALL): a page of a common word reads a page of rows, not every match.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Integer,
     Select,
     String,
     and_,
@@ -25,7 +30,9 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
+from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor import fulltext
 from marketsvc.schemas.search_text import SearchText
@@ -58,18 +65,24 @@ class ItemListing:
 
 class _Shape(NamedTuple):
     dialect: str
-    search: str  # "" (no q), "nothing" (only stop words), "words"
+    search: str  # "" (no q), "nothing" (only stop words), "words", "words, excluding"
     sort: ItemSort
     min_price: bool
     max_price: bool
     in_stock: bool | None
     after: bool
+    limited: bool
 
 
-def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]:
-    """``select(Item, score)``: filtered, ordered by the sort then id, after the keyset."""
+def listing_statement(
+    dialect: str, listing: ItemListing, limit: int | None = None
+) -> Select[Item, float]:
+    """``select(Item, score)``: filtered, ordered by the sort then id, after the keyset, at most
+    ``limit`` rows."""
     q = listing.q
     search = "" if q is None else "nothing" if q.finds_nothing else "words"
+    if q is not None and any(c.exclude for c in q.clauses):
+        search = "words, excluding"
     shape = _Shape(
         dialect,
         search,
@@ -78,9 +91,10 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         listing.max_price_cents is not None,
         listing.in_stock,
         listing.after is not None,
+        limit is not None,
     )
     params: dict[str, Any] = {}
-    if search == "words":
+    if search.startswith("words"):
         assert q is not None
         params |= fulltext.parameters(dialect, q)
     if shape.min_price:
@@ -89,12 +103,41 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         params["max_price"] = listing.max_price_cents
     if listing.after is not None:
         params["after_value"], params["after_id"] = listing.after
+    if _tiered(shape):
+        params |= _tier_keysets(listing.after)
+    if limit is not None:
+        params["page_limit"] = limit
     stmt = _statement(shape)
     return stmt.params(params) if params else stmt
 
 
+def _tiered(shape: _Shape) -> bool:
+    return shape.search.startswith("words") and shape.sort == ItemSort.RELEVANCE
+
+
+TIERS = (fulltext.NAME_TIER, fulltext.OTHER_TIER)  # best first
+PAST_EVERY_ID = 2**62
+
+
+def _tier_keysets(after: Keyset | None) -> dict[str, int]:
+    """Where each tier starts: after the keyset's id in its own tier, from the first id in the
+    tiers below it (worse scores), nowhere in those above it (already paged through)."""
+    starts = {}
+    for score in TIERS:
+        if after is None or after[0] > score:
+            start = 0
+        elif after[0] == score:
+            start = after[1]
+        else:
+            start = PAST_EVERY_ID
+        starts[f"after_id_tier{score}"] = start
+    return starts
+
+
 @functools.lru_cache(maxsize=512)
 def _statement(shape: _Shape) -> Select[Item, float]:
+    if _tiered(shape):
+        return _tiered_statement(shape)
     score: ColumnElement[Any] | None = None
     if shape.search == "":
         stmt = select(Item, literal(0.0).label("score"))
@@ -102,17 +145,53 @@ def _statement(shape: _Shape) -> Select[Item, float]:
         score = literal(0.0)
         stmt = select(Item, score.label("score")).where(false())
     else:
-        found = fulltext.match(shape.dialect)
-        stmt, score = found.stmt, found.score
+        score = literal(0.0)  # only relevance reads it, and it has its own statement
+        stmt = select(Item, score.label("score")).where(fulltext.matches(shape.dialect))
+    stmt = _filtered(stmt, shape)
+    if shape.after:
+        stmt = stmt.where(_after(shape.sort, score))
+    stmt = stmt.order_by(*_order(shape.sort, score))
+    return stmt.limit(_PAGE_LIMIT) if shape.limited else stmt
+
+
+_PAGE_LIMIT = bindparam("page_limit", type_=Integer)
+
+
+def _filtered(stmt: Select[Item, float], shape: _Shape) -> Select[Item, float]:
     if shape.min_price:
         stmt = stmt.where(Item.price_cents >= bindparam("min_price", type_=BigInteger))
     if shape.max_price:
         stmt = stmt.where(Item.price_cents <= bindparam("max_price", type_=BigInteger))
     if shape.in_stock is not None:
         stmt = stmt.where(Item.stock > 0 if shape.in_stock else Item.stock == 0)
-    if shape.after:
-        stmt = stmt.where(_after(shape.sort, score))
-    return stmt.order_by(*_order(shape.sort, score))
+    return stmt
+
+
+def _tiered_statement(shape: _Shape) -> Select[Item, float]:
+    """The tiers, best first, each in id order from its keyset and at most a page long.
+
+    SQLite orders the union by score and id (it merges the two sorted tiers as it goes).
+    PostgreSQL is not asked to: sorting would make it run both tiers to the end, where its
+    Append runs the first to the end and the second only for what the page still needs, and
+    hands on their rows in that order, which is the order wanted. A full stream (no page) is
+    sorted all the same, on both."""
+    arms = []
+    for score in TIERS:
+        excluding = shape.search == "words, excluding"
+        stmt, order = fulltext.tier(shape.dialect, score, excluding)
+        stmt = _filtered(stmt, shape).where(
+            order > bindparam(f"after_id_tier{score}", type_=BigInteger)
+        )
+        stmt = stmt.order_by(order)
+        if shape.limited:
+            stmt = stmt.limit(_PAGE_LIMIT)
+        arms.append(select(stmt.subquery()))
+    tiers = union_all(*arms).subquery("tiers")
+    item = aliased(Item, tiers)
+    stmt = select(item, tiers.c.score)
+    if shape.dialect != "postgresql" or not shape.limited:
+        stmt = stmt.order_by(tiers.c.score.desc(), tiers.c.id)
+    return stmt.limit(_PAGE_LIMIT) if shape.limited else stmt
 
 
 def _order(sort: ItemSort, score: ColumnElement[Any] | None) -> list[Any]:

@@ -51,7 +51,7 @@ async def page_items(
     session: AsyncSession, listing: ItemListing, limit: int
 ) -> tuple[list[Item], Keyset | None]:
     """At most ``limit`` items, and the keyset to continue from when more may follow."""
-    stmt = listing_statement(dialect_name(session), listing).limit(limit + 1)
+    stmt = listing_statement(dialect_name(session), listing, limit + 1)
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     found = [row[0] for row in rows[:limit]]
