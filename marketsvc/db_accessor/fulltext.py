@@ -61,28 +61,46 @@ def matches(dialect: str) -> ColumnElement[bool]:
 NAME_TIER, OTHER_TIER = 1, 0
 
 
-def tier(dialect: str, score: int, excluding: bool) -> tuple[Select[Item, float], Any]:
-    """``select(Item, score)`` of one tier's items, and the id column that orders it (walking
-    it in order is what lets the database stop after a page). ``excluding``: the query has
-    words to exclude (then a name holding the wanted words is not enough to be found)."""
+# What a query is, for the plan: one word, several (or phrases, or alternatives), or with
+# words to exclude (then a name holding the wanted words is not enough to be found).
+WORD, WORDS, EXCLUDING = "word", "words", "words, excluding"
+KINDS = (WORD, WORDS, EXCLUDING)
+
+
+def kind(text: SearchText) -> str:
+    if any(c.exclude for c in text.clauses):
+        return EXCLUDING
+    (first, *others) = text.clauses
+    return WORD if not others and len(first.include) == 1 and len(first.include[0]) == 1 else WORDS
+
+
+def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any, Any]:
+    """``select(Item, score)`` of one tier's items, its id column (for the keyset), and what
+    orders it: the ids, walked in order, which is what lets the database stop after a page.
+
+    PostgreSQL walks the primary key for one word, filtering each item, when its statistics
+    say the word is common enough for a page to come soon (the name's own column gives the
+    name's own statistics); otherwise it reads the GIN index and sorts what it found. Several
+    words together are rarely common, and the planner's guess for them (a product of each
+    word's frequency) sits where a wrong choice costs a walk of thousands of items: for them
+    the ids are ordered as ``id + 0``, which no index provides, so the GIN index is read."""
     label: ColumnElement[float] = literal(float(score), Float).label("score")
     if dialect == "postgresql":
-        found, in_name = (
-            SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query()),
-            NAME_VECTOR.op("@@", is_comparison=True)(_name_query()),
-        )
+        found = SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query())
+        in_name = NAME_VECTOR.op("@@", is_comparison=True)(_name_query())
         if score == OTHER_TIER:
             where = and_(found, not_(in_name))
-        else:  # the wanted words in the name are found (a column of its own: its own statistics)
-            where = and_(found, in_name) if excluding else in_name
-        return select(Item, label).where(where), Item.id
+        else:  # the wanted words in the name are found, unless some are to be excluded
+            where = and_(found, in_name) if kind == EXCLUDING else in_name
+        order = Item.id if kind == WORD else Item.id + 0
+        return select(Item, label).where(where), Item.id, order
     parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
     stmt = (
         select(Item, label)
         .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
         .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
     )
-    return stmt, ITEMS_FTS.c.rowid
+    return stmt, ITEMS_FTS.c.rowid, ITEMS_FTS.c.rowid
 
 
 def _websearch_query() -> ColumnElement[Any]:

@@ -65,7 +65,7 @@ class ItemListing:
 
 class _Shape(NamedTuple):
     dialect: str
-    search: str  # "" (no q), "nothing" (only stop words), "words", "words, excluding"
+    search: str  # "" (no q), "nothing" (only stop words), or a fulltext.Kind
     sort: ItemSort
     min_price: bool
     max_price: bool
@@ -80,9 +80,7 @@ def listing_statement(
     """``select(Item, score)``: filtered, ordered by the sort then id, after the keyset, at most
     ``limit`` rows."""
     q = listing.q
-    search = "" if q is None else "nothing" if q.finds_nothing else "words"
-    if q is not None and any(c.exclude for c in q.clauses):
-        search = "words, excluding"
+    search = "" if q is None else "nothing" if q.finds_nothing else fulltext.kind(q)
     shape = _Shape(
         dialect,
         search,
@@ -94,7 +92,7 @@ def listing_statement(
         limit is not None,
     )
     params: dict[str, Any] = {}
-    if search.startswith("words"):
+    if search in fulltext.KINDS:
         assert q is not None
         params |= fulltext.parameters(dialect, q)
     if shape.min_price:
@@ -112,7 +110,7 @@ def listing_statement(
 
 
 def _tiered(shape: _Shape) -> bool:
-    return shape.search.startswith("words") and shape.sort == ItemSort.RELEVANCE
+    return shape.search in fulltext.KINDS and shape.sort == ItemSort.RELEVANCE
 
 
 TIERS = (fulltext.NAME_TIER, fulltext.OTHER_TIER)  # best first
@@ -177,10 +175,9 @@ def _tiered_statement(shape: _Shape) -> Select[Item, float]:
     sorted all the same, on both."""
     arms = []
     for score in TIERS:
-        excluding = shape.search == "words, excluding"
-        stmt, order = fulltext.tier(shape.dialect, score, excluding)
+        stmt, ids, order = fulltext.tier(shape.dialect, score, shape.search)
         stmt = _filtered(stmt, shape).where(
-            order > bindparam(f"after_id_tier{score}", type_=BigInteger)
+            ids > bindparam(f"after_id_tier{score}", type_=BigInteger)
         )
         stmt = stmt.order_by(order)
         if shape.limited:
