@@ -101,7 +101,7 @@ def listing_statement(
         params["max_price"] = listing.max_price_cents
     if listing.after is not None:
         params["after_value"], params["after_id"] = listing.after
-    if _tiered(shape):
+    if _tiered(shape) and listing.after is not None:
         params |= _tier_keysets(listing.after)
     if limit is not None:
         params["page_limit"] = limit
@@ -117,12 +117,12 @@ TIERS = (fulltext.NAME_TIER, fulltext.OTHER_TIER)  # best first
 PAST_EVERY_ID = 2**62
 
 
-def _tier_keysets(after: Keyset | None) -> dict[str, int]:
+def _tier_keysets(after: Keyset) -> dict[str, int]:
     """Where each tier starts: after the keyset's id in its own tier, from the first id in the
     tiers below it (worse scores), nowhere in those above it (already paged through)."""
     starts = {}
     for score in TIERS:
-        if after is None or after[0] > score:
+        if after[0] > score:
             start = 0
         elif after[0] == score:
             start = after[1]
@@ -176,9 +176,9 @@ def _tiered_statement(shape: _Shape) -> Select[Item, float]:
     arms = []
     for score in TIERS:
         stmt, ids, order = fulltext.tier(shape.dialect, score, shape.search)
-        stmt = _filtered(stmt, shape).where(
-            ids > bindparam(f"after_id_tier{score}", type_=BigInteger)
-        )
+        stmt = _filtered(stmt, shape)
+        if shape.after:
+            stmt = stmt.where(ids > bindparam(f"after_id_tier{score}", type_=BigInteger))
         stmt = stmt.order_by(order)
         if shape.limited:
             stmt = stmt.limit(_PAGE_LIMIT)
