@@ -82,5 +82,8 @@ async def test_a_page_of_a_common_word_reads_a_page_not_every_match(catalogue, b
         assert "ts_rank" not in shown, shown
     else:
         # FTS5 hands on its matches in rowid order (idxNum 64: ORDER BY rowid consumed), so
-        # each tier stops after a page
+        # each tier stops after a page; the tiers run one after the other (no merge, no sort)
         assert shown.count("SCAN items_fts VIRTUAL TABLE INDEX 64:M") == 2, shown
+        assert "COMPOUND QUERY" in shown, shown
+        assert "MERGE" not in shown, shown
+        assert "B-TREE" not in shown, shown

@@ -178,11 +178,13 @@ def _filtered(stmt: Select[Item, float], shape: _Shape) -> Select[Item, float]:
 def _tiered_statement(shape: _Shape) -> Select[Item, float]:
     """The tiers, best first, each in id order from its keyset and at most a page long.
 
-    SQLite orders the union by score and id (it merges the two sorted tiers as it goes).
-    PostgreSQL is not asked to: sorting would make it run both tiers to the end, where its
-    Append runs the first to the end and the second only for what the page still needs, and
-    hands on their rows in that order, which is the order wanted. A full stream (no page) is
-    sorted all the same, on both."""
+    A page is not sorted again: sorting (or SQLite's merge of the two sorted tiers) would run
+    the second tier until its first row at least, which for a phrase found in names is every
+    item holding its words. Without it, both databases run the tiers one after the other (a
+    UNION ALL without ORDER BY is PostgreSQL's Append, SQLite's left then right select) and
+    stop as soon as the page is full; their rows come in that order, the order wanted
+    (``tests/test_items_search.py`` pages through every sort on both). A full stream (no page)
+    is sorted all the same."""
     arms = []
     for score in TIERS:
         stmt, ids, order = fulltext.tier(shape.dialect, score, shape.search)
@@ -196,7 +198,7 @@ def _tiered_statement(shape: _Shape) -> Select[Item, float]:
     tiers = union_all(*arms).subquery("tiers")
     item = aliased(Item, tiers)
     stmt = select(item, tiers.c.score)
-    if shape.dialect != "postgresql" or not shape.limited:
+    if not shape.limited:
         stmt = stmt.order_by(tiers.c.score.desc(), tiers.c.id)
     return stmt.limit(_PAGE_LIMIT) if shape.limited else stmt
 
