@@ -10,9 +10,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketsvc.db_accessor.item_listing import ItemListing, ItemSort, listing_statement
+from marketsvc.db_accessor.item_listing import (
+    WALK_IDS,
+    ItemListing,
+    ItemSort,
+    listing_statement,
+)
 from marketsvc.schemas.search_text import parse
 from marketsvc.store.seed import SeedPlan, seed
+from tests.links import next_query
 
 CATALOGUE = SeedPlan(customers=0, items=5000, orders=0, users=0, pets_per_user=0)
 
@@ -87,3 +93,25 @@ async def test_a_page_of_a_common_word_reads_a_page_not_every_match(catalogue, b
         assert "COMPOUND QUERY" in shown, shown
         assert "MERGE" not in shown, shown
         assert "B-TREE" not in shown, shown
+
+
+async def test_a_word_pages_past_the_walk_through_the_index(catalogue, client, backend) -> None:
+    """One word on PostgreSQL: each tier walks ``WALK_IDS`` ids, then reads the GIN index for
+    the rest. Paging through a word found in some 300 names and 600 descriptions of the 5000
+    items finds each match once, name matches first, each tier in id order."""
+    paged: list[dict] = []
+    query: str | None = "q=walnut&limit=100"
+    while query is not None:
+        resp = await client.get("/api/v1/items?" + query)
+        assert resp.status == 200, await resp.text()
+        paged += await resp.json()
+        query = next_query(resp)
+    unranked = await (await client.get("/api/v1/items?q=walnut&sort=-created")).json()
+    assert sorted(item["id"] for item in paged) == sorted(item["id"] for item in unranked)
+    in_name = [item for item in paged if "walnut" in item["name"].lower()]
+    others = paged[len(in_name) :]
+    assert paged[: len(in_name)] == in_name, "name matches first"
+    for tier in (in_name, others):
+        ids = [item["id"] for item in tier]
+        assert ids == sorted(ids)
+        assert ids[-1] > 2 * WALK_IDS, "the catalogue reaches past the walk"

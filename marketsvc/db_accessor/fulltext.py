@@ -74,18 +74,17 @@ def kind(text: SearchText) -> str:
     return WORD if not others and len(first.include) == 1 and len(first.include[0]) == 1 else WORDS
 
 
-def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any, Any]:
-    """``select(Item, score)`` of one tier's items, its ids as the keyset compares them, and
-    what orders it: the ids, walked in order, which is what lets the database stop after a page.
+def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any]:
+    """``select(Item, score)`` of one tier's items, and its ids as the keyset compares them and
+    the tier is ordered (walked in order, they let the database stop after a page).
 
-    PostgreSQL walks the primary key for one word, filtering each item, when its statistics
-    say the word is common enough for a page to come soon (the name's own column gives the
-    name's own statistics); otherwise it reads the GIN index and sorts what it found. Several
-    words together are rarely common, and the planner's guess for them (a product of each
-    word's frequency) sits where a wrong choice costs a walk of thousands of items: for them
-    the ids are ordered (and the keyset compared) as ``id + 0``, which no index provides, so
-    the GIN index is read, and the primary key is not turned into a bitmap of every id past
-    the keyset to AND with it (a generic plan did that: 36 ms)."""
+    SQLite: FTS5 yields its matches in rowid order. PostgreSQL: the ids as ``id + 0``, which no
+    index provides, so the GIN index is read and its matches sorted (how a page of a common
+    word is read without that cost is ``item_listing``'s walk). Left to itself the planner
+    would walk the primary key whenever it guesses a page comes soon, and its guess for a word
+    it has no statistics for (a rare word, a typo) is up to 0.5 %: for a word no name holds
+    that walk is every item (about 100 ms at 100k); and with a keyset it ANDed a bitmap of
+    every id past it with the match (36 ms)."""
     label: ColumnElement[float] = literal(float(score), Float).label("score")
     if dialect == "postgresql":
         found = SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query())
@@ -94,15 +93,14 @@ def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any,
             where = and_(found, not_(in_name))
         else:  # the wanted words in the name are found, unless some are to be excluded
             where = and_(found, in_name) if kind == EXCLUDING else in_name
-        ids = Item.id if kind == WORD else Item.id + literal_column("0")
-        return select(Item, label).where(where), ids, ids
+        return select(Item, label).where(where), Item.id + literal_column("0")
     parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
     stmt = (
         select(Item, label)
         .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
         .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
     )
-    return stmt, ITEMS_FTS.c.rowid, ITEMS_FTS.c.rowid
+    return stmt, ITEMS_FTS.c.rowid
 
 
 def _websearch_query() -> ColumnElement[Any]:
