@@ -1,18 +1,21 @@
-"""Full-text matching and ranking of items, per database, over the indexes of migration 0003.
+"""Full-text matching and ranking of items, per database, over the indexes of migrations 0003
+and 0004.
 
 PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index); SQLite:
 ``items_fts MATCH ...`` (the FTS5 table). Both rank the same way, in two tiers: items whose name
-alone holds the words (every word or phrase of one alternative, on the name's weight ``A`` on
-PostgreSQL, in the ``name`` column on SQLite) come first (score 1), then those found through
-the description (score 0); within a tier, by id.
+alone holds the wanted words (every word or phrase of one alternative: ``items.name_vector``,
+with its own GIN index, on PostgreSQL; the ``name`` column on SQLite; words to exclude are
+excluded everywhere) come first (score 1), then those found through the description (score 0);
+within a tier, by id.
 
-The tiers are what makes a search fast: each is one match walked in id order, so a page of 20
-stops after 20 (FTS5 yields its matches in rowid order; PostgreSQL walks the primary key, or
-reads the GIN index when the words are rare), where ranking by ``ts_rank`` or ``bm25`` first
-scores every match (thousands for a common word) and sorts them. The tiers are also stable:
-an item's score depends on the item and the query only. ``bm25`` does not (it weighs terms by
-how many items hold them, so every insert or delete shifts every score, and a keyset cursor
-over it repeats and skips items; ``tests/test_items_cursors.py`` fails with it).
+The tiers are what makes a search fast: each is one match taken in id order, so a page of 20
+stops after 20 (FTS5 yields its matches in rowid order; PostgreSQL walks the primary key for a
+while, or reads the GIN index and sorts the few it found: see :func:`tier`), where ranking by
+``ts_rank`` or ``bm25`` first scores every match (thousands for a common word) and sorts them.
+The tiers are also stable: an item's score depends on the item and the query only. ``bm25``
+does not (it weighs terms by how many items hold them, so every insert or delete shifts every
+score, and a keyset cursor over it repeats and skips items; ``tests/test_items_cursors.py``
+fails with it).
 
 Either way the query text is rendered from the parsed :class:`SearchText`, never passed
 through, so it cannot be a syntax error.
