@@ -1,13 +1,21 @@
-"""Full-text matching and ranking of items, per database, over the indexes of migration 0003.
+"""Full-text matching and ranking of items, per database, over the indexes of migrations 0003
+and 0004.
 
-PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index), ranked by
-``ts_rank`` (name weighted A, description B). SQLite: ``items_fts MATCH ...`` (the FTS5 table),
-ranked by whether the query matches the name alone (1) or needs the description (0).
+PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index); SQLite:
+``items_fts MATCH ...`` (the FTS5 table). Both rank the same way, in two tiers: items whose name
+alone holds the wanted words (every word or phrase of one alternative: ``items.name_vector``,
+with its own GIN index, on PostgreSQL; the ``name`` column on SQLite; words to exclude are
+excluded everywhere) come first (score 1), then those found through the description (score 0);
+within a tier, by id.
 
-Either rank depends on the item and the query only. FTS5's ``bm25`` does not: it weighs terms by
-how many items hold them and lengths by the catalogue's average, so every insert or delete
-shifts every item's score, and a keyset cursor over it repeats and skips items between pages
-(``tests/test_items_cursors.py`` fails with it). Ties, within a rank, go by id.
+The tiers are what makes a search fast: each is one match taken in id order, so a page of 20
+stops after 20 (FTS5 yields its matches in rowid order; PostgreSQL walks the primary key for a
+while, or reads the GIN index and sorts the few it found: see :func:`tier`), where ranking by
+``ts_rank`` or ``bm25`` first scores every match (thousands for a common word) and sorts them.
+The tiers are also stable: an item's score depends on the item and the query only. ``bm25``
+does not (it weighs terms by how many items hold them, so every insert or delete shifts every
+score, and a keyset cursor over it repeats and skips items; ``tests/test_items_cursors.py``
+fails with it).
 
 Either way the query text is rendered from the parsed :class:`SearchText`, never passed
 through, so it cannot be a syntax error.
@@ -15,7 +23,6 @@ through, so it cannot be a syntax error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -23,11 +30,13 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    and_,
     bindparam,
-    case,
     column,
     func,
+    literal,
     literal_column,
+    not_,
     select,
     table,
 )
@@ -37,42 +46,90 @@ from marketsvc.schemas.search_text import Clause, Phrase, SearchText
 from marketsvc.store.models import Item
 
 SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
+NAME_VECTOR = literal_column("items.name_vector", TSVECTOR)  # migration 0004
 ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
 
 
-@dataclass(frozen=True)
-class Match:
-    """``select(Item, score)`` of the matching items; ``score``: higher is better."""
-
-    stmt: Select[Item, float]
-    score: ColumnElement[Any]
-
-
-def match(dialect: str) -> Match:
-    """The matching items, with the query text as parameters (see :func:`parameters`)."""
+def matches(dialect: str) -> ColumnElement[bool]:
+    """The items the query finds, unranked (for the sorts other than relevance)."""
     if dialect == "postgresql":
-        query = func.websearch_to_tsquery(
-            literal_column("'english'::regconfig"),
-            func.marketsvc_unaccent(bindparam("q_websearch", type_=String)),
-        )
-        score: ColumnElement[Any] = func.ts_rank(SEARCH_VECTOR, query, type_=Float)
-        stmt = select(Item, score.label("score")).where(SEARCH_VECTOR.op("@@")(query))
-        return Match(stmt, score)
-    in_name = select(ITEMS_FTS.c.rowid).where(
-        ITEMS_FTS.c.items_fts.match(bindparam("q_fts5_name", type_=String))
-    )
-    score = case((Item.id.in_(in_name), 1), else_=0)
+        return SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query())
     hits = select(ITEMS_FTS.c.rowid).where(
         ITEMS_FTS.c.items_fts.match(bindparam("q_fts5", type_=String))
     )
-    return Match(select(Item, score.label("score")).where(Item.id.in_(hits)), score)
+    return Item.id.in_(hits)
+
+
+# the scores: the wanted words all in the name (of one alternative), or found otherwise
+NAME_TIER, OTHER_TIER = 1, 0
+
+
+# What a query is, for the plan: one word, several (or phrases, or alternatives), or with
+# words to exclude (then a name holding the wanted words is not enough to be found).
+WORD, WORDS, EXCLUDING = "word", "words", "words, excluding"
+KINDS = (WORD, WORDS, EXCLUDING)
+
+
+def kind(text: SearchText) -> str:
+    if any(c.exclude for c in text.clauses):
+        return EXCLUDING
+    (first, *others) = text.clauses
+    return WORD if not others and len(first.include) == 1 and len(first.include[0]) == 1 else WORDS
+
+
+def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any]:
+    """``select(Item, score)`` of one tier's items, and its ids as the keyset compares them and
+    the tier is ordered (walked in order, they let the database stop after a page).
+
+    SQLite: FTS5 yields its matches in rowid order. PostgreSQL: the ids as ``id + 0``, which no
+    index provides, so the GIN index is read and its matches sorted (how a page of a common
+    word is read without that cost is ``item_listing``'s walk). Left to itself the planner
+    would walk the primary key whenever it guesses a page comes soon, and its guess for a word
+    it has no statistics for (a rare word, a typo) is up to 0.5 %: for a word no name holds
+    that walk is every item (about 100 ms at 100k); and with a keyset it ANDed a bitmap of
+    every id past it with the match (36 ms)."""
+    label: ColumnElement[float] = literal(float(score), Float).label("score")
+    if dialect == "postgresql":
+        found = SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query())
+        in_name = NAME_VECTOR.op("@@", is_comparison=True)(_name_query())
+        if score == OTHER_TIER:
+            where = and_(found, not_(in_name))
+        else:  # the wanted words in the name are found, unless some are to be excluded
+            where = and_(found, in_name) if kind == EXCLUDING else in_name
+        return select(Item, label).where(where), Item.id + literal_column("0")
+    parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
+    stmt = (
+        select(Item, label)
+        .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
+        .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
+    )
+    return stmt, ITEMS_FTS.c.rowid
+
+
+def _websearch_query() -> ColumnElement[Any]:
+    return func.websearch_to_tsquery(
+        literal_column("'english'::regconfig"),
+        func.marketsvc_unaccent(bindparam("q_websearch", type_=String)),
+    )
+
+
+def _name_query() -> ColumnElement[Any]:
+    return func.to_tsquery(
+        literal_column("'english'::regconfig"),
+        func.marketsvc_unaccent(bindparam("q_tsquery_name", type_=String)),
+    )
 
 
 def parameters(dialect: str, text: SearchText) -> dict[str, str]:
     if dialect == "postgresql":
-        return {"q_websearch": websearch(text)}
-    expression = fts5(text)
-    return {"q_fts5": expression, "q_fts5_name": f"name : ({expression})"}
+        return {"q_websearch": websearch(text), "q_tsquery_name": tsquery_in_name(text)}
+    expression, in_name = fts5(text), fts5_in_name(text)
+    excluding = any(c.exclude for c in text.clauses)
+    return {
+        "q_fts5": expression,
+        "q_fts5_name": f"({expression}) AND ({in_name})" if excluding else in_name,
+        "q_fts5_other": f"({expression}) NOT ({in_name})",
+    }
 
 
 def websearch(text: SearchText) -> str:
@@ -86,6 +143,24 @@ def websearch(text: SearchText) -> str:
 def fts5(text: SearchText) -> str:
     """The parsed query as an FTS5 expression: every phrase quoted, every operator placed."""
     return " OR ".join(_fts5_clause(c) for c in text.clauses)
+
+
+def fts5_in_name(text: SearchText) -> str:
+    """The wanted words of one alternative, all in the name (exclusions aside)."""
+    return " OR ".join(
+        "(" + " AND ".join("name : " + _fts5_phrase(p) for p in c.include) + ")"
+        for c in text.clauses
+    )
+
+
+def tsquery_in_name(text: SearchText) -> str:
+    """The same for ``to_tsquery`` over ``name_vector``."""
+    return " | ".join("(" + " & ".join(map(_tsquery_phrase, c.include)) + ")" for c in text.clauses)
+
+
+def _tsquery_phrase(phrase: Phrase) -> str:
+    # words are letters and digits: quoted, nothing in them can be an operator
+    return "(" + " <-> ".join(f"'{word}'" for word in phrase) + ")"
 
 
 def _fts5_clause(clause: Clause) -> str:

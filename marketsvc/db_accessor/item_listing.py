@@ -1,8 +1,12 @@
 """The one SELECT behind every item list: search, filters, a sort, and a keyset to start after.
 
-A statement is built once per shape (database, sort, which filters, whether there is a keyset)
-and cached; the values of a request travel as parameters. Building the search statement anew
-cost some 370 us a request.
+A statement is built once per shape (database, sort, which filters, whether there is a keyset,
+whether it is a page) and cached; the values of a request travel as parameters. Building the
+search statement anew cost some 370 us a request.
+
+A search by relevance is two tiers (``fulltext.tier``: found in the name, then through the
+description), each walked in id order from its own keyset and cut at the page size, one after
+the other (UNION ALL): a page of a common word reads a page of rows, not every match.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Integer,
     Select,
     String,
     and_,
@@ -25,7 +30,9 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
+from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor import fulltext
 from marketsvc.schemas.search_text import SearchText
@@ -59,19 +66,34 @@ class ItemListing:
 
 class _Shape(NamedTuple):
     dialect: str
-    search: str  # "" (no q), "nothing" (only stop words), "words"
+    search: str  # "" (no q), "nothing" (only stop words), or a fulltext.Kind
     sort: ItemSort
     min_price: bool
     max_price: bool
     in_stock: bool | None
     after: bool
+    limited: bool
     seller: bool = False
 
 
-def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]:
-    """``select(Item, score)``: filtered, ordered by the sort then id, after the keyset."""
+def listing_statement(
+    dialect: str, listing: ItemListing, limit: int | None = None
+) -> Select[Item, float]:
+    """``select(Item, score)``: filtered, ordered by the sort then id, after the keyset, at most
+    ``limit`` rows."""
+    stmt, params = listing_query(dialect, listing, limit)
+    return stmt.params(params) if params else stmt
+
+
+def listing_query(
+    dialect: str, listing: ItemListing, limit: int | None = None
+) -> tuple[Select[Item, float], dict[str, Any]]:
+    """The same as :func:`listing_statement`, as the shape's cached statement and the values
+    to execute it with: SQLAlchemy keys its compiled-SQL cache by a walk of the statement,
+    remembered on the statement object, so executing the one cached object skips the walk
+    (``stmt.params()`` makes a new object each time: some 300 us a search)."""
     q = listing.q
-    search = "" if q is None else "nothing" if q.finds_nothing else "words"
+    search = "" if q is None else "nothing" if q.finds_nothing else fulltext.kind(q)
     shape = _Shape(
         dialect,
         search,
@@ -80,10 +102,11 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         listing.max_price_cents is not None,
         listing.in_stock,
         listing.after is not None,
+        limit is not None,
         listing.seller_id is not None,
     )
     params: dict[str, Any] = {}
-    if search == "words":
+    if search in fulltext.KINDS:
         assert q is not None
         params |= fulltext.parameters(dialect, q)
     if shape.min_price:
@@ -94,12 +117,53 @@ def listing_statement(dialect: str, listing: ItemListing) -> Select[Item, float]
         params["seller_id"] = listing.seller_id
     if listing.after is not None:
         params["after_value"], params["after_id"] = listing.after
-    stmt = _statement(shape)
-    return stmt.params(params) if params else stmt
+    if _tiered(shape) and (listing.after is not None or _walks(shape)):
+        params |= _tier_keysets(listing.after, _walks(shape))
+    if limit is not None:
+        params["page_limit"] = limit
+    return _statement(shape), params
+
+
+def _tiered(shape: _Shape) -> bool:
+    return shape.search in fulltext.KINDS and shape.sort == ItemSort.RELEVANCE
+
+
+TIERS = (fulltext.NAME_TIER, fulltext.OTHER_TIER)  # best first
+PAST_EVERY_ID = 2**62
+
+
+# PostgreSQL, one word: how many ids a page's walk reads before the GIN index takes over. A
+# word in 1 % of the items fills a page of 20 within it; a rarer one costs this walk (about
+# 1 ms) and a read of its few matches through the index.
+WALK_IDS = 2000
+
+
+def _walks(shape: _Shape) -> bool:
+    """PostgreSQL, one word: each tier walks ``WALK_IDS`` ids, then reads the GIN index."""
+    return shape.dialect == "postgresql" and shape.search == fulltext.WORD
+
+
+def _tier_keysets(after: Keyset | None, walks: bool) -> dict[str, int]:
+    """Where each tier starts: after the keyset's id in its own tier, from the first id in the
+    tiers below it (worse scores), nowhere in those above it (already paged through)."""
+    starts = {}
+    for score in TIERS:
+        if after is None or after[0] > score:
+            start = 0
+        elif after[0] == score:
+            start = after[1]
+        else:
+            start = PAST_EVERY_ID
+        starts[f"after_id_tier{score}"] = start
+        if walks:
+            starts[f"walk_to_tier{score}"] = start + WALK_IDS
+    return starts
 
 
 @functools.lru_cache(maxsize=512)
 def _statement(shape: _Shape) -> Select[Item, float]:
+    if _tiered(shape):
+        return _tiered_statement(shape)
     score: ColumnElement[Any] | None = None
     if shape.search == "":
         stmt = select(Item, literal(0.0).label("score"))
@@ -107,8 +171,19 @@ def _statement(shape: _Shape) -> Select[Item, float]:
         score = literal(0.0)
         stmt = select(Item, score.label("score")).where(false())
     else:
-        found = fulltext.match(shape.dialect)
-        stmt, score = found.stmt, found.score
+        score = literal(0.0)  # only relevance reads it, and it has its own statement
+        stmt = select(Item, score.label("score")).where(fulltext.matches(shape.dialect))
+    stmt = _filtered(stmt, shape)
+    if shape.after:
+        stmt = stmt.where(_after(shape.sort, score))
+    stmt = stmt.order_by(*_order(shape.sort, score))
+    return stmt.limit(_PAGE_LIMIT) if shape.limited else stmt
+
+
+_PAGE_LIMIT = bindparam("page_limit", type_=Integer)
+
+
+def _filtered(stmt: Select[Item, float], shape: _Shape) -> Select[Item, float]:
     if shape.min_price:
         stmt = stmt.where(Item.price_cents >= bindparam("min_price", type_=BigInteger))
     if shape.max_price:
@@ -117,9 +192,39 @@ def _statement(shape: _Shape) -> Select[Item, float]:
         stmt = stmt.where(Item.stock > 0 if shape.in_stock else Item.stock == 0)
     if shape.seller:
         stmt = stmt.where(Item.seller_id == bindparam("seller_id", type_=BigInteger))
-    if shape.after:
-        stmt = stmt.where(_after(shape.sort, score))
-    return stmt.order_by(*_order(shape.sort, score))
+    return stmt
+
+
+def _tiered_statement(shape: _Shape) -> Select[Item, float]:
+    """The tiers, best first, each in id order from its keyset and at most a page long.
+
+    A page is not sorted again: sorting (or SQLite's merge of the two sorted tiers) would run
+    the second tier until its first row at least, which for a phrase found in names is every
+    item holding its words. Without it, both databases run the tiers one after the other (a
+    UNION ALL without ORDER BY is PostgreSQL's Append, SQLite's left then right select) and
+    stop as soon as the page is full; their rows come in that order, the order wanted
+    (``tests/test_items_search.py`` pages through every sort on both). A full stream (no page)
+    is sorted all the same."""
+    arms = []
+    for score in TIERS:
+        stmt, ids = fulltext.tier(shape.dialect, score, shape.search)
+        stmt = _filtered(stmt, shape)
+        start = bindparam(f"after_id_tier{score}", type_=BigInteger)
+        tier_arms = [(stmt.where(ids > start) if shape.after else stmt).order_by(ids)]
+        if _walks(shape):
+            # first the next WALK_IDS ids in order (the primary key: a common word's page is
+            # found there, and the walk stops with it), then the rest through the GIN index
+            end = bindparam(f"walk_to_tier{score}", type_=BigInteger)
+            walk = stmt.where(Item.id > start, Item.id <= end).order_by(Item.id)
+            tier_arms = [walk, stmt.where(ids > end).order_by(ids)]
+        for arm in tier_arms:
+            arms.append(select((arm.limit(_PAGE_LIMIT) if shape.limited else arm).subquery()))
+    tiers = union_all(*arms).subquery("tiers")
+    item = aliased(Item, tiers)
+    stmt = select(item, tiers.c.score)
+    if not shape.limited:
+        stmt = stmt.order_by(tiers.c.score.desc(), tiers.c.id)
+    return stmt.limit(_PAGE_LIMIT) if shape.limited else stmt
 
 
 def _order(sort: ItemSort, score: ColumnElement[Any] | None) -> list[Any]:

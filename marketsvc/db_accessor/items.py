@@ -9,7 +9,13 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
-from marketsvc.db_accessor.item_listing import ItemListing, Keyset, listing_statement, sort_value
+from marketsvc.db_accessor.item_listing import (
+    ItemListing,
+    Keyset,
+    listing_query,
+    listing_statement,
+    sort_value,
+)
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, stream_chunks
 from marketsvc.errors import ItemNotFound
 from marketsvc.store.models import Item
@@ -52,8 +58,8 @@ async def page_items(
     session: AsyncSession, listing: ItemListing, limit: int
 ) -> tuple[list[Item], Keyset | None]:
     """At most ``limit`` items, and the keyset to continue from when more may follow."""
-    stmt = listing_statement(dialect_name(session), listing).limit(limit + 1)
-    rows = (await session.execute(stmt)).all()
+    stmt, params = listing_query(dialect_name(session), listing, limit + 1)
+    rows = (await session.execute(stmt, params)).all()
     more = len(rows) > limit
     found = [row[0] for row in rows[:limit]]
     if not more:

@@ -37,6 +37,7 @@ class Plan:
     warmup: int
     connections: int
     threads: int
+    search_connections: int
     workers: int
     backends: tuple[str, ...]
     routes: tuple[str, ...]
@@ -76,6 +77,12 @@ def parse(argv: list[str] | None = None) -> Plan:
     p.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per route and server")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument(
+        "--search-connections",
+        type=int,
+        default=16,
+        help="wrk connections for the search routes (issue 18's condition: 16)",
+    )
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
     p.add_argument("--backends", default=",".join(BACKENDS))
     p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, "stream", "feed")))
@@ -121,6 +128,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         warmup=a.warmup,
         connections=a.connections,
         threads=min(a.threads, a.connections),
+        search_connections=a.search_connections,
         workers=a.workers,
         backends=backends,
         routes=routes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 import subprocess
@@ -17,6 +18,9 @@ import asyncpg
 from harness.config import ROOT, STOCK, Plan
 
 SERVERS = ("marketsvc", "baseline")
+# PostgreSQL databases are {PG_PREFIX}_marketsvc and {PG_PREFIX}_baseline: runs side by side
+# (each with its own --workdir) need their own prefix
+PG_PREFIX = os.environ.get("BENCH_PG_PREFIX", "bench")
 
 
 class BenchError(RuntimeError):
@@ -38,7 +42,7 @@ def database_urls(plan: Plan, backend: str) -> dict[str, str]:
         return {s: f"sqlite+aiosqlite:///{plan.workdir / f'{s}.db'}" for s in SERVERS}
     parts = urlsplit(plan.pg_url)
     return {
-        s: urlunsplit(parts._replace(scheme="postgresql+asyncpg", path=f"/bench_{s}"))
+        s: urlunsplit(parts._replace(scheme="postgresql+asyncpg", path=f"/{PG_PREFIX}_{s}"))
         for s in SERVERS
     }
 

@@ -57,13 +57,21 @@ def check_wrk() -> str:
 
 
 def run_wrk(
-    base: str, route: str, plan: Plan, token: str, seconds: int, counts: tuple[int, int, int]
+    base: str,
+    route: str,
+    plan: Plan,
+    token: str,
+    seconds: int,
+    counts: tuple[int, int, int],
+    connections: int | None = None,
 ) -> Sample:
-    """One wrk run; ``counts`` are the seeded customers, orders and items ids are drawn from."""
+    """One wrk run; ``counts`` are the seeded customers, orders and items ids are drawn from;
+    ``connections``, when given, instead of ``--connections`` (the search rows')."""
+    connections = plan.connections if connections is None else connections
     argv = [
         check_wrk(),
-        f"-t{plan.threads}",
-        f"-c{plan.connections}",
+        f"-t{min(plan.threads, connections)}",
+        f"-c{connections}",
         f"-d{seconds}s",
         "--timeout",
         "10s",

@@ -173,12 +173,12 @@ def measure_search(
             f"{backend} {route}: {search_probe(route)} answered {status} {body!r:.300}"
         )
     if plan.warmup:
-        run_wrk(base, route, plan, token, plan.warmup, counts)
+        run_wrk(base, route, plan, token, plan.warmup, counts, plan.search_connections)
     samples = []
     for n in range(plan.repeat):
         pids = servers["marketsvc"].worker_pids()
         cpu_before = worker_cpu_seconds(pids)
-        sample = run_wrk(base, route, plan, token, plan.duration, counts)
+        sample = run_wrk(base, route, plan, token, plan.duration, counts, plan.search_connections)
         sample.cpu_us = (worker_cpu_seconds(pids) - cpu_before) / sample.requests * 1e6
         samples.append(sample)
         say(

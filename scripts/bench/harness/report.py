@@ -183,7 +183,8 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
             lines += [
                 "",
                 f"Search, marketsvc only, on {plan.search_items:,} items (random words from the "
-                "seed's vocabulary; `--search-items`):",
+                f"seed's vocabulary; `--search-items`), {plan.search_connections} connections "
+                "(`--search-connections`):",
                 "",
             ]
             lines += [*search_rows(result), ""]
