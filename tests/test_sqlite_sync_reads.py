@@ -10,8 +10,18 @@ from contextlib import closing
 
 import aiosqlite
 import pytest
+from sqlalchemy import text
 
+from marketsvc.db_accessor import customers, orders
 from marketsvc.web.keys import DATABASE
+
+ADDRESS = {
+    "street": "1 High St",
+    "flat_number": None,
+    "city": "Leeds",
+    "post_code": "LS1 4AP",
+    "country": "GB",
+}
 
 
 @pytest.fixture
@@ -108,16 +118,50 @@ async def test_the_loop_thread_connection_never_waits_and_cannot_write(
     never wait in the loop; query_only: whatever it is handed, it cannot write."""
     if backend != "sqlite":
         pytest.skip("SQLite's trick")
-    from sqlalchemy import text
-
     customer = await new_customer()
-    reads = client.app[DATABASE].sync_reads
-    await reads.execute(text("SELECT 1"))
-    conn = reads._conn.connection.driver_connection
+    conn = client.app[DATABASE].sync_reads.connection()
     assert conn.execute("PRAGMA busy_timeout").fetchone() == (0,)
     assert conn.execute("PRAGMA query_only").fetchone() == (1,)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         conn.execute("DELETE FROM customers WHERE id = ?", (customer["id"],))
+
+
+async def test_rows_are_the_async_paths_rows(
+    backend, client, admin, new_customer, new_item
+) -> None:
+    """Every point-read statement, on both paths: the same keys, values and types."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    customer = await new_customer(address={**ADDRESS, "flat_number": "2B"})
+    cheap, dear = await new_item("0.10"), await new_item("12.34")
+    order = await place(client, admin, customer["id"], cheap["id"], 3)
+    await place(client, admin, customer["id"], dear["id"], 1)
+    database = client.app[DATABASE]
+    cases = [
+        (customers._CUSTOMER_BY_ID, {"customer_id": customer["id"]}),
+        (customers._CUSTOMER_BY_ID, {"customer_id": 999}),
+        (orders._ORDER_ROWS, {"order_id": order["id"]}),
+        (orders._ORDER_ROWS_IN_SCOPE, {"order_id": order["id"], "scope": customer["id"]}),
+        (orders._ORDER_ROWS_IN_SCOPE, {"order_id": order["id"], "scope": 999}),
+        (orders._TOTAL, {"order_id": order["id"]}),
+        (orders._TOTAL_IN_SCOPE, {"order_id": order["id"], "scope": customer["id"]}),
+        (orders._TOTALS[False, False], {"order_ids": [order["id"], order["id"] + 1, 999]}),
+        (orders._TOTALS[False, True], {"order_ids": [order["id"]], "scope": customer["id"]}),
+    ]
+    before = database.sync_reads.stats.in_loop
+    for stmt, params in cases:
+        in_loop = (await database.sync_reads.execute(stmt, params)).all()
+        async with database.scan() as conn:
+            off_loop = (await conn.execute(stmt, params)).all()
+        assert in_loop == off_loop
+        assert [r._mapping for r in in_loop] == [r._mapping for r in off_loop]
+        assert [list(map(type, r)) for r in in_loop] == [list(map(type, r)) for r in off_loop]
+    assert database.sync_reads.stats.in_loop - before == len(cases)
+    # what it does not run goes to the async path: text(), an empty IN list
+    assert (await database.sync_reads.execute(text("SELECT 1 AS one"))).all() == [(1,)]
+    empty = await database.sync_reads.execute(orders._TOTALS[False, False], {"order_ids": []})
+    assert empty.all() == []
+    assert database.sync_reads.stats.in_loop - before == len(cases)
 
 
 async def test_reads_see_every_write_committed_before_them(

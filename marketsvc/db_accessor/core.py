@@ -18,7 +18,7 @@ async def execute(
     db: Executor,
     stmt: Executable,
     params: dict[str, Any] | list[dict[str, Any]] | None = None,
-) -> CursorResult[*tuple[Any, ...]]:
+) -> Result[*tuple[Any, ...]]:
     """Run ``stmt`` on the connection (a session's: in its transaction), bypassing ORM
     compilation and loading."""
     conn = await db.connection() if isinstance(db, AsyncSession) else db
