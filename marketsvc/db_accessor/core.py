@@ -7,11 +7,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from marketsvc.store.pg_point_reads import PgPointReads
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 
 # A session (ORM work, writes), a bare connection (``Database.scan()``) or what
-# ``Database.read()`` hands out for Core point reads (on SQLite: ``SqliteSyncReads``).
-Executor = AsyncSession | AsyncConnection | SqliteSyncReads
+# ``Database.read()`` hands out for Core point reads.
+Executor = AsyncSession | AsyncConnection | SqliteSyncReads | PgPointReads
 
 
 async def execute(
