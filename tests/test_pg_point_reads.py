@@ -22,9 +22,7 @@ def greenlet_switches() -> Iterator[list[str]]:
         greenlet.settrace(previous)
 
 
-async def test_a_point_read_is_one_greenlet(
-    backend, client, admin, new_customer, new_item
-) -> None:
+async def test_a_point_read_is_one_greenlet(backend, client, admin, new_customer, new_item) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL's: SQLite's point reads use no greenlet at all")
     customer, item = await new_customer(), await new_item()
