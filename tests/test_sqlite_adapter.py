@@ -51,13 +51,15 @@ def statements(client) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", before)
 
 
-async def test_a_point_read_is_one_hop(client, admin, new_customer, monkeypatch) -> None:
-    customer = await new_customer()
-    await client.get(f"/api/v1/customers/{customer['id']}", headers=admin)  # pool warm
+async def test_a_read_on_the_async_path_is_one_hop(client, admin, new_item, monkeypatch) -> None:
+    """An ORM point read (``Database.load()``); Core point reads (``Database.read()``) take no
+    hop at all: tests/test_sqlite_sync_reads.py."""
+    item = await new_item()
+    await client.get(f"/api/v1/items/{item['id']}")  # pool warm
     with thread_hops(monkeypatch) as hops:
-        resp = await client.get(f"/api/v1/customers/{customer['id']}", headers=admin)
+        resp = await client.get(f"/api/v1/items/{item['id']}")
         assert resp.status == 200
-        assert (await resp.json())["email"] == customer["email"]
+        assert (await resp.json())["name"] == item["name"]
     assert hops == ["_run"]
 
 

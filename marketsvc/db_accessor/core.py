@@ -7,23 +7,27 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-# A session (ORM work, writes) or a bare connection (``Database.read()``: Core point reads).
-Executor = AsyncSession | AsyncConnection
+from marketsvc.store.pg_point_reads import PgPointReads
+from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
+
+# A session (ORM work, writes), a bare connection (``Database.scan()``) or what
+# ``Database.read()`` hands out for Core point reads.
+Executor = AsyncSession | AsyncConnection | SqliteSyncReads | PgPointReads
 
 
 async def execute(
     db: Executor,
     stmt: Executable,
     params: dict[str, Any] | list[dict[str, Any]] | None = None,
-) -> CursorResult[*tuple[Any, ...]]:
+) -> Result[*tuple[Any, ...]]:
     """Run ``stmt`` on the connection (a session's: in its transaction), bypassing ORM
     compilation and loading."""
-    conn = db if isinstance(db, AsyncConnection) else await db.connection()
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
     return await conn.execute(stmt, params)
 
 
 def dialect_name(db: Executor) -> str:
-    return (db.dialect if isinstance(db, AsyncConnection) else db.get_bind().dialect).name
+    return (db.get_bind().dialect if isinstance(db, AsyncSession) else db.dialect).name
 
 
 def rowcount(result: Result[*tuple[Any, ...]]) -> int:

@@ -21,7 +21,7 @@ async def read_page(
     The purge mark is read after the page: a purge that committed before the page was read is
     seen, so a page with a hole in it is never returned.
     """
-    async with database.read() as conn:
+    async with database.scan() as conn:  # a filtered page may visit many rows
         page = await outbox.read_feed(conn, after or outbox.START, where, limit)
         if after is not None and after < await outbox.purged_through(conn):
             raise CursorExpired(outbox.cursor_of(after))

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
 
 from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
+from marketsvc.store.pg_point_reads import PgPointReads
+from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # A write transaction that ``change``/``change_rows`` join instead of opening their own
@@ -37,7 +39,10 @@ class Database:
     """The one way in to the database: pick the method that says what you want to do.
 
     - ``read()``: a connection in autocommit for Core point reads (one round trip, no
-      BEGIN/ROLLBACK, no ORM session to set up and tear down).
+      BEGIN/ROLLBACK, no ORM session to set up and tear down): on SQLite a synchronous
+      connection in the loop thread (``sqlite_sync_reads``), on PostgreSQL one greenlet per
+      read (``pg_point_reads``); bounded reads only.
+    - ``scan()``: the same on the async path, for reads that may visit many rows.
     - ``load()``: an ORM session in autocommit, for point reads that load entities.
     - ``stream()``: an ORM session in a transaction, for lists (a server-side cursor lives in one).
     - ``change()``: an ORM session in a write transaction, committed at the end of the block.
@@ -57,6 +62,8 @@ class Database:
         self._stream = async_sessionmaker(stream, expire_on_commit=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self._writers = asyncio.Lock() if self.is_sqlite else None
+        self.sync_reads = _sync_reads(self.engine, settings) if self.is_sqlite else None
+        self.pg_reads = None if self.is_sqlite else PgPointReads(self.engine)
 
     def load(self) -> AsyncSession:
         """An ORM session in autocommit, for point reads that load entities."""
@@ -67,8 +74,22 @@ class Database:
         return self._stream()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection for Core point reads, in autocommit.
+    async def read(self) -> AsyncIterator[AsyncConnection | SqliteSyncReads | PgPointReads]:
+        """What runs Core point reads (bounded: a row, an order's lines, at most 1000 totals).
+
+        SQLite: the loop thread's synchronous connection (``sqlite_sync_reads``), which falls
+        back to the async path by itself. PostgreSQL: each statement a pool checkout, the
+        statement and the check-in in one greenlet (``pg_point_reads``).
+        """
+        if (reads := self.sync_reads or self.pg_reads) is not None:
+            yield reads
+            return
+        async with self.scan() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def scan(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for Core reads, in autocommit, off the loop thread.
 
         ``async with engine.connect()`` closes the connection in a task of its own behind
         ``asyncio.shield`` (so that a cancellation cannot abandon the close halfway), which costs
@@ -153,7 +174,16 @@ class Database:
         return other
 
     async def dispose(self) -> None:
+        if self.sync_reads is not None:
+            self.sync_reads.close()
         await self.engine.dispose()
+
+
+def _sync_reads(engine: AsyncEngine, settings: Settings) -> SqliteSyncReads | None:
+    path = engine.url.database
+    if not path or path == ":memory:":  # a private in-memory database cannot be shared
+        return None
+    return SqliteSyncReads(path, engine, settings.slow_query_ms)
 
 
 def ensure_sqlite_directory(database_url: str) -> None:

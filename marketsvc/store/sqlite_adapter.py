@@ -12,11 +12,12 @@ skip the hop when SQLite has no transaction open (``sqlite3`` itself does nothin
 connection, its thread, its pragmas and every error class are aiosqlite's and SQLAlchemy's own;
 pass ``module=dbapi()`` to ``create_async_engine``.
 
-This module is the one place where marketsvc relies on another library's private names. They are
-listed in ``PRIVATE_NAMES``; ``dbapi()`` checks them before building the adapter, so an upgrade
-that drops one stops the service at start-up with the name, never mid-request, and
-``tests/test_library_internals.py`` fails when the installed versions differ from the ones this
-was verified with (``VERIFIED_WITH``, pinned in requirements.txt).
+This module is the one place that lists marketsvc's reliance on another library's private names
+(its own, and ``sqlite_sync_reads``'). They are listed in ``PRIVATE_NAMES``; ``dbapi()`` checks
+them before building the adapter, so an upgrade that drops one stops the service at start-up
+with the name, never mid-request, and ``tests/test_library_internals.py`` fails when the
+installed versions differ from the ones this was verified with (``VERIFIED_WITH``, pinned in
+requirements.txt).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.type_api import TypeEngine
 
 VERIFIED_WITH = {"SQLAlchemy": "2.1.9", "aiosqlite": "0.22.1"}
 PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
@@ -46,6 +49,10 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     AsyncAdapt_aiosqlite_connection: ("_cursor_cls", "_execute_mutex"),
     # (fn, *args): how every aiosqlite method reaches its thread (``_conn``: its sqlite3 connection)
     aiosqlite.Connection: ("_execute",),
+    # sqlite_sync_reads: a compiled SELECT's parameters to convert and its columns' (key, name,
+    # objects, type); each type's result processor, as SQLAlchemy's cursor results fetch it
+    SQLCompiler: ("_bind_processors", "_result_columns"),
+    TypeEngine: ("_cached_result_processor",),
 }
 _ARITY: dict[
     tuple[type, str], int

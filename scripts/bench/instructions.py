@@ -1,13 +1,15 @@
 """Instructions per request, in-process, counted by callgrind: a steady figure on a busy machine.
 
     .venv/bin/python scripts/bench/instructions.py [--requests 1000] [--path /api/v1/customers/1]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Runs this file twice under ``valgrind --tool=callgrind``: once serving no request, once serving
 ``--requests`` keep-alive GETs through the whole app (gunicorn's log configuration, the
-multiprocess metrics, a seeded SQLite file, an admin token); prints the difference divided by
-the number of requests. Client-side instructions are counted too, the same for every revision:
-compare figures from this script with each other only. Repeated runs of one revision differed
-by up to 2 % at 200 requests: the default, 1000, spreads start-up noise thinner (minutes a run).
+multiprocess metrics, a seeded SQLite file or, with ``--postgres-url``, a seeded PostgreSQL
+database of its own on that server, created and dropped, an admin token); prints the difference
+divided by the number of requests. Client-side instructions are counted too, the same for every
+revision: compare figures from this script with each other only. Repeated runs of one revision
+differed by up to 2 % at 200 requests: the default, 1000, spreads start-up noise thinner.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,9 +85,39 @@ def count(requests: int, path: str, env: dict[str, str]) -> int:
     return int(re.search(r"Collected : (\d+)", done.stderr)[1])
 
 
-def prepare(directory: Path) -> dict[str, str]:
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database on ``server_url``'s server (an asyncpg URL to it), dropped afterwards."""
+    from sqlalchemy import make_url
+
+    name = f"marketsvc_instructions_{os.getpid()}"
+    url = make_url(server_url).set(drivername="postgresql+asyncpg")
+    run_sql(url.render_as_string(hide_password=False), f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        run_sql(url.render_as_string(hide_password=False), statement)
+
+
+def run_sql(url: str, statement: str) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def prepare(directory: Path, database_url: str | None = None) -> dict[str, str]:
     env = os.environ | {
-        "MARKETSVC_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'db.sqlite'}",
+        "MARKETSVC_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{directory / 'db.sqlite'}",
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
         "MARKETSVC_LOG_FORMAT": "json",
         "PYTHONPATH": str(ROOT),
@@ -100,13 +134,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--path", default="/api/v1/customers/1")
+    parser.add_argument("--postgres-url", help="measure on PostgreSQL (a server to create on)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         serve_and_load(args.requests, args.path)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        env = prepare(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database(args.postgres_url)) if args.postgres_url else None
+        )
+        env = prepare(Path(tmp), url)
         idle = count(0, args.path, env)
         loaded = count(args.requests, args.path, env)
     per_request = (loaded - idle) / args.requests

@@ -79,8 +79,8 @@ def header(plan: Plan, pg_version: str | None) -> list[str]:
 def route_rows(result: dict[str, Any]) -> list[str]:
     rows = [
         "| route | marketsvc req/s | baseline req/s | ratio | p50 ms (m / b) | p99 ms (m / b) "
-        "| worker CPU us/req (m / b) | errors (m / b) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| worker CPU us/req (m / b) | errors (m / b) | issue 19 targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for route, r in result["routes"].items():
         s = r["samples"]
@@ -98,9 +98,27 @@ def route_rows(result: dict[str, Any]) -> list[str]:
         m_cell = f"{m_rps:,.0f}" if m else "404 (route missing)"
         rows.append(
             f"| {LABELS[route]} | {m_cell} | {b_rps:,.0f} | {ratio} | {pair('p50_ms')} "
-            f"| {pair('p99_ms')} | {pair('cpu_us', '{:.0f}')} | {errors} |"
+            f"| {pair('p99_ms')} | {pair('cpu_us', '{:.0f}')} | {errors} "
+            f"| {targets(route, m, b)} |"
         )
     return rows
+
+
+TARGET_RATIO = 0.75  # issue 19: at least three quarters of the baseline's req/s, every route
+TARGET_P99 = 2.0  # and, for point reads, a p99 at most twice the baseline's
+POINT_READS = ("customer", "order", "order_total")
+
+
+def targets(route: str, m: list[Any] | None, b: list[Any]) -> str:
+    """Pass or fail against issue 19's targets, with the figure that decides it."""
+    if not m:
+        return "-"
+    ratio = med([x.rps for x in m]) / med([x.rps for x in b])
+    verdicts = [f"req/s {ratio:.2f} {'pass' if ratio >= TARGET_RATIO else 'FAIL'} (>= 0.75)"]
+    if route in POINT_READS:
+        p99 = med([x.p99_ms for x in m]) / med([x.p99_ms for x in b])
+        verdicts.append(f"p99 {p99:.1f}x {'pass' if p99 <= TARGET_P99 else 'FAIL'} (<= 2x)")
+    return "; ".join(verdicts)
 
 
 def _errors(samples: list[Any]) -> str:

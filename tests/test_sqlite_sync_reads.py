@@ -1,0 +1,190 @@
+"""Core point reads run in the event-loop thread on SQLite (store/sqlite_sync_reads.py), fall back
+to the async path when the database is locked, and see every write committed before them; the
+same reads interleaved with writes are checked on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+
+from marketsvc.db_accessor import customers, orders
+from marketsvc.web.keys import DATABASE
+
+ADDRESS = {
+    "street": "1 High St",
+    "flat_number": None,
+    "city": "Leeds",
+    "post_code": "LS1 4AP",
+    "country": "GB",
+}
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call aiosqlite makes in its thread (the async path's one way there)."""
+    made: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return made
+
+
+async def place(client, headers, customer_id: int, item_id: int, quantity: int = 1) -> dict:
+    body = {"customer_id": customer_id, "lines": [{"item_id": item_id, "quantity": quantity}]}
+    resp = await client.post("/api/v1/orders", json=body, headers=headers)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def test_point_reads_take_the_loop_thread(
+    backend, client, admin, new_customer, new_item, hops
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick: PostgreSQL reads go through the pool")
+    customer = await new_customer()
+    order = await place(client, admin, customer["id"], (await new_item())["id"], 2)
+    stats = client.app[DATABASE].sync_reads.stats
+    before = stats.in_loop
+    hops.clear()
+    answers = [
+        await client.get(f"/api/v1/customers/{customer['id']}", headers=admin),
+        await client.get(f"/api/v1/orders/{order['id']}", headers=admin),
+        await client.get(f"/api/v1/orders/{order['id']}/total", headers=admin),
+        await client.post(
+            "/api/v1/orders/totals", json={"order_ids": [order["id"], 999]}, headers=admin
+        ),
+    ]
+    assert [r.status for r in answers] == [200] * 4
+    assert (await answers[0].json()) == customer
+    assert (await answers[1].json()) == order
+    assert (await answers[2].json())["total"] == order["total"]
+    assert (await answers[3].json())["missing"] == [999]
+    assert hops == []  # not one statement crossed to aiosqlite's thread
+    assert stats.in_loop - before == 4
+    assert stats.fell_back == 0
+
+
+async def test_a_locked_database_falls_back_to_the_async_path(
+    backend, client, admin, new_customer, hops
+) -> None:
+    """Another connection in ``locking_mode=EXCLUSIVE`` holds the file: the loop-thread read
+    fails at once (busy_timeout 0) and the read waits in aiosqlite's thread instead, never in
+    the loop; when the lock goes, it answers."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    customer = await new_customer()
+    database = client.app[DATABASE]
+    # an open WAL connection keeps a shared lock on the file: let go of the app's own
+    database.sync_reads.close()
+    await database.engine.dispose()
+    path = database.engine.url.database
+    hops.clear()
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("PRAGMA locking_mode = EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("UPDATE customers SET name = 'Renamed' WHERE id = ?", (customer["id"],))
+        url = f"/api/v1/customers/{customer['id']}"
+        read = asyncio.ensure_future(client.get(url, headers=admin))
+        ticks = 0
+        while not hops and ticks < 500:  # the loop is free while the read waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        await asyncio.sleep(0.2)
+        assert not read.done()
+        assert database.sync_reads.stats.fell_back == 1
+        other.execute("COMMIT")
+    resp = await asyncio.wait_for(read, 10)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["name"] == "Renamed"
+    in_loop = database.sync_reads.stats.in_loop
+    again = await client.get(url, headers=admin)  # the lock is gone: back in the loop thread
+    assert again.status == 200
+    assert database.sync_reads.stats.in_loop == in_loop + 1
+
+
+async def test_the_loop_thread_connection_never_waits_and_cannot_write(
+    backend, client, new_customer
+) -> None:
+    """busy_timeout 0: a lock makes a loop-thread read fail at once (and run again off the loop),
+    never wait in the loop; query_only: whatever it is handed, it cannot write."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    customer = await new_customer()
+    conn = client.app[DATABASE].sync_reads.connection()
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    assert conn.execute("PRAGMA query_only").fetchone() == (1,)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM customers WHERE id = ?", (customer["id"],))
+
+
+async def test_rows_are_the_async_paths_rows(
+    backend, client, admin, new_customer, new_item
+) -> None:
+    """Every point-read statement, on both paths: the same keys, values and types."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    customer = await new_customer(address={**ADDRESS, "flat_number": "2B"})
+    cheap, dear = await new_item("0.10"), await new_item("12.34")
+    order = await place(client, admin, customer["id"], cheap["id"], 3)
+    await place(client, admin, customer["id"], dear["id"], 1)
+    database = client.app[DATABASE]
+    cases = [
+        (customers._CUSTOMER_BY_ID, {"customer_id": customer["id"]}),
+        (customers._CUSTOMER_BY_ID, {"customer_id": 999}),
+        (orders._ORDER_ROWS, {"order_id": order["id"]}),
+        (orders._ORDER_ROWS_IN_SCOPE, {"order_id": order["id"], "scope": customer["id"]}),
+        (orders._ORDER_ROWS_IN_SCOPE, {"order_id": order["id"], "scope": 999}),
+        (orders._TOTAL, {"order_id": order["id"]}),
+        (orders._TOTAL_IN_SCOPE, {"order_id": order["id"], "scope": customer["id"]}),
+        (orders._TOTALS[False, False], {"order_ids": [order["id"], order["id"] + 1, 999]}),
+        (orders._TOTALS[False, True], {"order_ids": [order["id"]], "scope": customer["id"]}),
+    ]
+    before = database.sync_reads.stats.in_loop
+    for stmt, params in cases:
+        in_loop = (await database.sync_reads.execute(stmt, params)).all()
+        async with database.scan() as conn:
+            off_loop = (await conn.execute(stmt, params)).all()
+        assert in_loop == off_loop
+        assert [r._mapping for r in in_loop] == [r._mapping for r in off_loop]
+        assert [list(map(type, r)) for r in in_loop] == [list(map(type, r)) for r in off_loop]
+    assert database.sync_reads.stats.in_loop - before == len(cases)
+    # what it does not run goes to the async path: text(), an empty IN list
+    assert (await database.sync_reads.execute(text("SELECT 1 AS one"))).all() == [(1,)]
+    empty = await database.sync_reads.execute(orders._TOTALS[False, False], {"order_ids": []})
+    assert empty.all() == []
+    assert database.sync_reads.stats.in_loop - before == len(cases)
+
+
+async def test_reads_see_every_write_committed_before_them(
+    client, admin, new_customer, new_item
+) -> None:
+    """Readers and writers at once (both databases): each order placed is read back at once,
+    by its id and in a total, while other requests place and read orders of their own."""
+    item = await new_item(stock=10_000)
+    customers = [await new_customer() for _ in range(4)]
+
+    async def shopper(customer: dict) -> None:
+        for n in range(1, 11):
+            placed = await place(client, admin, customer["id"], item["id"], n)
+            read = await client.get(f"/api/v1/orders/{placed['id']}", headers=admin)
+            assert read.status == 200
+            assert await read.json() == placed
+            renamed = await client.patch(
+                f"/api/v1/customers/{customer['id']}", json={"name": f"Round {n}"}, headers=admin
+            )
+            assert renamed.status == 200
+            seen = await client.get(f"/api/v1/customers/{customer['id']}", headers=admin)
+            assert (await seen.json())["name"] == f"Round {n}"
+
+    await asyncio.gather(*(shopper(c) for c in customers))
+    stock = await client.get(f"/api/v1/items/{item['id']}")
+    assert (await stock.json())["stock"] == 10_000 - 4 * sum(range(1, 11))
