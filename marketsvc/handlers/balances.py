@@ -29,6 +29,6 @@ async def get_balance(request: web.Request) -> web.Response:
     scope = request[PRINCIPAL].seller_id
     if scope is not None and scope != seller_id:
         raise SellerNotFound(seller_id)
-    async with request.app[DATABASE].read() as conn:
+    async with request.app[DATABASE].scan() as conn:
         balance = await seller_balance(conn, seller_id)
     return json_response(dump_balance(balance))

@@ -102,7 +102,7 @@ class NatsRelay:
         js = await self._connection()
         if not await self._hold_lease() or self.position is None:
             return 0, False
-        async with self.database.read() as conn:
+        async with self.database.scan() as conn:
             page = await outbox.read_feed(conn, self.position, outbox.FeedFilter(), BATCH)
         if not page.rows:
             return 0, page.held_back

@@ -34,7 +34,7 @@ def expected_consumers(settings: Settings) -> tuple[str, ...]:
 
 async def measure(database: Database, expected: tuple[str, ...]) -> None:
     """Set the backlog gauges of every consumer, as of now."""
-    async with database.read() as conn:
+    async with database.scan() as conn:
         positions = await consumer_lag.consumer_positions(conn)
         for name in expected:
             positions.setdefault(name, outbox.START)

@@ -100,7 +100,7 @@ class Relay:
         """Fan out the next batch if this process holds the lease: (events, held back)."""
         if not await self._hold_lease() or self.position is None:
             return 0, False
-        async with self.database.read() as conn:
+        async with self.database.scan() as conn:
             page = await outbox.read_feed(conn, self.position, outbox.FeedFilter(), BATCH)
         if not page.rows:
             return 0, page.held_back

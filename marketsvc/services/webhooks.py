@@ -127,7 +127,7 @@ async def replay(
             raise CursorExpired(outbox.cursor_of(after))
     position, total = after or outbox.START, 0
     while True:
-        async with database.read() as conn:
+        async with database.scan() as conn:
             page = await outbox.read_feed(conn, position, outbox.FeedFilter(), REPLAY_BATCH)
         events: Sequence[Any] = page.rows
         if not events:
