@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from marketsvc.db_accessor.core import Executor, dialect_name, execute
+from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
 from marketsvc.db_accessor.outbox import START, Position
 from marketsvc.store.models import EventConsumer, utcnow
 
@@ -74,7 +74,7 @@ async def advance(db: Executor, name: str, owner: str, position: Position) -> bo
         .where(EventConsumer.name == name, EventConsumer.owner == owner)
         .values(txid=position[0], event_row=position[1])
     )
-    return (await execute(db, stmt)).rowcount == 1
+    return rowcount(await execute(db, stmt)) == 1
 
 
 async def release(db: Executor, name: str, owner: str) -> None:

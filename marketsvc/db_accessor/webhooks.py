@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from marketsvc.db_accessor.core import Executor, dialect_name, execute
+from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream
 from marketsvc.errors import NotFound
 from marketsvc.store.models import (
@@ -100,7 +100,7 @@ async def update_subscription(
 
 async def delete_subscription(db: Executor, subscription_id: int) -> None:
     stmt = delete(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
-    if (await execute(db, stmt)).rowcount == 0:
+    if rowcount(await execute(db, stmt)) == 0:
         raise SubscriptionNotFound(subscription_id)
 
 
@@ -228,7 +228,7 @@ async def record_attempt(
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_owner == owner)
         .values(**outcome, lease_owner=None, lease_until=None)
     )
-    return (await execute(db, stmt)).rowcount == 1
+    return rowcount(await execute(db, stmt)) == 1
 
 
 async def mark_failing(db: Executor, subscription_id: int, since: datetime) -> datetime:
