@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
@@ -212,23 +212,36 @@ async def claim_due(
     return (await execute(db, stmt)).all()
 
 
-async def record_attempt(
-    db: Executor,
-    delivery_id: int,
-    owner: str,
-    attempt: dict[str, Any],
-    outcome: dict[str, Any],
-) -> bool:
-    """Add the attempt; apply ``outcome`` (status, attempts, next_attempt_at...) and drop the
-    lease if ``owner`` still holds it. False if the lease had passed to another sender (its
-    own attempt will say what happened)."""
-    await execute(db, insert(WebhookAttempt).values(delivery_id=delivery_id, **attempt))
-    stmt = (
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_owner == owner)
-        .values(**outcome, lease_owner=None, lease_until=None)
+async def record_attempts(
+    db: Executor, owner: str, results: Sequence[tuple[int, dict[str, Any], dict[str, Any]]]
+) -> None:
+    """Add each ``(delivery id, attempt, outcome)``'s attempt; apply its outcome (status,
+    attempts, next_attempt_at...) and drop the lease where ``owner`` still holds it (a lease
+    that passed to another sender is left: that sender's attempt will say what happened).
+    One statement for the attempts, one per kind of outcome."""
+    if not results:
+        return
+    await execute(
+        db, insert(WebhookAttempt), [{"delivery_id": d, **attempt} for d, attempt, _ in results]
     )
-    return rowcount(await execute(db, stmt)) == 1
+    by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for delivery_id, _, outcome in results:
+        fields = tuple(sorted(outcome))
+        row = {"b_id": delivery_id, "b_owner": owner} | {f"b_{k}": v for k, v in outcome.items()}
+        by_fields.setdefault(fields, []).append(row)
+    for fields, rows in by_fields.items():
+        stmt = (
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == bindparam("b_id"),
+                WebhookDelivery.lease_owner == bindparam("b_owner"),
+            )
+            .values(
+                {f: bindparam(f"b_{f}") for f in fields}
+                | {"lease_owner": None, "lease_until": None}
+            )
+        )
+        await execute(db, stmt, rows)
 
 
 async def mark_failing(db: Executor, subscription_id: int, since: datetime) -> datetime:
