@@ -120,7 +120,8 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                 profile_routes(plan, backend, routes, out, servers, token, counts)
             stop_all()
         if "place_order" in routes or webhook:
-            for kind, url in urls.items():
+            placing = urls if "place_order" in routes else {"marketsvc": urls["marketsvc"]}
+            for kind, url in placing.items():
                 bad = dbs.oversold_items(url, first_new[kind])
                 made = dbs.max_order_id(url) - first_new[kind]
                 out["notes"].append(

@@ -308,8 +308,9 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
             lines += [
                 "",
                 "Placement with a webhook subscription (marketsvc only; issue 16: within 10 % "
-                "of placement without; same server, the subscription created after the plain "
-                "placement row and deleted after this one):",
+                "of placement without). One server: placement without (the placement row's "
+                "marketsvc runs, else runs just before), then a subscription of a local "
+                "receiver to every event, placement again, the subscription deleted:",
                 "",
             ]
             lines += [*webhook_rows(result), "", webhook_note(result), ""]

@@ -103,11 +103,13 @@ def measure_webhook(
     here first (marketsvc alone), so that the ratio compares runs of one server."""
     result = WebhookResult()
     if plain is None:
+        if plan.warmup:
+            run_wrk(server.base, "place_order", plan, token, plan.warmup, counts)
         for n in range(plan.repeat):
             result.plain.append(placements(plan, server, token, counts))
             say(
                 f"{backend} placement (no subscription) {n + 1}/{plan.repeat}: "
-                f"{result.plain[-1].rps:.0f} req/s"
+                f"{result.plain[-1].rps:.0f} req/s, worker CPU {result.plain[-1].cpu_us:.0f} us/req"
             )
     if wait_until(lambda: unfanned(url) == 0, CATCH_UP_S) is None:
         raise BenchError(f"{backend}: the webhook relay has not caught up with the feed")
