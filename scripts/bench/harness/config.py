@@ -13,6 +13,11 @@ BACKENDS = ("sqlite", "postgresql")
 ROUTES = ("customer", "order", "order_total", "totals", "place_order")
 # marketsvc only (the baseline has no search), on a catalogue grown to --search-items
 SEARCH_ROUTES = ("search_word", "search_words", "search_phrase", "search_price")
+# marketsvc only: placement again with a webhook subscription to every event (issue 16's 10 %)
+WEBHOOK_ROUTE = "place_order_webhook"
+# GET customer under 1, 2, 4 workers, and two instances on PostgreSQL (issue 19 item 4)
+SCALING = "scaling"
+OTHER_ROUTES = (WEBHOOK_ROUTE, "stream", "feed", SCALING)
 STOCK = 1_000_000_000  # restocked to this once after seeding: POST rounds never run out
 JWT_SECRET = "benchmark-only-secret-0123456789abcdef0123456789"
 
@@ -49,6 +54,7 @@ class Plan:
     reuse: bool
     profile: int
     baseline: str = "limit"
+    scaling_workers: tuple[int, ...] = (1, 2, 4)
 
 
 def parse(argv: list[str] | None = None) -> Plan:
@@ -85,7 +91,7 @@ def parse(argv: list[str] | None = None) -> Plan:
     )
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
     p.add_argument("--backends", default=",".join(BACKENDS))
-    p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, "stream", "feed")))
+    p.add_argument("--routes", default=",".join((*ROUTES, *SEARCH_ROUTES, *OTHER_ROUTES)))
     p.add_argument("--repeat", type=int, default=3, help="runs per server; the median is shown")
     p.add_argument(
         "--pg-url",
@@ -109,14 +115,30 @@ def parse(argv: list[str] | None = None) -> Plan:
         default="limit",
         help="limit: the baseline's best connection strategy per database; like: marketsvc's",
     )
+    p.add_argument(
+        "--no-scaling",
+        action="store_true",
+        help="leave out the scaling rows (the `scaling` route name: 1, 2, 4 workers; 2 instances)",
+    )
+    p.add_argument(
+        "--scaling-workers",
+        default="1,2,4",
+        help="gunicorn worker counts of the scaling rows (GET customer)",
+    )
     a = p.parse_args(argv)
     backends = tuple(b for b in a.backends.split(",") if b)
-    routes = tuple(r for r in a.routes.split(",") if r)
+    routes = tuple(r for r in a.routes.split(",") if r and not (a.no_scaling and r == SCALING))
+    try:
+        scaling_workers = tuple(int(w) for w in a.scaling_workers.split(",") if w)
+    except ValueError:
+        p.error(f"--scaling-workers takes numbers separated by commas, not {a.scaling_workers!r}")
+    if not scaling_workers or min(scaling_workers) < 1:
+        p.error("--scaling-workers needs at least one count, each at least 1")
     for b in backends:
         if b not in BACKENDS:
             p.error(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
     for r in routes:
-        if r not in (*ROUTES, *SEARCH_ROUTES, "stream", "feed"):
+        if r not in (*ROUTES, *SEARCH_ROUTES, *OTHER_ROUTES):
             p.error(f"unknown route {r!r}")
     return Plan(
         customers=a.customers,
@@ -140,4 +162,5 @@ def parse(argv: list[str] | None = None) -> Plan:
         reuse=a.reuse,
         profile=a.profile,
         baseline=a.baseline,
+        scaling_workers=scaling_workers,
     )

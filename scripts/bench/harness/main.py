@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import dbs, report
-from harness.config import JWT_SECRET, ROUTES, SEARCH_ROUTES, Plan, parse
+from harness import dbs, report, scaling
+from harness.config import JWT_SECRET, ROUTES, SCALING, SEARCH_ROUTES, WEBHOOK_ROUTE, Plan, parse
 from harness.dbs import BenchError
 from harness.feed import measure_feed
 from harness.load import call, check_wrk, run_wrk, worker_cpu_seconds
@@ -18,6 +18,7 @@ from harness.probe import probe
 from harness.profile import profile_route
 from harness.servers import Server, start_pair, stop_all
 from harness.stream import measure_stream
+from harness.webhook import measure_webhook
 
 
 def say(message: str) -> None:
@@ -51,6 +52,8 @@ def run(plan: Plan) -> int:
     plan.workdir.mkdir(parents=True, exist_ok=True)
     plan.results.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MARKETSVC_JWT_SECRET": JWT_SECRET, "BASELINE_STRATEGY": plan.baseline}
+    # the webhook row's receiver is http://127.0.0.1: allowed in development with private targets
+    env |= {"MARKETSVC_ENV": "development", "MARKETSVC_WEBHOOK_ALLOW_PRIVATE": "1"}
     env.pop("MARKETSVC_DATABASE_URL", None)
     results = []
     for backend in plan.backends:
@@ -72,6 +75,8 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
         "search": {},
         "stream": [],
         "feed": None,
+        "webhook": None,
+        "scaling": {"workers": {}, "instances": None},
         "notes": [],
     }
     for kind, url in urls.items():
@@ -86,12 +91,26 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
     logdir = plan.workdir / f"logs-{backend}"
     logdir.mkdir(exist_ok=True)
     routes = [r for r in ROUTES if r in plan.routes]
+    webhook = WEBHOOK_ROUTE in plan.routes
     try:
-        if routes or searches:
+        if routes or searches or webhook:
             say(f"{backend}: starting both servers with {plan.workers} workers")
             servers = start_pair(urls, plan.workers, env, logdir)
             for route in routes:
                 out["routes"][route] = measure_route(plan, backend, route, servers, token, counts)
+            if webhook:
+                placed = out["routes"].get("place_order", {}).get("samples", {})
+                out["webhook"] = measure_webhook(
+                    plan,
+                    backend,
+                    servers["marketsvc"],
+                    urls["marketsvc"],
+                    token,
+                    counts,
+                    logdir,
+                    placed.get("marketsvc"),
+                    say,
+                )
             search_counts = (plan.customers, plan.orders, plan.search_items)
             for route in searches:
                 out["search"][route] = measure_search(
@@ -100,14 +119,17 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
             if plan.profile and routes:
                 profile_routes(plan, backend, routes, out, servers, token, counts)
             stop_all()
-        if "place_order" in routes:
-            for kind, url in urls.items():
+        if "place_order" in routes or webhook:
+            placing = urls if "place_order" in routes else {"marketsvc": urls["marketsvc"]}
+            for kind, url in placing.items():
                 bad = dbs.oversold_items(url, first_new[kind])
                 made = dbs.max_order_id(url) - first_new[kind]
                 out["notes"].append(
                     f"{kind}: {made} orders placed; stock accounting "
                     + ("exact (no oversell)" if bad == 0 else f"WRONG for {bad} items")
                 )
+        if SCALING in plan.routes:
+            scaling_round(plan, backend, urls, env, token, counts, out)
         if "feed" in plan.routes:
             out["feed"] = feed_round(plan, backend, urls["marketsvc"], env, token, counts)
         if "stream" in plan.routes:
@@ -125,6 +147,24 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
             for url in urls.values():
                 dbs.drop(plan, backend, url)
     return out
+
+
+def scaling_round(
+    plan: Plan,
+    backend: str,
+    urls: dict[str, str],
+    env: dict[str, str],
+    token: str,
+    counts: tuple[int, int, int],
+    out: dict[str, Any],
+) -> None:
+    logdir = plan.workdir / f"logs-{backend}-scaling"
+    logdir.mkdir(exist_ok=True)
+    args = (token, counts, logdir, say)
+    out["scaling"]["workers"] = scaling.by_workers(plan, backend, urls, env, *args)
+    if backend == "postgresql":
+        url = urls["marketsvc"]
+        out["scaling"]["instances"] = scaling.two_instances(plan, backend, url, env, *args)
 
 
 def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) -> Any:

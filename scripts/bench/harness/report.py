@@ -178,6 +178,104 @@ def feed_rows(result: dict[str, Any]) -> list[str]:
     ]
 
 
+WEBHOOK_BUDGET = 0.90  # issue 16: placement with a subscription within 10 % of without
+
+
+def webhook_rows(result: dict[str, Any]) -> list[str]:
+    w = result["webhook"]
+    plain = w.plain or result["routes"].get("place_order", {}).get("samples", {}).get("marketsvc")
+    rows = [
+        "| POST /api/v1/orders (3 lines) | req/s | p50 ms | p99 ms | worker CPU us/req | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in (("without a subscription", plain), ("with one (every event)", w.samples)):
+        if samples:
+            rows.append(
+                f"| {name} | {med([x.rps for x in samples]):,.0f} "
+                f"| {med([x.p50_ms for x in samples]):.1f} "
+                f"| {med([x.p99_ms for x in samples]):.1f} "
+                f"| {med([x.cpu_us for x in samples]):.0f} | {_errors(samples)} |"
+            )
+    if plain and w.samples:
+        ratio = med([x.rps for x in w.samples]) / med([x.rps for x in plain])
+        cpu = med([x.cpu_us for x in w.samples]) / med([x.cpu_us for x in plain])
+        verdict = "pass" if ratio >= WEBHOOK_BUDGET else "FAIL"
+        rows.append(
+            f"| with / without | {ratio:.2f} ({verdict}: >= {WEBHOOK_BUDGET:.2f}) | | "
+            f"| {cpu:.2f} | |"
+        )
+    return rows
+
+
+def webhook_note(result: dict[str, Any]) -> str:
+    w = result["webhook"]
+    seconds = sum(x.seconds for x in w.samples)
+    behind = w.pending_at_end + w.unfanned_at_end  # not yet delivered when the load ended
+    rate = w.loaded_events / seconds if seconds else 0.0
+    kept_up = behind <= rate  # less than a second's worth of events behind
+    drained = (
+        f"all {w.received:,} received {w.drain_s:.1f} s after the load"
+        if w.drain_s is not None
+        else f"only {w.received:,} received 60 s after the load"
+    )
+    return (
+        f"Deliveries: {w.events:,} events while subscribed; when the load ended the receiver had "
+        f"{w.received_at_end:,} ({w.pending_at_end:,} deliveries pending, {w.unfanned_at_end:,} "
+        f"events not yet fanned out, {rate:,.0f} events/s made under load): "
+        + ("the relay kept up (under a second's worth behind)" if kept_up else "BEHIND")
+        + f"; {drained}; {w.requests - w.received:,} duplicate POSTs, {w.failed} failed. "
+        f"The receiver (aiohttp, same machine) took {w.receiver_cpu_us:.0f} us of CPU per "
+        "placement."
+    )
+
+
+def scaling_rows(plan: Plan, result: dict[str, Any]) -> list[str]:
+    rows = [
+        "| workers | marketsvc req/s | baseline req/s | ratio | worker CPU us/req (m / b) "
+        "| errors (m / b) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workers, s in result["scaling"]["workers"].items():
+        m, b = s["marketsvc"], s["baseline"]
+        m_rps, b_rps = med([x.rps for x in m]), med([x.rps for x in b])
+        rows.append(
+            f"| {workers} | {m_rps:,.0f} | {b_rps:,.0f} | {m_rps / b_rps:.2f} "
+            f"| {med([x.cpu_us for x in m]):.0f} / {med([x.cpu_us for x in b]):.0f} "
+            f"| {_errors(m)} / {_errors(b)} |"
+        )
+    instances = result["scaling"]["instances"]
+    if not instances:
+        return rows
+    rows += [
+        "",
+        f"Two marketsvc instances ({plan.workers} workers each, different ports, one database), "
+        f"each loaded by its own wrk (-c{plan.connections}) at the same time:",
+        "",
+        "| instances | req/s per instance | req/s in all | worker CPU us/req per instance "
+        "| errors |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    one = result["scaling"]["workers"].get(plan.workers)
+    if one:
+        m = one["marketsvc"]
+        rows.append(
+            f"| 1 (row {plan.workers} above) | {med([x.rps for x in m]):,.0f} "
+            f"| {med([x.rps for x in m]):,.0f} | {med([x.cpu_us for x in m]):.0f} "
+            f"| {_errors(m)} |"
+        )
+    totals = [sum(run) for run in zip(*([x.rps for x in i] for i in instances), strict=True)]
+    rows.append(
+        f"| {len(instances)} | "
+        + " / ".join(f"{med([x.rps for x in i]):,.0f}" for i in instances)
+        + f" | {med(totals):,.0f} | "
+        + " / ".join(f"{med([x.cpu_us for x in i]):.0f}" for i in instances)
+        + " | "
+        + " / ".join(_errors(i) for i in instances)
+        + " |"
+    )
+    return rows
+
+
 def seed_rows(result: dict[str, Any]) -> list[str]:
     rows = ["| database | rows | time | rows/s |", "|---|---:|---:|---:|"]
     for name, s in result["seed"].items():
@@ -206,6 +304,25 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
                 "",
             ]
             lines += [*search_rows(result), ""]
+        if result.get("webhook"):
+            lines += [
+                "",
+                "Placement with a webhook subscription (marketsvc only; issue 16: within 10 % "
+                "of placement without). One server: placement without (the placement row's "
+                "marketsvc runs, else runs just before), then a subscription of a local "
+                "receiver to every event, placement again, the subscription deleted:",
+                "",
+            ]
+            lines += [*webhook_rows(result), "", webhook_note(result), ""]
+        if result.get("scaling", {}).get("workers"):
+            lines += [
+                "",
+                f"Scaling with cores: GET /api/v1/customers/{{id}} on {os.cpu_count()} cores, "
+                "marketsvc and baseline alternating (issue 19 item 4; `--no-scaling` leaves it "
+                "out):",
+                "",
+            ]
+            lines += [*scaling_rows(plan, result), ""]
         if result.get("feed"):
             lines += [
                 "",
