@@ -30,19 +30,17 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from marketsvc.db_accessor import consumers, outbox
+from marketsvc.db_accessor import outbox
 from marketsvc.events.envelope import encode, envelope
 from marketsvc.events.types import BY_TYPE, TYPE_PREFIX
 from marketsvc.ops.metrics import NATS_FAILURES, NATS_PUBLISHED
-from marketsvc.services.background import BACKGROUND_DATABASE, process_owner
+from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
@@ -87,23 +85,20 @@ class NatsRelay:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
-        self.owner = process_owner()
-        self.lease = timedelta(seconds=settings.nats_lease_seconds)
-        self.position: outbox.Position | None = None
+        self.lease = FeedLease(database, CONSUMER, settings.nats_lease_seconds)
         self.after_acks: AfterAcks | None = None
         self.published = 0  # events JetStream stored, by this relay
         self.duplicates = 0  # events JetStream already had (a re-publish it dropped)
-        self._claimed_at = 0.0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
     async def step(self) -> tuple[int, bool]:
         """Publish the next batch if this process holds the lease: (events, held back)."""
         js = await self._connection()
-        if not await self._hold_lease() or self.position is None:
+        if not await self.lease.hold() or self.lease.position is None:
             return 0, False
         async with self.database.scan() as conn:
-            page = await outbox.read_feed(conn, self.position, outbox.FeedFilter(), BATCH)
+            page = await outbox.read_feed(conn, self.lease.position, outbox.FeedFilter(), BATCH)
         if not page.rows:
             return 0, page.held_back
         await self._publish(js, page.rows)
@@ -111,19 +106,10 @@ class NatsRelay:
             await self.after_acks(page.rows)
         last = page.rows[-1]
         async with self.database.change_rows() as conn:
-            if not await consumers.advance(conn, CONSUMER, self.owner, (last.txid, last.id)):
+            if not await self.lease.advance(conn, (last.txid, last.id)):
                 raise LeaseLost
-        self.position = (last.txid, last.id)
+        self.lease.position = (last.txid, last.id)
         return len(page.rows), page.held_back
-
-    async def _hold_lease(self) -> bool:
-        """Claim or renew the consumer when a third of the lease has passed."""
-        if time.monotonic() - self._claimed_at < self.lease.total_seconds() / 3:
-            return self.position is not None
-        async with self.database.change_rows() as conn:
-            self.position = await consumers.claim(conn, CONSUMER, self.owner, self.lease)
-        self._claimed_at = time.monotonic()
-        return self.position is not None
 
     async def _connection(self) -> JetStreamContext:
         """The JetStream context, connecting (and creating the stream if missing) if needed."""
@@ -197,11 +183,6 @@ class NatsRelay:
             with contextlib.suppress(Exception):  # closing a broken connection: nothing to save
                 await nc.close()
 
-    async def release(self) -> None:
-        if self.position is not None:
-            async with self.database.change_rows() as conn:
-                await consumers.release(conn, CONSUMER, self.owner)
-
     async def run(self, wakeup: FeedWakeup) -> None:
         failures = 0
         while True:
@@ -211,14 +192,14 @@ class NatsRelay:
                 failures = 0
             except LeaseLost:
                 log.info("NATS relay lease passed to another process")
-                self.position, self._claimed_at = None, 0.0
+                self.lease.lost()
                 continue
             except Exception as exc:  # NATS or the database away, or a bug: never stop relaying
                 if not isinstance(exc, NatsUnavailable | SQLAlchemyError | OSError | TimeoutError):
                     log.exception("NATS relay step failed unexpectedly")
                 failures += 1
                 NATS_FAILURES.inc()
-                self._claimed_at = 0.0  # renew the lease before the next attempt
+                self.lease.renew_soon()  # before the next attempt
                 delay = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)
                 log.warning(
@@ -230,8 +211,8 @@ class NatsRelay:
                 continue
             if held_back:
                 await asyncio.sleep(HELD_BACK_S)
-            elif self.position is None or wakeup.closing:  # not the relay, or shutting down
-                await asyncio.sleep(min(POLL_S, self.lease.total_seconds() / 3))
+            elif self.lease.position is None or wakeup.closing:  # not the relay, or stopping
+                await asyncio.sleep(min(POLL_S, self.lease.retry_seconds))
             else:
                 await wakeup.wait(seen, POLL_S)
 
@@ -263,4 +244,4 @@ async def nats_relay_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
     await relay.disconnect()
     with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
-        await relay.release()
+        await relay.lease.release()

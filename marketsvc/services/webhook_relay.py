@@ -21,18 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 import orjson
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from marketsvc.db_accessor import consumers, outbox, webhooks
+from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.envelope import encode, envelope
-from marketsvc.services.background import BACKGROUND_DATABASE, process_owner
+from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.services.webhook_delivery import WEBHOOK_SENDER
 from marketsvc.settings import Settings
@@ -81,27 +79,15 @@ class Relay:
     def __init__(self, database: Database, settings: Settings, wake_sender: asyncio.Event) -> None:
         self.database = database
         self.settings = settings
-        self.owner = process_owner()
         self.wake_sender = wake_sender
-        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
-        self.position: outbox.Position | None = None
-        self._claimed_at = 0.0
-
-    async def _hold_lease(self) -> bool:
-        """Claim or renew the consumer when a third of the lease has passed."""
-        if time.monotonic() - self._claimed_at < self.lease.total_seconds() / 3:
-            return self.position is not None
-        async with self.database.change_rows() as conn:
-            self.position = await consumers.claim(conn, CONSUMER, self.owner, self.lease)
-        self._claimed_at = time.monotonic()
-        return self.position is not None
+        self.lease = FeedLease(database, CONSUMER, settings.webhook_lease_seconds)
 
     async def step(self) -> tuple[int, bool]:
         """Fan out the next batch if this process holds the lease: (events, held back)."""
-        if not await self._hold_lease() or self.position is None:
+        if not await self.lease.hold() or self.lease.position is None:
             return 0, False
         async with self.database.scan() as conn:
-            page = await outbox.read_feed(conn, self.position, outbox.FeedFilter(), BATCH)
+            page = await outbox.read_feed(conn, self.lease.position, outbox.FeedFilter(), BATCH)
         if not page.rows:
             return 0, page.held_back
         last = page.rows[-1]
@@ -110,43 +96,37 @@ class Relay:
                 subscriptions = await webhooks.receiving_subscriptions(conn)
                 rows = delivery_rows(page.rows, subscriptions, self.settings.events_source)
                 await webhooks.insert_deliveries(conn, rows)
-                if not await consumers.advance(conn, CONSUMER, self.owner, (last.txid, last.id)):
+                if not await self.lease.advance(conn, (last.txid, last.id)):
                     raise LeaseLost
         except LeaseLost:
             log.info("webhook relay lease passed to another process")
-            self.position, self._claimed_at = None, 0.0
+            self.lease.lost()
             return 0, False
-        self.position = (last.txid, last.id)
+        self.lease.position = (last.txid, last.id)
         if rows:
             self.wake_sender.set()
         return len(page.rows), page.held_back
-
-    async def release(self) -> None:
-        if self.position is not None:
-            async with self.database.change_rows() as conn:
-                await consumers.release(conn, CONSUMER, self.owner)
 
     async def run(self, wakeup: FeedWakeup) -> None:
         while True:
             seen = wakeup.generation
             try:
                 moved, held_back = await self.step()
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                log.warning("webhook relay failed, will retry: %s", exc)
+            except Exception as exc:  # the database away, or a bug: never stop relaying
+                if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
+                    log.warning("webhook relay failed, will retry: %s", exc)
+                else:
+                    log.exception("webhook relay step failed, will retry")
                 moved, held_back = 0, False
-                self._claimed_at = 0.0
-            except Exception:  # a bug must not end the relay for the worker's life
-                log.exception("webhook relay step failed, will retry")
-                moved, held_back = 0, False
-                self._claimed_at = 0.0
+                self.lease.renew_soon()
             if moved == BATCH:
                 continue
             if held_back:
                 await asyncio.sleep(HELD_BACK_S)
                 continue
             poll = self.settings.webhook_poll_seconds
-            if self.position is None:  # not the relay: try for the lease now and then
-                await asyncio.sleep(min(poll, self.lease.total_seconds() / 3))
+            if self.lease.position is None:  # not the relay: try for the lease now and then
+                await asyncio.sleep(min(poll, self.lease.retry_seconds))
             else:
                 await wakeup.wait(seen, poll)
 
@@ -161,4 +141,4 @@ async def webhook_relay_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     with contextlib.suppress(SQLAlchemyError, OSError, TimeoutError):
-        await relay.release()
+        await relay.lease.release()
