@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from marketsvc.store.pg_point_reads import PgPointReads
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
+from marketsvc.store.sqlite_writer import WriterConnection
 
 # A session (ORM work, writes), a bare connection (``Database.scan()``) or what
-# ``Database.read()`` hands out for Core point reads.
-Executor = AsyncSession | AsyncConnection | SqliteSyncReads | PgPointReads
+# ``Database.read()`` hands out for Core point reads, or the SQLite writer thread's connection
+# (``Database.change_with``).
+Executor = AsyncSession | AsyncConnection | SqliteSyncReads | PgPointReads | WriterConnection
 
 
 async def execute(

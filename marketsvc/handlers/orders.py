@@ -7,7 +7,6 @@ from marshmallow import ValidationError
 
 from marketsvc.db_accessor import orders
 from marketsvc.errors import Conflict, DomainError, Forbidden, OutOfStock
-from marketsvc.events import record
 from marketsvc.handlers.customers import own_customer_id
 from marketsvc.handlers.examples import CANCEL, NEW_ORDER, ORDER, TOTAL, TOTALS, TOTALS_REQUEST
 from marketsvc.ops.metrics import ORDERS_PLACED
@@ -24,6 +23,7 @@ from marketsvc.schemas.orders import (
     dump_total,
     dump_totals,
 )
+from marketsvc.services import order_placement
 from marketsvc.services.order_moves import move_order
 from marketsvc.web.http import created, json_response, path_id, read_body
 from marketsvc.web.keys import DATABASE, PRINCIPAL
@@ -71,11 +71,9 @@ async def _place(request: web.Request) -> web.Response:
     scope = scope_of(request)
     if scope is not None and scope != data["customer_id"]:
         raise Forbidden("a customer may place orders only for itself")
-    async with request.app[DATABASE].change_rows() as conn:
-        order = await orders.place_order(
-            conn, data["customer_id"], data["lines"], announce=record.order_placed
-        )
-        await record.sold_out(conn, order)
+    order = await order_placement.place_order(
+        request.app[DATABASE], data["customer_id"], data["lines"]
+    )
     return created(dump_order(order), f"/api/v1/orders/{order.id}")
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, make_url
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -27,6 +27,9 @@ from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
 from marketsvc.store.pg_point_reads import PgPointReads
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
+from marketsvc.store.sqlite_writer import SqliteWriter
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # A write transaction that ``change``/``change_rows`` join instead of opening their own
@@ -47,9 +50,12 @@ class Database:
     - ``stream()``: an ORM session in a transaction, for lists (a server-side cursor lives in one).
     - ``change()``: an ORM session in a write transaction, committed at the end of the block.
     - ``change_rows()``: the same for Core-only writes, on a connection.
+    - ``change_with(work, ...)``: a Core-only write given as a function; on SQLite the whole
+      transaction runs in the writer thread (``sqlite_writer``): for hot writes (placement).
 
-    Every change goes through the SQLite writer queue (``_write_turn``); the sessionmakers are
-    private so that no caller can open a write transaction that skips it.
+    On SQLite every change waits its turn: ``change``/``change_rows`` in this process's writer
+    queue (``_write_turn``), ``change_with`` in the writer thread's; the sessionmakers are
+    private so that no caller can open a write transaction that skips both.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -64,6 +70,7 @@ class Database:
         self._writers = asyncio.Lock() if self.is_sqlite else None
         self.sync_reads = _sync_reads(self.engine, settings) if self.is_sqlite else None
         self.pg_reads = None if self.is_sqlite else PgPointReads(self.engine)
+        self.sqlite_writer = _sqlite_writer(self.engine, settings) if self.is_sqlite else None
 
     def load(self) -> AsyncSession:
         """An ORM session in autocommit, for point reads that load entities."""
@@ -153,6 +160,22 @@ class Database:
                 close = conn.close()
                 await (asyncio.shield(close) if conn.in_transaction() else close)
 
+    async def change_with(self, work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """``await work(conn, *args)`` in a write transaction (Core only), committed when it
+        returns, rolled back if it raises; its value.
+
+        On SQLite it runs whole in this worker's writer thread, in a savepoint of a transaction
+        shared with the other writes queued there (``sqlite_writer``: the write lock is held for
+        SQLite's time, not across turns of a busy event loop, and one COMMIT serves a group).
+        Elsewhere, and inside ``joined(session)``, it is ``change_rows()``.
+        """
+        if (joined := _joined.get()) is not None:
+            return await work(await joined.connection(), *args)
+        if self.sqlite_writer is None:
+            async with self.change_rows() as conn:
+                return await work(conn, *args)
+        return await self.sqlite_writer.run(work, *args)
+
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
         if self._writers is None:
@@ -176,6 +199,8 @@ class Database:
     async def dispose(self) -> None:
         if self.sync_reads is not None:
             self.sync_reads.close()
+        if self.sqlite_writer is not None:
+            self.sqlite_writer.close()
         await self.engine.dispose()
 
 
@@ -184,6 +209,18 @@ def _sync_reads(engine: AsyncEngine, settings: Settings) -> SqliteSyncReads | No
     if not path or path == ":memory:":  # a private in-memory database cannot be shared
         return None
     return SqliteSyncReads(path, engine, settings.slow_query_ms)
+
+
+def _sqlite_writer(engine: AsyncEngine, settings: Settings) -> SqliteWriter | None:
+    path = engine.url.database
+    if not path or path == ":memory:":  # a private in-memory database cannot be shared
+        return None
+
+    def configure(writer: Engine) -> None:
+        _configure_sqlite(writer)
+        _log_slow_queries(writer.dialect, settings.slow_query_ms, field="database_ms")
+
+    return SqliteWriter.for_path(path, configure, lock_wait_s=settings.pool_timeout)
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -204,7 +241,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, module=sqlite_adapter.dbapi(), **options)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
     else:
         # Autocommit by default, so a point read costs one round trip, not
         # BEGIN/statement/ROLLBACK; sessions that need a transaction ask for one (asyncpg
@@ -218,11 +255,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         }
         engine = create_async_engine(url, **options)
         _replace_connections_the_server_closed(engine)
-    _log_slow_queries(engine, settings.slow_query_ms)
+    _log_slow_queries(engine.dialect, settings.slow_query_ms)
     return engine
 
 
-def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
+def _log_slow_queries(dialect: Dialect, threshold_ms: int, field: str = "round_trip_ms") -> None:
     """Log every statement slower than ``threshold_ms`` with its duration (never its parameters).
 
     What is timed, and named so in the line:
@@ -235,12 +272,13 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
       resumes with its result: the server's time, the network, and the time the event loop took
       to come back to this request. asyncpg measures nothing closer to the server (its query
       loggers time the same await), so under a busy loop this can exceed the server's time.
+    - SQLite's writer thread (``sqlite_writer``, ``field="database_ms"``): the statement timed
+      in that thread, as in aiosqlite's: no event loop in it.
 
     The timing wraps the dialect's ``do_execute*`` hooks, where SQLAlchemy hands the statement to
     the driver. (``before/after_cursor_execute`` listeners did the same but put every statement
     on SQLAlchemy's event path: some 80 us per point read on SQLite.)
     """
-    dialect = engine.sync_engine.dialect
     threshold_s = threshold_ms / 1000
 
     def timed(execute: Callable[..., Any]) -> Callable[..., Any]:
@@ -249,13 +287,13 @@ def _log_slow_queries(engine: AsyncEngine, threshold_ms: int) -> None:
             try:
                 return execute(cursor, statement, *args)
             finally:
-                field, elapsed = "database_ms", getattr(cursor, "database_seconds", None)
-                if elapsed is None:  # not a sqlite_adapter cursor: time the await
-                    field, elapsed = "round_trip_ms", time.perf_counter() - started
+                named, elapsed = "database_ms", getattr(cursor, "database_seconds", None)
+                if elapsed is None:  # not a sqlite_adapter cursor: time the call
+                    named, elapsed = field, time.perf_counter() - started
                 if elapsed > threshold_s:
                     slow_log.warning(
                         "slow query",
-                        extra={field: round(elapsed * 1000, 1), "statement": statement[:500]},
+                        extra={named: round(elapsed * 1000, 1), "statement": statement[:500]},
                     )
 
         return run
@@ -280,8 +318,8 @@ def _replace_connections_the_server_closed(engine: AsyncEngine) -> None:
             raise DisconnectionError("the server closed this connection")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # autocommit; see transactional()
         cursor = dbapi_connection.cursor()
@@ -305,10 +343,11 @@ def transactional(engine: AsyncEngine, immediate: bool = False) -> AsyncEngine:
     if engine.dialect.name != "sqlite":
         return engine.execution_options(isolation_level="READ COMMITTED")
     derived = engine.execution_options()
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    _begin_with(derived.sync_engine, "BEGIN IMMEDIATE" if immediate else "BEGIN")
+    return derived
 
-    @event.listens_for(derived.sync_engine, "begin")
+
+def _begin_with(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
-
-    return derived

@@ -1,0 +1,305 @@
+"""SQLite write transactions run whole in one thread of this worker's own, committed in groups.
+
+Why: SQLite has one write lock per database file. On the async path a transaction holds it from
+``BEGIN IMMEDIATE`` to ``COMMIT`` across one thread hop per statement, and each hop waits for the
+event loop to come round to this request again; under load the loop is busy with every other
+request, so a five-statement placement held the lock for some 2.7 ms of which SQLite's own work
+was a tenth, and placements from both workers queued behind each other's loop turns
+(``scripts/bench/run``: 322 placements/s against the limit baseline's 1,161, the workers' CPUs
+half idle). Here ``Database.change_with(work, ...)`` hands the write to this worker's writer
+thread, which runs it with no event loop in between, and runs every write that queued meanwhile
+in the same transaction, each inside a savepoint of its own (group commit): one ``BEGIN
+IMMEDIATE`` and one ``COMMIT`` (SQLite's WAL append, the costly part) per group, not per write.
+
+What each caller sees is unchanged: its ``work`` ran alone as far as it can tell (a savepoint
+rolls back exactly what it did when it raises, and the others go on), and it is answered only
+after the group's ``COMMIT``; if that ``COMMIT`` fails, every write of the group gets the error.
+
+How ``work`` runs: it is the same ``async def work(conn, ...)`` the PostgreSQL path awaits,
+written against accessors that ``await execute(conn, stmt)``. Handed a ``WriterConnection``,
+whose ``execute`` is a plain call on a synchronous SQLAlchemy ``Connection`` behind an
+``async def``, such a coroutine never suspends: ``run_to_end`` drives it with one ``send``. If
+``work`` ever awaits something that really suspends (a sleep, a network call) it is a bug: its
+savepoint rolls back and ``AwaitedOnWriterThread`` names it (tested). Statements, types, errors
+and constraint failures are SQLAlchemy's and ``sqlite3``'s own (the sync pysqlite dialect is the
+one aiosqlite's derives from), so accessors and the error middleware see what they saw before.
+
+Measured gain: the placement row of ``scripts/bench/results`` (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Executable, Result, create_engine, event
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+T = TypeVar("T")
+Params = dict[str, Any] | list[dict[str, Any]] | None
+Work = Callable[..., Coroutine[Any, Any, Any]]
+SQLITE_BUSY = 5
+GROUP_MAX = 64  # writes per transaction at most
+CHECKPOINT_EVERY = 32  # writes between WAL checkpoints
+WAL_RESTART_FRAMES = 8192  # a WAL longer than this (32 MB of 4 KB pages) is started over, emptied
+RESTART_WAIT_MS = 1000
+log = logging.getLogger(__name__)
+
+
+class AwaitedOnWriterThread(RuntimeError):
+    """A write run in the writer thread awaited something that suspends (a bug in ``work``)."""
+
+
+class WriterConnection:
+    """What ``work`` is handed in the writer thread: ``execute`` and ``scalar`` as on an
+    ``AsyncConnection``, answered at once by the synchronous connection underneath."""
+
+    __slots__ = ("_conn", "dialect")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect: Dialect = conn.dialect
+
+    async def execute(self, stmt: Executable, params: Params = None) -> Result[*tuple[Any, ...]]:
+        return self._conn.execute(stmt, params)
+
+    async def scalar(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
+        return self._conn.scalar(stmt, params)
+
+
+def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """The value of a coroutine that never suspends, driven without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as finished:
+        value: T = finished.value
+        return value
+    coro.close()  # runs its ``finally`` blocks; the savepoint around it rolls back
+    name = getattr(coro, "__qualname__", coro)
+    raise AwaitedOnWriterThread(
+        f"{name} awaited something that suspends; a write on the SQLite writer thread may "
+        "await only its WriterConnection"
+    )
+
+
+@dataclass
+class _Write:
+    work: Work
+    args: tuple[Any, ...]
+    context: contextvars.Context
+    future: asyncio.Future[Any]
+    value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class WriterStats:
+    """What the writer did (tests assert that each mechanism is exercised)."""
+
+    writes: int = 0
+    transactions: int = 0
+    largest_group: int = 0
+    lock_retries: int = 0
+    checkpoints: int = 0
+    restarts: int = 0
+    groups_lost: int = 0  # a COMMIT or a savepoint that failed: every write of the group erred
+
+
+class SqliteWriter:
+    """One synchronous connection and the one thread that uses it, per ``Database``; and a
+    second thread that checkpoints the WAL off the write path."""
+
+    def __init__(self, engine: Engine, path: str, lock_wait_s: float) -> None:
+        self.engine = engine
+        self._path = path
+        self._lock_wait_s = lock_wait_s
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._checkpoints: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
+        self._checkpointer: threading.Thread | None = None
+        self._since_checkpoint = 0
+        self.stats = WriterStats()
+        event.listen(engine, "connect", self._on_connect)
+        event.listen(engine, "begin", self._begin_when_free)
+
+    @classmethod
+    def for_path(
+        cls, path: str, configure: Callable[[Engine], None], lock_wait_s: float
+    ) -> SqliteWriter:
+        """``configure``: the pragmas and slow-query logging the async engine's connections
+        have; ``lock_wait_s``: how long a transaction waits for the write lock (else "database
+        is locked", a 503)."""
+        engine = create_engine(
+            f"sqlite:///{path}",
+            pool_size=1,
+            max_overflow=0,
+            # used in the writer thread only; ``dispose`` closes it from the loop thread
+            connect_args={"check_same_thread": False},
+        )
+        configure(engine)
+        return cls(engine, path, lock_wait_s)
+
+    async def run(self, work: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """``work(conn, *args)`` in the writer thread, inside a savepoint of the group's
+        transaction; its value once the group has committed, or what it raised."""
+        if self._thread is None:
+            self._start()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # the request's context goes along: its id in log lines, the events it recorded
+        self._queue.put(_Write(work, args, contextvars.copy_context(), future))
+        return await future
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_when_asked, name="sqlite-wal", daemon=True
+        )
+        self._thread.start()
+        self._checkpointer.start()
+
+    def _serve(self) -> None:
+        conn: Connection | None = None  # held open: a pool checkout per transaction cost more
+        while (first := self._queue.get()) is not None:  # than the transaction's SQL
+            group = [first]
+            while len(group) < GROUP_MAX:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(more)
+            try:
+                if conn is None or conn.invalidated or conn.closed:
+                    conn = self.engine.connect()
+                self._transaction(conn, group)
+            except Exception as exc:  # BEGIN or COMMIT failed: nothing of the group was kept
+                self.stats.groups_lost += 1
+                for write in group:
+                    write.value, write.error = None, exc
+                if conn is not None and conn.invalidated:
+                    conn.close()
+            self._answer(group)
+        if conn is not None:
+            conn.close()
+
+    def _transaction(self, conn: Connection, group: list[_Write]) -> None:
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        with conn.begin():
+            for n, write in enumerate(group):
+                if write.future.done():  # its caller gave up waiting (cancelled): not run
+                    continue
+                driver.execute(f"SAVEPOINT w{n}")
+                try:
+                    write.value = write.context.run(
+                        run_to_end, write.work(WriterConnection(conn), *write.args)
+                    )
+                except Exception as exc:
+                    write.error = exc
+                    # undo exactly this write; a failure here (SQLite rolled the whole
+                    # transaction back, say) fails the group
+                    driver.execute(f"ROLLBACK TO w{n}")
+                driver.execute(f"RELEASE w{n}")
+        stats = self.stats
+        stats.writes += len(group)
+        stats.transactions += 1
+        stats.largest_group = max(stats.largest_group, len(group))
+        self._since_checkpoint += len(group)
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            self._checkpoints.put(True)
+
+    @staticmethod
+    def _answer(group: list[_Write]) -> None:
+        loop = group[0].future.get_loop()
+
+        def settle() -> None:
+            for write in group:
+                if write.future.done():  # the caller was cancelled
+                    continue
+                if write.error is not None:
+                    write.future.set_exception(write.error)
+                else:
+                    write.future.set_result(write.value)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle)
+
+    @staticmethod
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # BEGIN waits in ``_begin_when_free``; checkpoints run in ``_checkpoint``
+        dbapi_connection.execute("PRAGMA busy_timeout = 0")
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def _begin_when_free(self, conn: Connection) -> None:
+        """``BEGIN IMMEDIATE``, retried every 0.1-0.3 ms while another process writes.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, so the lock often lay
+        idle for milliseconds after the other worker's COMMIT while this one slept.
+        """
+        deadline = time.monotonic() + self._lock_wait_s
+        pause = 0.0001
+        driver = conn.connection.dbapi_connection  # a failed try costs no SQLAlchemy error
+        assert driver is not None
+        while time.monotonic() + pause < deadline:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != SQLITE_BUSY:
+                    break
+            self.stats.lock_retries += 1
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0003)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the last try: its error, as SQLAlchemy's
+
+    def _checkpoint_when_asked(self) -> None:
+        db: sqlite3.Connection | None = None
+        while self._checkpoints.get() is not None:
+            try:
+                if db is None:
+                    db = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+                    db.execute("PRAGMA synchronous = NORMAL")
+                    db.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+                self._checkpoint(db)
+            except sqlite3.Error as exc:  # another worker's checkpoint running, say: next time
+                log.debug("WAL checkpoint skipped: %s", exc)
+        if db is not None:
+            db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        """Copy the WAL's pages into the database file, in this thread, holding no write lock.
+
+        With SQLite's automatic checkpoint the COMMIT that crossed 1,000 WAL pages ran it, two
+        fsyncs included, in the writer thread (measured: COMMIT 1.7 ms on average with it,
+        0.27 ms without). PASSIVE waits for nobody and copies what it can. With writers always
+        busy it never finds the whole WAL copied, and SQLite starts the WAL over only then, so
+        past ``WAL_RESTART_FRAMES`` a TRUNCATE checkpoint waits (at most ``RESTART_WAIT_MS``)
+        for the writer of the moment, copies the little that is left and empties the file, so
+        that the next writer starts it over.
+        """
+        _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.stats.checkpoints += 1
+        if frames > WAL_RESTART_FRAMES:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.stats.restarts += 1
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if self._checkpointer is not None:
+            self._checkpoints.put(None)
+            self._checkpointer.join()
+        self.engine.dispose()
