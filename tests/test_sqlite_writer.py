@@ -51,6 +51,10 @@ async def stock(client, item_id: int) -> int:
         return int((await conn.execute(select(Item.stock).where(Item.id == item_id))).scalar_one())
 
 
+def wal_bytes(path: str) -> int:
+    return os.path.getsize(f"{path}-wal")
+
+
 def order(customer_id: int, *lines: tuple[int, int]) -> dict:
     return {
         "customer_id": customer_id,
@@ -193,4 +197,4 @@ async def test_checkpoints_keep_the_wal_short(
                           headers=admin)  # fmt: skip
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         writer._checkpoint(db)
-    assert os.path.getsize(f"{path}-wal") == 0  # copied and emptied
+    assert wal_bytes(path) == 0  # copied and emptied
