@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from marketsvc.db_accessor import consumers
+from marketsvc.db_accessor.core import Executor
 from marketsvc.db_accessor.outbox import Position
 from marketsvc.store.engine import Database
 from marketsvc.web.keys import DATABASE
@@ -64,7 +64,7 @@ class FeedLease:
         self._claimed_at = time.monotonic()
         return self.position is not None
 
-    async def advance(self, conn: AsyncConnection, position: Position) -> bool:
+    async def advance(self, conn: Executor, position: Position) -> bool:
         """Move the position in the caller's transaction; False if the lease passed on."""
         return await consumers.advance(conn, self.consumer, self.owner, position)
 

@@ -120,8 +120,9 @@ class Sender:
         lease = timedelta(
             seconds=self.settings.webhook_timeout_seconds + self.settings.webhook_lease_seconds
         )
-        async with self.database.change_rows() as conn:
-            claimed = await webhooks.claim_due(conn, self.owner, now, now + lease, room)
+        claimed = await self.database.change_with(
+            webhooks.claim_due, self.owner, now, now + lease, room
+        )
         for row in claimed:
             task = asyncio.create_task(self._deliver_logged(row))
             self._in_flight.add(task)
@@ -219,26 +220,29 @@ class Sender:
         """
         await asyncio.sleep(RECORD_GATHER_S)
         batch, self._results, self._flush = self._results, [], None
-        async with self.database.change_rows() as conn:
-            await webhooks.record_attempts(
-                conn, self.owner, [(r.delivery_id, r.attempt, r.outcome) for r in batch]
-            )
-            # a subscription's health after the batch: healthy if its last attempt succeeded,
-            # else failing since the first failure after its last success
-            health: dict[int, datetime | None] = {}
-            for result in batch:
-                failed = result.attempt["error"] is not None
-                if not failed:
-                    health[result.subscription_id] = None
-                elif health.get(result.subscription_id) is None:
-                    health[result.subscription_id] = result.at
-            for subscription_id, failing_since in health.items():
-                if failing_since is None:
-                    await webhooks.mark_healthy(conn, subscription_id)
-                else:
-                    await self._note_failure(conn, subscription_id, failing_since)
+        await self.database.change_with(self._record_in, batch)
         for result in batch:
             WEBHOOK_DELIVERIES.labels(result.label).inc()
+
+    async def _record_in(self, conn: Any, batch: list[Any]) -> None:
+        """The batch's attempts, deliveries and subscriptions' health, in one transaction."""
+        await webhooks.record_attempts(
+            conn, self.owner, [(r.delivery_id, r.attempt, r.outcome) for r in batch]
+        )
+        # a subscription's health after the batch: healthy if its last attempt succeeded,
+        # else failing since the first failure after its last success
+        health: dict[int, datetime | None] = {}
+        for result in batch:
+            failed = result.attempt["error"] is not None
+            if not failed:
+                health[result.subscription_id] = None
+            elif health.get(result.subscription_id) is None:
+                health[result.subscription_id] = result.at
+        for subscription_id, failing_since in health.items():
+            if failing_since is None:
+                await webhooks.mark_healthy(conn, subscription_id)
+            else:
+                await self._note_failure(conn, subscription_id, failing_since)
 
     async def _note_failure(self, conn: Any, subscription_id: int, at: datetime) -> None:
         since = await webhooks.mark_failing(conn, subscription_id, at)

@@ -92,12 +92,7 @@ class Relay:
             return 0, page.held_back
         last = page.rows[-1]
         try:
-            async with self.database.change_rows() as conn:
-                subscriptions = await webhooks.receiving_subscriptions(conn)
-                rows = delivery_rows(page.rows, subscriptions, self.settings.events_source)
-                await webhooks.insert_deliveries(conn, rows)
-                if not await self.lease.advance(conn, (last.txid, last.id)):
-                    raise LeaseLost
+            rows = await self.database.change_with(self._fan_out, page.rows)
         except LeaseLost:
             log.info("webhook relay lease passed to another process")
             self.lease.lost()
@@ -106,6 +101,16 @@ class Relay:
         if rows:
             self.wake_sender.set()
         return len(page.rows), page.held_back
+
+    async def _fan_out(self, conn: Any, events: Sequence[Any]) -> list[dict[str, Any]]:
+        """One delivery per event and matching subscription, and the position past the
+        events, in one transaction; the deliveries."""
+        subscriptions = await webhooks.receiving_subscriptions(conn)
+        rows = delivery_rows(events, subscriptions, self.settings.events_source)
+        await webhooks.insert_deliveries(conn, rows)
+        if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
+            raise LeaseLost
+        return rows
 
     async def run(self, wakeup: FeedWakeup) -> None:
         while True:
