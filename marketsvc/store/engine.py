@@ -58,7 +58,8 @@ class Database:
     private so that no caller can open a write transaction that skips both.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, of: Database | None = None) -> None:
+        """``of``: the database this one is a ``companion`` of (it shares its SQLite writers)."""
         self.settings = settings
         self.engine = create_engine(settings)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
@@ -67,10 +68,16 @@ class Database:
         self._load = async_sessionmaker(self.engine, expire_on_commit=False)
         self._stream = async_sessionmaker(stream, expire_on_commit=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False)
-        self._writers = asyncio.Lock() if self.is_sqlite else None
         self.sync_reads = _sync_reads(self.engine, settings) if self.is_sqlite else None
         self.pg_reads = None if self.is_sqlite else PgPointReads(self.engine)
-        self.sqlite_writer = _sqlite_writer(self.engine, settings) if self.is_sqlite else None
+        self._owns_writers = of is None
+        self.sqlite_writer: SqliteWriter | None
+        self._writers: asyncio.Lock | None
+        if of is not None:
+            self._writers, self.sqlite_writer = of._writers, of.sqlite_writer
+        else:
+            self._writers = asyncio.Lock() if self.is_sqlite else None
+            self.sqlite_writer = _sqlite_writer(self.engine, settings) if self.is_sqlite else None
 
     def load(self) -> AsyncSession:
         """An ORM session in autocommit, for point reads that load entities."""
@@ -174,7 +181,8 @@ class Database:
         if self.sqlite_writer is None:
             async with self.change_rows() as conn:
                 return await work(conn, *args)
-        return await self.sqlite_writer.run(work, *args)
+        value: T = await self.sqlite_writer.run(work, *args)
+        return value
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
@@ -190,16 +198,15 @@ class Database:
 
     def companion(self, pool_size: int) -> Database:
         """A second, small pool on the same database for background work (relays, senders):
-        it never takes a connection a request needs. On SQLite its writes queue in this
-        database's writer line (``_write_turn``), so the two never contend for the file lock."""
-        other = Database(replace(self.settings, pool_size=pool_size, max_overflow=0))
-        other._writers = self._writers
-        return other
+        it never takes a connection a request needs. On SQLite its writes queue with this
+        database's (``_write_turn``, the writer thread of ``change_with``), so the two never
+        contend for the file lock, and its ``change_with`` writes join the requests' groups."""
+        return Database(replace(self.settings, pool_size=pool_size, max_overflow=0), of=self)
 
     async def dispose(self) -> None:
         if self.sync_reads is not None:
             self.sync_reads.close()
-        if self.sqlite_writer is not None:
+        if self.sqlite_writer is not None and self._owns_writers:
             self.sqlite_writer.close()
         await self.engine.dispose()
 
