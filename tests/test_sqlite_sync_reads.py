@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
+from datetime import datetime, timedelta
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 
 from marketsvc.db_accessor import customers, orders
 from marketsvc.services.background import BACKGROUND_DATABASE
 from marketsvc.store.engine import Database
+from marketsvc.store.models import Order
 from marketsvc.web.keys import DATABASE
 
 ADDRESS = {
@@ -203,3 +205,26 @@ async def test_reads_see_every_write_committed_before_them(
     await asyncio.gather(*(shopper(c) for c in customers))
     stock = await client.get(f"/api/v1/items/{item['id']}")
     assert (await stock.json())["stock"] == 10_000 - 4 * sum(range(1, 11))
+
+
+async def test_parameters_are_converted_as_on_the_async_path(
+    backend, client, admin, new_customer, new_item
+) -> None:
+    """A datetime parameter reaches SQLite in the text form SQLAlchemy stores (the webhook
+    sender's ``any_due`` asks with one after every delivery)."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    customer = await new_customer()
+    placed = await place(client, admin, customer["id"], (await new_item())["id"])
+    at = datetime.fromisoformat(placed["placed_at"])
+    stmt = select(Order.id).where(Order.placed_at <= bindparam("until", type_=Order.placed_at.type))
+    database = client.app[DATABASE]
+    stats = database.sync_reads.stats
+    for until, expected in ((at, [placed["id"]]), (at - timedelta(microseconds=1), [])):
+        before = (stats.in_loop, stats.fell_back)
+        async with database.read() as conn:
+            in_loop = list((await conn.execute(stmt, {"until": until})).scalars())
+        assert (stats.in_loop, stats.fell_back) == (before[0] + 1, before[1])
+        async with database.scan() as conn:
+            assert list((await conn.execute(stmt, {"until": until})).scalars()) == in_loop
+        assert in_loop == expected

@@ -11,10 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
@@ -138,7 +151,10 @@ async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> None:
         await execute(db, insert(WebhookDelivery), [base | row for row in rows])
 
 
-def _eligible(now: datetime) -> Any:
+def _eligible() -> Any:
+    """Due at ``:now``, not leased, its subscription active, and no older pending delivery of
+    the same subject to the same subscription (per-subject order)."""
+    now = bindparam("now", type_=WebhookDelivery.next_attempt_at.type)
     earlier = aliased(WebhookDelivery)
     older_pending = exists().where(
         earlier.subscription_id == WebhookDelivery.subscription_id,
@@ -155,19 +171,22 @@ def _eligible(now: datetime) -> Any:
     )
 
 
-def _due(now: datetime, limit: int) -> Any:
-    return (
+@cache  # built once per (limit, locking): the sender asks after every delivery
+def _due(limit: int, lock: bool = False) -> Select[Any]:
+    due = (
         select(WebhookDelivery.id)
         .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-        .where(_eligible(now))
+        .where(_eligible())
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
     )
+    # PostgreSQL: senders on other workers and instances pass over each other's rows
+    return due.with_for_update(of=WebhookDelivery, skip_locked=True) if lock else due
 
 
 async def any_due(db: Executor, now: datetime) -> bool:
     """A cheap read (no lock, no write) before a claim."""
-    return (await execute(db, _due(now, 1))).first() is not None
+    return (await execute(db, _due(1), {"now": now})).first() is not None
 
 
 CLAIMED_COLUMNS = (
@@ -191,10 +210,8 @@ async def claim_due(
     """Lease up to ``limit`` eligible deliveries to ``owner`` (in the caller's short
     transaction). PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so that senders on other workers and
     instances pass over each other's rows; SQLite: writers are serial."""
-    due = _due(now, limit)
-    if dialect_name(db) == "postgresql":
-        due = due.with_for_update(of=WebhookDelivery, skip_locked=True)
-    ids = [row.id for row in (await execute(db, due)).all()]
+    due = _due(limit, lock=dialect_name(db) == "postgresql")
+    ids = [row.id for row in (await execute(db, due, {"now": now})).all()]
     if not ids:
         return []
     await execute(

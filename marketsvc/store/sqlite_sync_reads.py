@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Executable, Result, Select
@@ -69,15 +70,21 @@ class _Unsupported(Exception):
 class _Shape:
     """One statement compiled for SQLite, ready to run with a dict of parameters."""
 
-    __slots__ = ("defaults", "expanding", "meta", "names", "processors", "sql")
+    __slots__ = ("converters", "defaults", "expanding", "meta", "names", "processors", "sql")
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         if not isinstance(stmt, Select):  # text(): its columns are known only from the cursor
             raise _Unsupported("only SELECTs of Core constructs")
         compiled = stmt.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)  # a Select's, always
-        if compiled._bind_processors or compiled.positiontup is None:  # parameters to convert
-            raise _Unsupported("parameters that need no conversion")
+        if compiled.positiontup is None:
+            raise _Unsupported("positional parameters")
+        # parameters to convert as SQLAlchemy would (a datetime to SQLite's text form, say)
+        self.converters: dict[str, Callable[[Any], Any]] = {}
+        for name, convert in compiled._bind_processors.items():
+            if not callable(convert):  # a tuple type's, one per element
+                raise _Unsupported("tuple parameters")
+            self.converters[name] = convert
         self.sql = compiled.string
         self.names = list(compiled.positiontup)
         binds = compiled.binds
@@ -92,17 +99,19 @@ class _Shape:
 
     def query(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
         """The SQL and its positional values; an expanding IN gets one ``?`` per value."""
-        values = []
+        values: list[Any] = []
         sql = self.sql
+        converters = self.converters
         for name in self.names:
             value = params[name] if name in params else self.defaults[name]
+            convert = converters.get(name)
             if name in self.expanding:
                 if not value:
                     raise _Unsupported("an empty IN list")  # SQLAlchemy renders a special form
                 sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * len(value)), 1)
-                values.extend(value)
+                values.extend(value if convert is None else map(convert, value))
             else:
-                values.append(value)
+                values.append(value if convert is None else convert(value))
         return sql, values
 
     def result(self, rows: list[Any]) -> Result[*tuple[Any, ...]]:
