@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import aiosqlite
 import pytest
@@ -216,7 +216,8 @@ async def test_parameters_are_converted_as_on_the_async_path(
         pytest.skip("SQLite's trick")
     customer = await new_customer()
     placed = await place(client, admin, customer["id"], (await new_item())["id"])
-    at = datetime.fromisoformat(placed["placed_at"])
+    # in another zone: only the converter makes it the stored UTC text
+    at = datetime.fromisoformat(placed["placed_at"]).astimezone(timezone(timedelta(hours=2)))
     stmt = select(Order.id).where(Order.placed_at <= bindparam("until", type_=Order.placed_at.type))
     database = client.app[DATABASE]
     stats = database.sync_reads.stats
