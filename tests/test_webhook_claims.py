@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from marketsvc.db_accessor import webhooks
 from marketsvc.settings import Settings
@@ -55,3 +56,19 @@ async def test_concurrent_claims_are_disjoint_and_take_only_each_subjects_head(
     taken = [event_id for claim_ in claims for event_id in claim_]
     assert len(taken) == len(set(taken)), claims  # nobody took one twice
     assert sorted(taken) == sorted(f"e-{s}-0" for s in range(10))  # the heads, all of them
+
+
+async def test_background_commits_do_not_wait_for_the_flush(backend, settings) -> None:
+    """The companion pool's transactions (claims, attempt records, fan-out) are safe to lose in
+    a crash, so on PostgreSQL they commit without waiting for the WAL flush; requests' do."""
+    if backend != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    database = Database(settings)
+    background = database.companion(1)
+    try:
+        for db, expected in ((background, "off"), (database, "on")):
+            async with db.scan() as conn:
+                assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == expected
+    finally:
+        await background.dispose()
+        await database.dispose()
