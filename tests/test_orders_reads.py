@@ -149,3 +149,48 @@ async def test_extreme_but_valid_dates_filter(client, admin, new_customer, new_i
     assert await _all(client, admin, f"?placed_after={late}") == []
     assert await _all(client, admin, f"?placed_before={early}") == []
     assert await _all(client, admin, f"?placed_after={early}&placed_before={late}") == [order]
+
+
+async def test_get_order_unpacks_rows_by_position() -> None:
+    """``orders.get_order`` reads each row by position, in ``_ORDER_ROWS``'s column order (a
+    ``Row``'s attribute reads cost some 4 % of a GET order): plain tuples, which have no named
+    fields, are all it needs, and a column moved in the statement shows up here."""
+    from datetime import UTC, datetime
+
+    from marketsvc.db_accessor import orders
+
+    names = [column.key for column in orders._ORDER_ROWS.selected_columns]
+    assert names == [
+        "id", "customer_id", "status", "placed_at", "item_id", "name", "unit_price_cents",
+        "quantity", "seller_order_id", "commission_bps", "commission_cents", "seller_id",
+        "part_status", "carrier", "tracking_number",
+    ]  # fmt: skip
+    placed_at = datetime(2026, 1, 2, tzinfo=UTC)
+    rows = [
+        (7, 3, "paid", placed_at, 2, "Lamp", 150, 2, 11, 500, 15, 5, "accepted", None, None),
+        (7, 3, "paid", placed_at, 4, "Pan", 300, 1, 12, 800, 24, 6, "shipped", "DHL", "T1"),
+        (7, 3, "paid", placed_at, 9, "Mug", 100, 3, 11, 500, 15, 5, "accepted", None, None),
+    ]
+
+    class Result:
+        def all(self) -> list[tuple]:
+            return rows
+
+    class Executor:
+        async def execute(self, stmt, params=None) -> Result:
+            assert stmt is orders._ORDER_ROWS
+            assert params == {"order_id": 7}
+            return Result()
+
+    view = await orders.get_order(Executor(), 7)
+    assert (view.id, view.customer_id, view.status, view.placed_at) == (7, 3, "paid", placed_at)
+    assert view.lines == [
+        orders.PlacedLine(2, "Lamp", 150, 2, 11, 500, 15),
+        orders.PlacedLine(4, "Pan", 300, 1, 12, 800, 24),
+        orders.PlacedLine(9, "Mug", 100, 3, 11, 500, 15),
+    ]
+    assert view.seller_orders == [
+        orders.SellerOrderRow(11, 5, "accepted", None, None),
+        orders.SellerOrderRow(12, 6, "shipped", "DHL", "T1"),
+    ]
+    assert view.total_cents == 150 * 2 + 300 + 100 * 3
