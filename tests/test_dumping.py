@@ -337,3 +337,16 @@ def test_payment_events() -> None:
         ),
     ):
         assert dump_payment_event(entry) == PaymentEventOut().dump(entry)
+
+
+def test_format_cents_is_the_exact_decimal_with_two_places() -> None:
+    """``format_cents`` looks the cents up in ``_CENTS``: every one of them, signs, and amounts
+    past any float's precision, against ``Decimal``."""
+    from decimal import Decimal
+
+    from marketsvc.schemas.common import _CENTS, format_cents
+
+    assert len(_CENTS) == 100
+    amounts = [*range(-250, 250), 104374, -104374, 10**22 + 7, -(10**22) - 70]
+    for cents in amounts:
+        assert format_cents(cents) == f"{Decimal(cents).scaleb(-2):.2f}", cents
