@@ -24,7 +24,8 @@ savepoint rolls back and ``AwaitedOnWriterThread`` names it (tested). Statements
 and constraint failures are SQLAlchemy's and ``sqlite3``'s own (the sync pysqlite dialect is the
 one aiosqlite's derives from), so accessors and the error middleware see what they saw before.
 
-Measured gain: the placement row of ``scripts/bench/results`` (see the README).
+Measured gain (``scripts/bench/run``, quiet machine): placement 0.22 -> 0.65 of the limit
+baseline's req/s, 874 placements/s at 1,388 us of worker CPU each (8b5d403; 2,645 us before).
 """
 
 from __future__ import annotations
