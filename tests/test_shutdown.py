@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,12 @@ from tests.dbs import fresh_database
 from tests.live import live_server
 from tests.test_serve import cli
 
-CUSTOMERS = 10_000  # a stream of them (~2 MB) outgrows the socket buffers: its handler blocks
+# A stream of them (~5 MB) outgrows the socket buffers, so its handler blocks until the client
+# reads: the server's send buffer grows to tcp_wmem's 4 MB at most, and the client's receive
+# buffer is pinned at 64 KB (``small_receive_buffer``; left alone it grows to tcp_rmem's maximum,
+# 32 MB on some machines, and 10,000 customers, 1.8 MB, finished before the writes were in).
+CUSTOMERS = 30_000
+RECEIVE_BUFFER = 64 * 1024
 STREAMS = 10
 WRITES = 190
 # requests queue for pool connections and locks while the test holds them: no early give-up
@@ -80,6 +86,13 @@ async def refuses(base: str) -> bool:
     return False
 
 
+def small_receive_buffer(addr_info: tuple) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    return sock
+
+
 async def stream(session: aiohttp.ClientSession, url: str, gate: asyncio.Event) -> tuple:
     async with session.get(url) as resp:
         await gate.wait()
@@ -114,7 +127,9 @@ async def test_sigterm_lets_200_in_flight_requests_finish(own_database, tmp_path
         async with (
             aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {token}"},
-                connector=aiohttp.TCPConnector(limit=0, force_close=True),
+                connector=aiohttp.TCPConnector(
+                    limit=0, force_close=True, socket_factory=small_receive_buffer
+                ),
             ) as session,
         ):
             async with customers_locked(database_url):
