@@ -189,12 +189,19 @@ class Database:
         if self._writers is None:
             yield
             return
-        async with asyncio.timeout(self.settings.pool_timeout):
-            await self._writers.acquire()
+        writer = self.sqlite_writer
+        if writer is not None:  # it starts no group while this write waits or runs
+            writer.others_writing += 1
         try:
-            yield
+            async with asyncio.timeout(self.settings.pool_timeout):
+                await self._writers.acquire()
+            try:
+                yield
+            finally:
+                self._writers.release()
         finally:
-            self._writers.release()
+            if writer is not None:
+                writer.others_writing -= 1
 
     def companion(self, pool_size: int) -> Database:
         """A second, small pool on the same database for background work (relays, senders):
