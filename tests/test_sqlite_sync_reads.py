@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
 import aiosqlite
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, literal, select, text
 
 from marketsvc.db_accessor import customers, orders
 from marketsvc.services.background import BACKGROUND_DATABASE
 from marketsvc.store.engine import Database
 from marketsvc.store.models import Order
 from marketsvc.web.keys import DATABASE
+from tests.links import next_query
 
 ADDRESS = {
     "street": "1 High St",
@@ -75,6 +77,60 @@ async def test_point_reads_take_the_loop_thread(
     assert hops == []  # not one statement crossed to aiosqlite's thread
     assert stats.in_loop - before == 4
     assert stats.fell_back == 0
+
+
+async def test_a_catalogue_page_takes_the_loop_thread(backend, client, new_item, hops) -> None:
+    """A search page, its next page and a price-sorted page: all in the loop thread."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick: PostgreSQL reads go through the pool")
+    prices = ("3.00", "2.00", "1.00")
+    made = [await new_item(price, name=f"Copper kettle {price}") for price in prices]
+    stats = client.app[DATABASE].sync_reads.stats
+    before = stats.in_loop
+    hops.clear()
+    first = await client.get("/api/v1/items?q=kettles&limit=2")
+    assert first.status == 200, await first.text()
+    follow = await client.get(f"/api/v1/items?{next_query(first)}")
+    by_price = await client.get("/api/v1/items?max_price=2.50&sort=price&limit=5")
+    found = [item["id"] for r in (first, follow) for item in await r.json()]
+    assert found == [item["id"] for item in made]
+    assert [item["price"] for item in await by_price.json()] == ["1.00", "2.00"]
+    assert hops == []
+    assert stats.in_loop - before == 3
+    assert stats.fell_back == 0
+
+
+async def test_a_read_past_its_budget_moves_off_the_loop(backend, client, hops) -> None:
+    """A statement still running after ``LOOP_BUDGET_S`` is interrupted by SQLite's progress
+    handler and runs again in aiosqlite's thread: the loop stays free while it counts."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's trick")
+    count = select(literal(1).label("n")).cte("count", recursive=True)
+    count = count.union_all(select(count.c.n + 1).where(count.c.n < 2_000_000))
+    stmt = select(func.max(count.c.n))
+    reads = client.app[DATABASE].sync_reads
+    before = (reads.stats.in_loop, reads.stats.over_budget)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    hops.clear()
+    started = time.perf_counter()
+    assert (await reads.execute(stmt)).scalar() == 2_000_000
+    took = time.perf_counter() - started
+    ticking.cancel()
+    assert (reads.stats.in_loop, reads.stats.over_budget) == (before[0], before[1] + 1)
+    assert hops  # it ran in aiosqlite's thread
+    # the loop turned all along: its longest pause is a small part of the statement's time
+    assert max(gaps) < took / 4, (max(gaps), took)
 
 
 async def exclusive(other: sqlite3.Connection, databases: tuple[Database, ...]) -> None:

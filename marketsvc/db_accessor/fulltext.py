@@ -23,6 +23,7 @@ through, so it cannot be a syntax error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -77,8 +78,10 @@ def kind(text: SearchText) -> str:
     return WORD if not others and len(first.include) == 1 and len(first.include[0]) == 1 else WORDS
 
 
-def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any]:
-    """``select(Item, score)`` of one tier's items, and its ids as the keyset compares them and
+def tier(
+    dialect: str, score: int, kind: str, columns: Sequence[Any]
+) -> tuple[Select[*tuple[Any, ...]], Any]:
+    """``select(*columns, score)`` of one tier's items, and its ids as the keyset compares them and
     the tier is ordered (walked in order, they let the database stop after a page).
 
     SQLite: FTS5 yields its matches in rowid order. PostgreSQL: the ids as ``id + 0``, which no
@@ -96,10 +99,10 @@ def tier(dialect: str, score: int, kind: str) -> tuple[Select[Item, float], Any]
             where = and_(found, not_(in_name))
         else:  # the wanted words in the name are found, unless some are to be excluded
             where = and_(found, in_name) if kind == EXCLUDING else in_name
-        return select(Item, label).where(where), Item.id + literal_column("0")
+        return select(*columns, label).where(where), Item.id + literal_column("0")
     parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
     stmt = (
-        select(Item, label)
+        select(*columns, label)
         .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
         .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
     )

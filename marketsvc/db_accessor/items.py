@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute
 from marketsvc.db_accessor.item_listing import (
+    ITEM_COLUMNS,
     ItemListing,
     Keyset,
     listing_query,
@@ -47,29 +48,27 @@ async def change_item(session: AsyncSession, item: Item, changes: dict[str, Any]
 
 async def stream_items(
     session: AsyncSession, listing: ItemListing, chunk_rows: int = DEFAULT_CHUNK_ROWS
-) -> ChunkStream[Item]:
-    """Every listed item, chunk by chunk."""
+) -> ChunkStream[Row[Any]]:
+    """Every listed item as a plain row (``ITEM_COLUMNS`` and its score), chunk by chunk."""
     stmt = listing_statement(dialect_name(session), listing)
-    async for chunk in stream_chunks(session, stmt, chunk_rows):
+    async for chunk in stream_chunks(session, stmt, chunk_rows, entities=False):
         yield chunk
 
 
 async def page_items(
-    session: AsyncSession, listing: ItemListing, limit: int
-) -> tuple[list[Item], Keyset | None]:
-    """At most ``limit`` items, and the keyset to continue from when more may follow."""
-    stmt, params = listing_query(dialect_name(session), listing, limit + 1)
-    rows = (await session.execute(stmt, params)).all()
-    more = len(rows) > limit
-    found = [row[0] for row in rows[:limit]]
-    if not more:
-        return found, None
-    item, score = rows[limit - 1]
-    return found, (sort_value(listing.sort, item, score), item.id)
+    db: Executor, listing: ItemListing, limit: int
+) -> tuple[Sequence[Row[Any]], Keyset | None]:
+    """At most ``limit`` items as plain rows, and the keyset to continue from when more may
+    follow."""
+    stmt, params = listing_query(dialect_name(db), listing, limit + 1)
+    rows = (await execute(db, stmt, params)).all()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], (sort_value(listing.sort, last), last.id)
 
 
 async def items_by_id(db: Executor, item_ids: Sequence[int]) -> Sequence[Row[Any]]:
     """Items as plain rows (``ItemOut``'s fields), in id order."""
-    columns = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock, Item.seller_id)
-    stmt = select(*columns).where(Item.id.in_(item_ids)).order_by(Item.id)
+    stmt = select(*ITEM_COLUMNS).where(Item.id.in_(item_ids)).order_by(Item.id)
     return (await execute(db, stmt)).all()

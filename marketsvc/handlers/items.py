@@ -63,8 +63,8 @@ async def list_items(request: web.Request) -> web.StreamResponse:
             dump_all(dump_item),
             {"Cache-Control": CACHE_CONTROL},
         )
-    async with database.load() as session:  # one statement: no transaction needed
-        page, after = await items.page_items(session, listing, limit)
+    async with database.read() as db:  # one statement, a page long
+        page, after = await items.page_items(db, listing, limit)
     link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
     return await write_page(request, [dump_item(item) for item in page], link, cached=True)
 

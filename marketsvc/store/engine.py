@@ -44,7 +44,7 @@ class Database:
     - ``read()``: a connection in autocommit for Core point reads (one round trip, no
       BEGIN/ROLLBACK, no ORM session to set up and tear down): on SQLite a synchronous
       connection in the loop thread (``sqlite_sync_reads``), on PostgreSQL one greenlet per
-      read (``pg_point_reads``); bounded reads only.
+      read (``pg_point_reads``); bounded reads only (point reads, a page of the catalogue).
     - ``scan()``: the same on the async path, for reads that may visit many rows.
     - ``load()``: an ORM session in autocommit, for point reads that load entities.
     - ``stream()``: an ORM session in a transaction, for lists (a server-side cursor lives in one).
@@ -89,7 +89,8 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection | SqliteSyncReads | PgPointReads]:
-        """What runs Core point reads (bounded: a row, an order's lines, at most 1000 totals).
+        """What runs Core point reads (bounded: a row, an order's lines, at most 1000 totals, a
+        page of the catalogue).
 
         SQLite: the loop thread's synchronous connection (``sqlite_sync_reads``), which falls
         back to the async path by itself. PostgreSQL: each statement a pool checkout, the
