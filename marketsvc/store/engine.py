@@ -219,16 +219,20 @@ class Database:
         await self.engine.dispose()
 
 
-def _sync_reads(engine: AsyncEngine, settings: Settings) -> SqliteSyncReads | None:
+def _shared_path(engine: AsyncEngine) -> str | None:
+    """The SQLite file another connection can open too (a private in-memory one cannot)."""
     path = engine.url.database
-    if not path or path == ":memory:":  # a private in-memory database cannot be shared
+    return None if not path or path == ":memory:" else path
+
+
+def _sync_reads(engine: AsyncEngine, settings: Settings) -> SqliteSyncReads | None:
+    if (path := _shared_path(engine)) is None:
         return None
     return SqliteSyncReads(path, engine, settings.slow_query_ms)
 
 
 def _sqlite_writer(engine: AsyncEngine, settings: Settings) -> SqliteWriter | None:
-    path = engine.url.database
-    if not path or path == ":memory:":  # a private in-memory database cannot be shared
+    if (path := _shared_path(engine)) is None:
         return None
 
     def configure(writer: Engine) -> None:

@@ -57,8 +57,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.type_api import _ResultProcessorType
 
 slow_log = logging.getLogger("marketsvc.db.slow")
-SQLITE_BUSY = 5
-SQLITE_INTERRUPT = 9
 LOOP_BUDGET_S = 0.003  # the longest a read holds the loop thread before it moves off it
 PROGRESS_STEPS = 1000  # VM instructions between two looks at the clock (some 20-50 us)
 MAX_SHAPES = 256  # statements built per call would otherwise grow the cache for ever
@@ -217,10 +215,10 @@ class SqliteSyncReads:
     def _after_failure(self, error: sqlite3.Error) -> None:
         self.stats.fell_back += 1
         code = getattr(error, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF == SQLITE_INTERRUPT:
+        if code is not None and code & 0xFF == sqlite3.SQLITE_INTERRUPT:
             self.stats.over_budget += 1
             return  # the connection is sound: the statement ran past its budget
-        if code is not None and code & 0xFF == SQLITE_BUSY:
+        if code is not None and code & 0xFF == sqlite3.SQLITE_BUSY:
             return  # the connection is sound: only this statement had to wait
         self.close()  # a replaced file, say: the next read opens the path again
 

@@ -48,7 +48,6 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 T = TypeVar("T")
 Params = dict[str, Any] | list[dict[str, Any]] | None
 Work = Callable[..., Coroutine[Any, Any, Any]]
-SQLITE_BUSY = 5
 GROUP_MAX = 64  # writes per transaction at most
 CHECKPOINT_EVERY = 32  # writes between WAL checkpoints
 WAL_RESTART_FRAMES = 8192  # a WAL longer than this (32 MB of 4 KB pages) is started over, emptied
@@ -276,7 +275,7 @@ class SqliteWriter:
                 driver.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != SQLITE_BUSY:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                     break
             self.stats.lock_retries += 1
             time.sleep(pause)
