@@ -34,13 +34,21 @@ async def test_a_thousand_totals_match_the_single_totals(aiohttp_client, setting
     client = await aiohttp_client(app)
     statements: list[str] = []
     database = app[DATABASE]
-    event.listen(
-        database.engine.sync_engine,
-        "before_cursor_execute",
-        lambda *a: statements.append(a[2]),
-    )
     if database.sync_reads:  # SQLite's point reads run on a sqlite3 connection of their own
         database.sync_reads.connection().set_trace_callback(statements.append)
+        event.listen(
+            database.engine.sync_engine,
+            "before_cursor_execute",
+            lambda *a: statements.append(a[2]),
+        )
+    else:  # PostgreSQL: whatever asyncpg runs, from SQLAlchemy's cursor or read()'s compiled path
+        event.listen(
+            database.engine.sync_engine,
+            "connect",
+            lambda conn, _record: conn.driver_connection.add_query_logger(
+                lambda logged: statements.append(logged.query)
+            ),
+        )
     ids = list(range(1000, 0, -1))
     resp = await client.post("/api/v1/orders/totals", json={"order_ids": ids}, headers=admin)
     assert resp.status == 200

@@ -69,7 +69,9 @@ class Database:
         self._stream = async_sessionmaker(stream, expire_on_commit=False)
         self._write = async_sessionmaker(writer, expire_on_commit=False)
         self.sync_reads = _sync_reads(self.engine, settings) if self.is_sqlite else None
-        self.pg_reads = None if self.is_sqlite else PgPointReads(self.engine)
+        self.pg_reads = (
+            None if self.is_sqlite else PgPointReads(self.engine, settings.slow_query_ms)
+        )
         self._owns_writers = of is None
         self.sqlite_writer: SqliteWriter | None
         self._writers: asyncio.Lock | None

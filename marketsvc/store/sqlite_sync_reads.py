@@ -5,10 +5,11 @@ greenlet bridge and a hop to aiosqlite's thread and back (a thread wake-up, a GI
 a loop turn), all to run a statement SQLite answers in a few microseconds from its page cache.
 Here ``Database.read()`` runs the same Core statement on a ``sqlite3`` connection held open by this
 worker, in the event-loop thread. Each statement is compiled by SQLAlchemy's SQLite compiler once
-(``_Shape``: its SQL, its parameters in order, the result processors of its columns, as the async
-path would apply them) and its rows come back as a SQLAlchemy ``Result`` of ``Row``s with the same
-keys and values the async path gives. Not a sync SQLAlchemy ``Connection``: its execution context,
-cache-key walk and cursor metadata cost 3-5 times the SQLite work itself per point read
+(``compiled_select``: its SQL, its parameters in order, the result processors of its columns, as
+the async path would apply them) and its rows come back as a SQLAlchemy ``Result`` of ``Row``s
+with the same keys and values the async path gives. Not a sync SQLAlchemy ``Connection``: its
+execution context, cache-key walk and cursor metadata cost 3-5 times the SQLite work itself per
+point read
 (in-process micro-benchmark: customer 138 us against 55 us, order 367 against 142).
 
 Why it is safe:
@@ -46,20 +47,19 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Executable, Result, Select
+from sqlalchemy import Executable, Result
 from sqlalchemy.engine import Dialect
-from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.type_api import _ResultProcessorType
+
+from marketsvc.store.compiled_select import CompiledSelects, Unsupported
 
 slow_log = logging.getLogger("marketsvc.db.slow")
-LOOP_BUDGET_S = 0.003  # the longest a read holds the loop thread before it moves off it
+# The longest a read holds the loop thread before it moves off it: above every bounded read's
+# own time (a page of the catalogue takes 0.1-0.3 ms, 1000 totals about 4 ms), far below a scan's.
+LOOP_BUDGET_S = 0.02
 PROGRESS_STEPS = 1000  # VM instructions between two looks at the clock (some 20-50 us)
-MAX_SHAPES = 256  # statements built per call would otherwise grow the cache for ever
 Params = dict[str, Any] | list[dict[str, Any]] | None
 
 
@@ -74,96 +74,33 @@ class SyncReadStats:
         self.over_budget = 0
 
 
-class _Unsupported(Exception):
-    """A statement or parameters this module does not run (the async path does)."""
-
-
-class _Shape:
-    """One statement compiled for SQLite, ready to run with a dict of parameters."""
-
-    __slots__ = ("converters", "defaults", "expanding", "meta", "names", "processors", "sql")
-
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
-        if not isinstance(stmt, Select):  # text(): its columns are known only from the cursor
-            raise _Unsupported("only SELECTs of Core constructs")
-        compiled = stmt.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)  # a Select's, always
-        if compiled.positiontup is None:
-            raise _Unsupported("positional parameters")
-        # parameters to convert as SQLAlchemy would (a datetime to SQLite's text form, say)
-        self.converters: dict[str, Callable[[Any], Any]] = {}
-        for name, convert in compiled._bind_processors.items():
-            if not callable(convert):  # a tuple type's, one per element
-                raise _Unsupported("tuple parameters")
-            self.converters[name] = convert
-        self.sql = compiled.string
-        self.names = list(compiled.positiontup)
-        binds = compiled.binds
-        self.defaults = {n: binds[n].effective_value for n in self.names if not binds[n].required}
-        self.expanding = {n for n in self.names if binds[n].expanding}
-        columns = compiled._result_columns
-        processors = [c[3]._cached_result_processor(dialect, None) for c in columns]
-        self.processors: list[_ResultProcessorType[Any] | None] | None = (
-            processors if any(processors) else None
-        )
-        self.meta = SimpleResultMetaData([c[0] for c in columns])
-
-    def query(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
-        """The SQL and its positional values; an expanding IN gets one ``?`` per value."""
-        values: list[Any] = []
-        sql = self.sql
-        converters = self.converters
-        for name in self.names:
-            value = params[name] if name in params else self.defaults[name]
-            convert = converters.get(name)
-            if name in self.expanding:
-                if not value:
-                    raise _Unsupported("an empty IN list")  # SQLAlchemy renders a special form
-                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * len(value)), 1)
-                values.extend(value if convert is None else map(convert, value))
-            else:
-                values.append(value if convert is None else convert(value))
-        return sql, values
-
-    def result(self, rows: list[Any]) -> Result[*tuple[Any, ...]]:
-        if (processors := self.processors) is not None:
-            rows = [
-                tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
-                for row in rows
-            ]
-        return IteratorResult(self.meta, iter(rows))
-
-
 class SqliteSyncReads:
     """The point-read executor ``Database.read()`` hands out on SQLite (one per worker)."""
 
     def __init__(self, database_path: str, fallback: AsyncEngine, slow_query_ms: int) -> None:
         self._path = database_path
         self._fallback = fallback
+        self.dialect: Dialect = fallback.dialect
         self._slow_s = slow_query_ms / 1000
         self._db: sqlite3.Connection | None = None
         self._deadline = 0.0  # when the statement running in the loop thread must stop
-        self._shapes: dict[int, tuple[Executable, _Shape | None]] = {}
-        self.dialect: Dialect = fallback.dialect
+        self._shapes = CompiledSelects(self.dialect)
         self.stats = SyncReadStats()
 
     async def execute(self, stmt: Executable, params: Params = None) -> Result[*tuple[Any, ...]]:
         """``stmt`` on the loop thread's connection; on any database error, on the async path."""
         try:
             if not isinstance(params, dict | None):
-                raise _Unsupported("executemany")
-            held, shape = self._shapes.get(id(stmt)) or (None, None)
-            if held is not stmt:
-                shape = self._shape(stmt)
-            if shape is None:
-                raise _Unsupported("a statement this module does not run")
+                raise Unsupported("executemany")
+            if (shape := self._shapes.get(stmt)) is None:
+                raise Unsupported("a statement this module does not run")
             sql, values = shape.query(params or {})
             db = self._db or self.connection()
             started = time.perf_counter()
             self._deadline = started + LOOP_BUDGET_S
             rows = db.execute(sql, values).fetchall()
             elapsed = time.perf_counter() - started
-        except _Unsupported:
+        except Unsupported:
             return await self._execute_async(stmt, params)
         except sqlite3.Error as error:
             self._after_failure(error)
@@ -196,17 +133,6 @@ class SqliteSyncReads:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-    def _shape(self, stmt: Executable) -> _Shape | None:
-        """Compiled once per statement object; the statement is held, so its id stays its own."""
-        if len(self._shapes) >= MAX_SHAPES:
-            self._shapes.clear()
-        try:
-            shape: _Shape | None = _Shape(stmt, self.dialect)
-        except _Unsupported:
-            shape = None
-        self._shapes[id(stmt)] = (stmt, shape)
-        return shape
 
     def _over_budget(self) -> bool:
         """SQLite's progress handler: true interrupts the statement (SQLITE_INTERRUPT)."""
