@@ -131,7 +131,14 @@ class FeedWakeup:
                     log.warning("feed listener connection lost; reconnecting")
                     return
             self._wanted.clear()
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            # the server went away while asyncpg was between two protocol states (seen when
+            # PostgreSQL restarts just as LISTEN is sent): the connection is lost all the same
+            asyncpg.exceptions.InternalClientError,
+        ) as exc:
             log.warning("feed listener failed: %s", exc)
         finally:
             self._listening = False
