@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -64,18 +65,36 @@ SELLERS_SEQUENCE = "SELECT setval(pg_get_serial_sequence('sellers', 'id'), 2, fa
 
 async def empty_tables(url: str) -> None:
     """Remove every row the test committed, so the next test starts from the schema as the
-    migrations leave it: no rows but the default seller (id 1)."""
+    migrations leave it: no rows but the default seller (id 1), every sequence at its start."""
+    if make_url(url).get_backend_name() == "postgresql":
+        await _empty_postgresql(url)
+        return
     engine = create_async_engine(url, poolclass=NullPool)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     try:
         async with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for table in tables:
-                    await conn.execute(text(f"DELETE FROM {table}"))
+            for table in _TABLES:
+                await conn.execute(text(f"DELETE FROM {table}"))
             await conn.execute(text(DEFAULT_SELLER))  # as migration 0007 leaves it
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text(SELLERS_SEQUENCE))
     finally:
         await engine.dispose()
+
+
+_TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]  # children first
+# every sequence back to its start, as RESTART IDENTITY does (setval: no catalogue change)
+_RESTART_SEQUENCES = (
+    "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false)"
+    " FROM pg_sequences WHERE schemaname = 'public'"
+)
+
+
+async def _empty_postgresql(url: str) -> None:
+    """DELETEs and sequence restarts in one script, one round trip: TRUNCATE ... RESTART
+    IDENTITY CASCADE of every table took about 190 ms (new files for each table), a tenth of
+    the whole suite's time on PostgreSQL; this takes about 20."""
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        deletes = "; ".join(f"DELETE FROM {table}" for table in _TABLES)
+        # a script of several statements runs as one transaction (the simple query protocol)
+        await conn.execute(f"{deletes}; {_RESTART_SEQUENCES}; {DEFAULT_SELLER}; {SELLERS_SEQUENCE}")
+    finally:
+        await conn.close()
