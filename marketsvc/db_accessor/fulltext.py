@@ -79,22 +79,27 @@ def kind(text: SearchText) -> str:
 
 
 def tier(
-    dialect: str, score: int, kind: str, columns: Sequence[Any]
+    dialect: str, score: int, kind: str, columns: Sequence[Any], *, walk: bool = False
 ) -> tuple[Select[*tuple[Any, ...]], Any]:
     """``select(*columns, score)`` of one tier's items, and its ids as the keyset compares them and
     the tier is ordered (walked in order, they let the database stop after a page).
 
     SQLite: FTS5 yields its matches in rowid order. PostgreSQL: the ids as ``id + 0``, which no
     index provides, so the GIN index is read and its matches sorted (how a page of a common
-    word is read without that cost is ``item_listing``'s walk). Left to itself the planner
+    word is read without that cost is ``item_listing``'s walk, for which ``walk`` gives the
+    match in a form no index answers: see :func:`_unindexed`). Left to itself the planner
     would walk the primary key whenever it guesses a page comes soon, and its guess for a word
     it has no statistics for (a rare word, a typo) is up to 0.5 %: for a word no name holds
     that walk is every item (about 100 ms at 100k); and with a keyset it ANDed a bitmap of
     every id past it with the match (36 ms)."""
     label: ColumnElement[float] = literal(float(score), Float).label("score")
     if dialect == "postgresql":
-        found = SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query())
-        in_name = NAME_VECTOR.op("@@", is_comparison=True)(_name_query())
+        search: ColumnElement[Any] = SEARCH_VECTOR
+        name: ColumnElement[Any] = NAME_VECTOR
+        if walk:
+            search, name = _unindexed(search), _unindexed(name)
+        found = search.op("@@", is_comparison=True)(_websearch_query())
+        in_name = name.op("@@", is_comparison=True)(_name_query())
         if score == OTHER_TIER:
             where = and_(found, not_(in_name))
         else:  # the wanted words in the name are found, unless some are to be excluded
@@ -109,13 +114,21 @@ def tier(
     return stmt, ITEMS_FTS.c.rowid
 
 
+def _unindexed(vector: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The vector as an expression its GIN index does not answer, for a walk. asyncpg prepares
+    every statement, and after five runs PostgreSQL plans it once for any values (a generic
+    plan): not knowing how short a walk's id range is, it may read the whole match from the GIN
+    index and AND it with the range, as it did on the benchmark's catalogue (one word: 0.9 ms
+    a page instead of 0.45, PostgreSQL's CPU per search 900 us instead of 400 under load)."""
+    return func.coalesce(vector, literal_column("''::tsvector"), type_=TSVECTOR)
+
+
 # The queries as scalar subqueries, which PostgreSQL runs once per statement (an InitPlan).
 # asyncpg prepares every statement, and after five runs PostgreSQL plans it once for any values
 # (a generic plan). With the queries as plain expressions of a parameter, that plan ran them
 # again for every row it filtered or rechecked (unaccent and parsing, some 5 us a row: 4 of the
-# 6 ms of a phrase found in 850 descriptions), and, to spare that, read a common word's every
-# match from the GIN index instead of walking the ids and stopping with the page (1.1 ms instead
-# of 0.3 at 100k items). tests/test_items_search_plans.py checks the generic plan.
+# 6 ms of a phrase found in 850 descriptions). tests/test_items_search_plans.py checks the
+# generic plan.
 def _websearch_query() -> ColumnElement[Any]:
     return select(
         func.websearch_to_tsquery(

@@ -218,7 +218,9 @@ def _tiered_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
             # first the next WALK_IDS ids in order (the primary key: a common word's page is
             # found there, and the walk stops with it), then the rest through the GIN index
             end = bindparam(f"walk_to_tier{score}", type_=BigInteger)
-            walk = stmt.where(Item.id > start, Item.id <= end).order_by(Item.id)
+            walk, _ = fulltext.tier(shape.dialect, score, shape.search, ITEM_COLUMNS, walk=True)
+            walk = _filtered(walk, shape).where(Item.id > start, Item.id <= end)
+            walk = walk.order_by(Item.id)
             tier_arms = [walk, stmt.where(ids > end).order_by(ids)]
         for arm in tier_arms:
             arms.append(select((arm.limit(_PAGE_LIMIT) if shape.limited else arm).subquery()))

@@ -172,6 +172,7 @@ def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) 
     if reusable and dbs.count(url, "customers") == plan.customers:
         say(f"{backend}: reusing the {kind} database")
         dbs.restock(url)
+        dbs.analyze(url)  # the restock's dead rows
         return None
     dbs.recreate(plan, backend, url)
     dbs.marketsvc_cli(url, "migrate", env=env)
