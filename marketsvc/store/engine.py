@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
 from marketsvc.store.pg_point_reads import PgPointReads
+from marketsvc.store.slow_queries import log_slow_query
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 from marketsvc.store.sqlite_writer import SqliteWriter
 
@@ -35,7 +35,6 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # A write transaction that ``change``/``change_rows`` join instead of opening their own
 # (``Database.joined``: an Idempotency-Key's claim, the change and its answer commit together).
 _joined: ContextVar[AsyncSession | None] = ContextVar("joined_write", default=None)
-slow_log = logging.getLogger("marketsvc.db.slow")
 
 
 class Database:
@@ -326,10 +325,7 @@ def _log_slow_queries(dialect: Dialect, threshold_ms: int, field: str = "round_t
                 if elapsed is None:  # not a sqlite_adapter cursor: time the call
                     named, elapsed = field, time.perf_counter() - started
                 if elapsed > threshold_s:
-                    slow_log.warning(
-                        "slow query",
-                        extra={named: round(elapsed * 1000, 1), "statement": statement[:500]},
-                    )
+                    log_slow_query(named, elapsed, statement)
 
         return run
 

@@ -29,7 +29,6 @@ in-process, 2,000 GET customer reads, CPU per read 290 -> 200 us.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -39,8 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from marketsvc.store.compiled_select import CompiledSelect, CompiledSelects
+from marketsvc.store.slow_queries import log_slow_query
 
-slow_log = logging.getLogger("marketsvc.db.slow")
 Params = dict[str, Any] | list[dict[str, Any]] | None
 
 
@@ -110,10 +109,7 @@ class PgPointReads:
         if rows is None:
             return self._read(stmt, params)
         if elapsed > self._slow_s:
-            slow_log.warning(
-                "slow query",
-                extra={"round_trip_ms": round(elapsed * 1000, 1), "statement": sql[:500]},
-            )
+            log_slow_query("round_trip_ms", elapsed, sql)
         return shape.result(rows)
 
     def _read(self, stmt: Executable, params: Params) -> Result[*tuple[Any, ...]]:

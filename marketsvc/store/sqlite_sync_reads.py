@@ -44,7 +44,6 @@ process, 850 -> 130 us a page: the thread hop under 16 concurrent reads was most
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from typing import Any
@@ -54,8 +53,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from marketsvc.store.compiled_select import CompiledSelects, Unsupported
+from marketsvc.store.slow_queries import log_slow_query
 
-slow_log = logging.getLogger("marketsvc.db.slow")
 # The longest a read holds the loop thread before it moves off it: above every bounded read's
 # own time (a page of the catalogue takes 0.1-0.3 ms, 1000 totals about 4 ms), far below a scan's.
 LOOP_BUDGET_S = 0.02
@@ -107,10 +106,7 @@ class SqliteSyncReads:
             return await self._execute_async(stmt, params)
         self.stats.in_loop += 1
         if elapsed > self._slow_s:
-            slow_log.warning(
-                "slow query",
-                extra={"database_ms": round(elapsed * 1000, 1), "statement": sql[:500]},
-            )
+            log_slow_query("database_ms", elapsed, sql)
         return shape.result(rows)
 
     async def scalar(self, stmt: Executable, params: Params = None) -> Any:

@@ -1,0 +1,20 @@
+"""The slow-query log line, in one shape wherever a statement is timed.
+
+The field names what was measured (``engine._log_slow_queries`` says how each path times):
+``database_ms`` (SQLite's own time, in the thread that ran it) or ``round_trip_ms`` (from
+handing the statement to the driver until the awaiting code resumes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("marketsvc.db.slow")
+STATEMENT_CHARS = 500  # of the SQL, never its parameters
+
+
+def log_slow_query(field: str, seconds: float, statement: str) -> None:
+    log.warning(
+        "slow query",
+        extra={field: round(seconds * 1000, 1), "statement": statement[:STATEMENT_CHARS]},
+    )
