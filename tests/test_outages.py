@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from marketsvc.app import create_app
+from marketsvc.services.background import log_retry
 from marketsvc.settings import Settings
 from marketsvc.store.migrate import upgrade
 from marketsvc.store.outages import Outage, classify
@@ -411,8 +412,12 @@ async def test_sqlite_locked_past_the_writer_timeout_is_503(
     await window("SQLite write lock held 3 s", client, body, fault, caplog)
 
 
-async def test_sqlite_errors_are_classified_by_result_code(sqlite_url: str) -> None:
-    """Real sqlite3 errors through SQLAlchemy: busy is an outage, a bad statement is a bug."""
+async def test_sqlite_errors_are_classified_by_result_code(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real sqlite3 errors through SQLAlchemy: busy is an outage, a bad statement is a bug; and
+    a background step that meets them (``background.log_retry``) logs the outage as a warning,
+    the bug as an error with its stack."""
     path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
     engine = create_async_engine(sqlite_url, connect_args={"timeout": 0})
     with closing(sqlite3.connect(path, isolation_level=None)) as other:
@@ -431,6 +436,16 @@ async def test_sqlite_errors_are_classified_by_result_code(sqlite_url: str) -> N
     assert classify(locked.value) is Outage.TIMEOUT
     assert classify(missing.value) is Outage.NOT_MIGRATED
     assert classify(syntax.value) is None
+    log = logging.getLogger("tests.background_step")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        log_retry(log, "a step", locked.value)
+        log_retry(log, "a step", syntax.value)
+    outage, bug = [r for r in caplog.records if r.name == log.name]
+    assert (outage.levelno, outage.exc_info) == (logging.WARNING, None)
+    assert "a step failed (database timeout), will retry" in outage.getMessage()
+    assert bug.levelno == logging.ERROR
+    assert bug.exc_info is not None
+    assert bug.exc_info[1] is syntax.value
 
 
 @pytest.mark.parametrize("replacement", ["directory", "not a database"])

@@ -1,10 +1,12 @@
 """Background work's shared parts: a small connection pool of its own (the webhook relay and
 sender, the NATS relay, the outbox backlog measurement), so that background tasks never take a
 connection a request needs nor show in the request pool's metrics; and the name a process
-holds its leases under; the lease itself, on a feed consumer (``FeedLease``)."""
+holds its leases under; the lease itself, on a feed consumer (``FeedLease``); how a step that
+failed and will run again is logged (``log_retry``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -18,6 +20,7 @@ from marketsvc.db_accessor import consumers
 from marketsvc.db_accessor.core import Executor
 from marketsvc.db_accessor.outbox import Position
 from marketsvc.store.engine import Database
+from marketsvc.store.outages import classify
 from marketsvc.web.keys import DATABASE
 
 BACKGROUND_POOL_SIZE = 4
@@ -30,6 +33,18 @@ async def background_database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND_DATABASE] = database
     yield
     await database.dispose()
+
+
+def log_retry(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """A background step failed and will run again. The database away (``outages.classify``:
+    down, timed out, not migrated) is a warning with its cause; anything else, a bug or a
+    statement the database refuses, is an error with its stack: a broken database must not pass
+    for an outage that will end."""
+    outage = classify(exc)
+    if outage is None:
+        log.error("%s failed, will retry", what, exc_info=exc)
+    else:
+        log.warning("%s failed (database %s), will retry: %s", what, outage.value, exc)
 
 
 def process_owner() -> str:

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import outbox
+from marketsvc.services.background import log_retry
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
 from marketsvc.web.keys import DATABASE, SETTINGS
@@ -48,7 +49,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 purged = await purge_events(app[DATABASE], utcnow() - timedelta(days=days))
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                log.warning("event purge failed, will retry: %s", exc)
+                log_retry(log, "event purge", exc)
                 continue
             if purged:
                 log.info("purged %d events older than %d days", purged, days)

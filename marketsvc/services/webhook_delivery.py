@@ -30,13 +30,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.types import NewEvent
 from marketsvc.ops.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES, WEBHOOK_DISABLED
 from marketsvc.schemas.webhooks import dump_subscription
-from marketsvc.services.background import BACKGROUND_DATABASE, process_owner
+from marketsvc.services.background import BACKGROUND_DATABASE, log_retry, process_owner
 from marketsvc.services.webhook_signing import signed_headers
 from marketsvc.services.webhook_targets import TargetRefused, literal_refusal, resolver_for
 from marketsvc.settings import Settings
@@ -134,12 +133,12 @@ class Sender:
         self.wake.set()  # a slot is free
 
     async def _deliver_logged(self, row: Any) -> None:
+        """``deliver`` in a task of its own, which nothing awaits: whatever fails is logged here,
+        and the delivery's lease runs out, so it is sent again."""
         try:
             await self.deliver(row)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # its lease runs out: again
-            log.warning("recording webhook delivery %d failed, will retry: %s", row.id, exc)
-        except Exception:
-            log.exception("webhook delivery %d failed, will retry", row.id)
+        except Exception as exc:
+            log_retry(log, f"webhook delivery {row.id}", exc)
 
     async def deliver(self, row: Any) -> None:
         """POST one claimed delivery (no transaction open) and record the attempt."""
@@ -274,10 +273,8 @@ class Sender:
                 await self.publish_gauge()
                 if await self.send_due():
                     continue
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                log.warning("webhook sending failed, will retry: %s", exc)
-            except Exception:  # a bug must not end the sender for the worker's life
-                log.exception("webhook sending failed, will retry")
+            except Exception as exc:  # a bug must not end the sender for the worker's life
+                log_retry(log, "webhook sending", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self.wake.wait()

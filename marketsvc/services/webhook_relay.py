@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.envelope import encode, envelope
-from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease
+from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease, log_retry
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.services.webhook_delivery import WEBHOOK_SENDER
 from marketsvc.settings import Settings
@@ -118,10 +118,7 @@ class Relay:
             try:
                 moved, held_back = await self.step()
             except Exception as exc:  # the database away, or a bug: never stop relaying
-                if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
-                    log.warning("webhook relay failed, will retry: %s", exc)
-                else:
-                    log.exception("webhook relay step failed, will retry")
+                log_retry(log, "webhook relay step", exc)
                 moved, held_back = 0, False
                 self.lease.renew_soon()
             if moved == BATCH:
