@@ -118,8 +118,8 @@ def _unindexed(vector: ColumnElement[Any]) -> ColumnElement[Any]:
     """The vector as an expression its GIN index does not answer, for a walk. asyncpg prepares
     every statement, and after five runs PostgreSQL plans it once for any values (a generic
     plan): not knowing how short a walk's id range is, it may read the whole match from the GIN
-    index and AND it with the range, as it did on the benchmark's catalogue (one word: 0.9 ms
-    a page instead of 0.45, PostgreSQL's CPU per search 900 us instead of 400 under load)."""
+    index and AND it with the range, as it did on the benchmark's catalogue (one word under
+    load: PostgreSQL's CPU per search 903-967 us; walking, 481-521)."""
     return func.coalesce(vector, literal_column("''::tsvector"), type_=TSVECTOR)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable, Result
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +40,15 @@ from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from marketsvc.store.compiled_select import CompiledSelect, CompiledSelects
 from marketsvc.store.slow_queries import log_slow_query
+
+# What the driver raises when it or the server fails: the server's errors, asyncpg's own (a
+# closed connection), its protocol caught between two states by a lost server, the socket's.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 Params = dict[str, Any] | list[dict[str, Any]] | None
 
@@ -80,10 +90,11 @@ class PgPointReads:
     def _fetch(
         self, shape: CompiledSelect, stmt: Executable, params: dict[str, Any]
     ) -> Result[*tuple[Any, ...]]:
-        """The compiled statement on asyncpg. If asyncpg fails, the connection is discarded
-        and the read runs again on SQLAlchemy's path, which answers or raises as it always has
-        (a connection the server ended, say: on a new connection it answers, or it is
-        SQLAlchemy's invalidated-connection error, a 503). A timeout is not run again: it is an
+        """The compiled statement on asyncpg. If asyncpg or the server fails (``DRIVER_ERRORS``;
+        a bug here raises as it is), the connection is discarded and the read runs again on
+        SQLAlchemy's path, which answers or raises as it always has (a connection the server
+        ended, say: on a new connection it answers, or it is SQLAlchemy's invalidated-connection
+        error, a 503). A timeout is not run again: it is an
         outage already (``outages.classify``). A cancelled read is asyncpg's to tidy up: it
         cancels the statement on the server, and the connection stays sound."""
         sql, values = shape.query(params)
@@ -99,7 +110,7 @@ class PgPointReads:
                 rows = await_(driver.fetch(sql, *values))
             except TimeoutError:
                 raise
-            except Exception as error:
+            except DRIVER_ERRORS as error:
                 fairy.invalidate(error)
                 self.stats.fell_back += 1
                 rows = None
