@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -386,6 +387,10 @@ class EventConsumer(Base):
 
 WEBHOOK_SUBSCRIPTION_STATUSES = ("active", "paused", "disabled")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+# a partial index's predicate, on both databases
+PENDING_ONLY: dict[str, Any] = {
+    f"{d}_where": text("status = 'pending'") for d in ("postgresql", "sqlite")
+}
 
 
 class WebhookSubscription(Base):
@@ -417,8 +422,15 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-        Index("ix_webhook_deliveries_subject", "subscription_id", "subject", "status", "id"),
+        # the pending few among every delivery ever made: what a sender's claim reads
+        Index("ix_webhook_deliveries_pending_due", "next_attempt_at", "id", **PENDING_ONLY),
+        Index(
+            "ix_webhook_deliveries_pending_subject",
+            "subscription_id",
+            "subject",
+            "id",
+            **PENDING_ONLY,
+        ),
         Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
     )
 

@@ -171,6 +171,7 @@ def prepare(plan: Plan, backend: str, kind: str, url: str, env: dict[str, str]) 
     reusable = plan.reuse and dbs.exists(plan, backend, url)
     if reusable and dbs.count(url, "customers") == plan.customers:
         say(f"{backend}: reusing the {kind} database")
+        dbs.marketsvc_cli(url, "migrate", env=env)  # kept by an older revision, perhaps
         dbs.restock(url)
         dbs.analyze(url)  # the restock's dead rows
         return None
