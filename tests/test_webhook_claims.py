@@ -137,6 +137,7 @@ async def test_a_claim_reads_the_pending_deliveries_not_the_history(
         with closing(sqlite3.connect(make_url(settings.database_url).database)) as conn:
             shown = "\n".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", values))
         assert "USING INDEX ix_webhook_deliveries_pending_due (next_attempt_at<?)" in shown, shown
+        assert "TEMP B-TREE" not in shown, shown  # the walk is in order: it stops at the limit
         subject = "ix_webhook_deliveries_pending_subject (subscription_id=? AND subject=?)"
         assert subject in shown, shown
         return
@@ -168,6 +169,7 @@ async def test_a_claim_reads_the_pending_deliveries_not_the_history(
     finally:
         await conn.close()
     assert "Index Scan using ix_webhook_deliveries_pending_due" in shown, shown
+    assert "Sort" not in shown, shown  # the walk is in order: it stops at the limit
     assert "ix_webhook_deliveries_pending_subject" in shown, shown
     assert _rows_read(shown) <= 100, shown
     assert without.count("ix_webhook_deliveries_pending_due") == 1, without

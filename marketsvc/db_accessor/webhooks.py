@@ -172,11 +172,18 @@ def _eligible() -> Any:
         )
         .scalar_subquery()
     )
+    # a value per row rather than a join: a join let the planner reach the deliveries through
+    # the subject index by subscription and sort them all, which young statistics made look free
+    subscription_status = (
+        select(WebhookSubscription.status)
+        .where(WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .scalar_subquery()
+    )
     return and_(
         WebhookDelivery.status == PENDING,
         WebhookDelivery.next_attempt_at <= now,
         or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-        WebhookSubscription.status == "active",
+        subscription_status == "active",
         # the least id rather than NOT EXISTS an older one: the planner answers a least id from
         # the subject index whatever its statistics; an anti-join it planned by them, and with a
         # young table's it read every pending delivery, or every delivery, for each row
@@ -188,7 +195,6 @@ def _eligible() -> Any:
 def _due(limit: int, lock: bool = False) -> Select[Any]:
     due = (
         select(WebhookDelivery.id)
-        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
         .where(_eligible())
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
