@@ -1,0 +1,73 @@
+"""A consumer's backlog: counted over the range after its position, never over the whole feed."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+from marketsvc.db_accessor import consumer_lag
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+
+EVENTS = 20_000
+
+
+async def _feed(database: Database) -> tuple[int, int]:
+    """``EVENTS`` events in one transaction, then statistics; the position before the last 50."""
+    async with database.change_rows() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO events (event_id, type, subject, sequence, time, data)"
+                " SELECT 'e-' || n, 't', 'orders/' || n, 1, now(), '{}'"
+                " FROM generate_series(1, :n) AS n"
+            ),
+            {"n": EVENTS},
+        )
+    async with database.scan() as conn:
+        await conn.execute(text("ANALYZE events"))
+        row = (
+            await conn.execute(
+                text("SELECT txid, id FROM events ORDER BY txid, id OFFSET :k"), {"k": EVENTS - 51}
+            )
+        ).first()
+    assert row is not None
+    return row.txid, row.id
+
+
+async def test_the_backlog_is_counted_over_the_range_after_the_position(
+    backend, settings: Settings
+) -> None:
+    """What PostgreSQL runs for the count: the range after the position, through the feed's
+    index, 50 rows; not a scan of the 20,000 (as the plan made for any position did)."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's plans: SQLite's statements are planned for their values")
+    database = Database(settings)
+    try:
+        position = await _feed(database)
+        async with database.scan() as conn:
+            lag = await consumer_lag.lag_after(conn, position)
+    finally:
+        await database.dispose()
+    assert lag.events == 50
+    # the statement as the service sends it, planned as PostgreSQL plans a prepared statement
+    # after five runs: for any value of its parameters
+    compiled = consumer_lag.count_statement(position).compile(
+        dialect=asyncpg_dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    values = [compiled.params[name] for name in compiled.positiontup or ()]
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(False))
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        types = ", ".join(t.name for t in (await conn.prepare(compiled.string)).get_parameters())
+        await conn.execute(f"PREPARE lag({types}) AS {compiled.string}")
+        arguments = ", ".join(str(int(v)) for v in values)
+        shown = "\n".join(
+            row[0] for row in await conn.fetch(f"EXPLAIN ANALYZE EXECUTE lag({arguments})")
+        )
+    finally:
+        await conn.close()
+    assert "ix_events_txid_id" in shown, shown
+    assert "Seq Scan" not in shown, shown
