@@ -9,43 +9,59 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from marketsvc.db_accessor import consumer_lag
 from marketsvc.settings import Settings
-from marketsvc.store.engine import Database
+from marketsvc.store.engine import BACKGROUND_SERVER_SETTINGS, Database
 
-EVENTS = 20_000
+TRANSACTIONS, PER_TRANSACTION = 200, 100  # 20,000 events over 200 feed positions' txids
 
 
-async def _feed(database: Database) -> tuple[int, int]:
-    """``EVENTS`` events in one transaction, then statistics; the position before the last 50."""
-    async with database.change_rows() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO events (event_id, type, subject, sequence, time, data)"
-                " SELECT 'e-' || n, 't', 'orders/' || n, 1, now(), '{}'"
-                " FROM generate_series(1, :n) AS n"
-            ),
-            {"n": EVENTS},
-        )
+async def _append(database: Database, transactions: int) -> None:
+    for _ in range(transactions):
+        async with database.change_rows() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (event_id, type, subject, sequence, time, data)"
+                    " SELECT gen_random_uuid(), 't', 'orders/' || n, 1, now(), '{}'"
+                    " FROM generate_series(1, :n) AS n"
+                ),
+                {"n": PER_TRANSACTION},
+            )
+
+
+async def _feed(database: Database, analyze_first: bool) -> tuple[int, int]:
+    """20,000 events from 200 transactions, and the planner's statistics after them, or
+    before (``analyze_first``: those of an empty feed, until autovacuum comes round); the
+    position before the last 50."""
+    if analyze_first:
+        async with database.scan() as conn:
+            await conn.execute(text("ANALYZE events"))
+    await _append(database, TRANSACTIONS)
     async with database.scan() as conn:
-        await conn.execute(text("ANALYZE events"))
+        if not analyze_first:
+            await conn.execute(text("ANALYZE events"))
+        count = TRANSACTIONS * PER_TRANSACTION
         row = (
             await conn.execute(
-                text("SELECT txid, id FROM events ORDER BY txid, id OFFSET :k"), {"k": EVENTS - 51}
+                text("SELECT txid, id FROM events ORDER BY txid, id OFFSET :k"), {"k": count - 51}
             )
         ).first()
     assert row is not None
     return row.txid, row.id
 
 
+@pytest.mark.parametrize("analyze_first", [False, True], ids=["statistics", "young-statistics"])
 async def test_the_backlog_is_counted_over_the_range_after_the_position(
-    backend, settings: Settings
+    backend, settings: Settings, analyze_first: bool
 ) -> None:
-    """What PostgreSQL runs for the count: the range after the position, through the feed's
-    index, 50 rows; not a scan of the 20,000 (as the plan made for any position did)."""
+    """What PostgreSQL runs for the count, in the background pool's session: the range after
+    the position, through the feed's index, 50 rows; not a scan of the 20,000 (as the plan made
+    for any position did: bound parameters fail here). Not reproduced here: the bench
+    database's statistics of an empty feed, under which the unordered count scanned 40,000
+    events (30 ms) and the ordered one read the index (0.4 ms; EXPLAIN on that database)."""
     if backend != "postgresql":
         pytest.skip("PostgreSQL's plans: SQLite's statements are planned for their values")
     database = Database(settings)
     try:
-        position = await _feed(database)
+        position = await _feed(database, analyze_first)
         async with database.scan() as conn:
             lag = await consumer_lag.lag_after(conn, position)
     finally:
@@ -58,9 +74,10 @@ async def test_the_backlog_is_counted_over_the_range_after_the_position(
     )
     values = [compiled.params[name] for name in compiled.positiontup or ()]
     url = make_url(settings.database_url).set(drivername="postgresql")
-    conn = await asyncpg.connect(url.render_as_string(False))
+    # the session of the service's background pool, which measures the backlog
+    server_settings = BACKGROUND_SERVER_SETTINGS | {"plan_cache_mode": "force_generic_plan"}
+    conn = await asyncpg.connect(url.render_as_string(False), server_settings=server_settings)
     try:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
         types = ", ".join(t.name for t in (await conn.prepare(compiled.string)).get_parameters())
         await conn.execute(f"PREPARE lag({types}) AS {compiled.string}")
         arguments = ", ".join(str(int(v)) for v in values)
