@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from marketsvc.db_accessor import consumer_lag
+from marketsvc.db_accessor import consumer_lag, outbox
 from marketsvc.settings import Settings
 from marketsvc.store.engine import BACKGROUND_SERVER_SETTINGS, Database
 
@@ -64,12 +64,14 @@ async def test_the_backlog_is_counted_over_the_range_after_the_position(
         position = await _feed(database, analyze_first)
         async with database.scan() as conn:
             lag = await consumer_lag.lag_after(conn, position)
+            everything = await consumer_lag.lag_after(conn, outbox.START)  # past the first cap
     finally:
         await database.dispose()
     assert lag.events == 50
+    assert everything.events == TRANSACTIONS * PER_TRANSACTION
     # the statement as the service sends it, planned as PostgreSQL plans a prepared statement
     # after five runs: for any value of its parameters
-    compiled = consumer_lag.count_statement(position).compile(
+    compiled = consumer_lag.count_statement(position, consumer_lag.FIRST_CAP).compile(
         dialect=asyncpg_dialect(), compile_kwargs={"render_postcompile": True}
     )
     values = [compiled.params[name] for name in compiled.positiontup or ()]
