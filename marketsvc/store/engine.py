@@ -254,6 +254,7 @@ BACKGROUND_SERVER_SETTINGS = {  # PostgreSQL: a companion pool's sessions (creat
     "application_name": "marketsvc-background",
     "synchronous_commit": "off",
     "enable_bitmapscan": "off",
+    "plan_cache_mode": "force_custom_plan",
 }
 
 
@@ -275,6 +276,15 @@ def create_engine(settings: Settings, background: bool = False) -> AsyncEngine:
     autovacuum's ANALYZE, or never where it is off) the planner took bitmap scans for free: a
     claim read every entry, for each row (tests/test_webhook_claims.py: 411 ms; now 0.3-0.4 ms,
     and 4-6 ms for the first claim after 20,000 deliveries, which marks their entries dead).
+
+    And it plans each statement for its values and the tables as they are (``plan_cache_mode =
+    force_custom_plan``), never keeping a plan made for any value. A sender asks for due
+    deliveries every second whether there are any or not; the plan PostgreSQL kept after five
+    such runs on an empty table (seq scans, 0 rows expected) stayed when the table filled (no
+    ANALYZE invalidated it, autovacuum being late or off): 0.4-1.6 s a claim, and deliveries
+    stalled behind placements (the benchmark; tests/test_webhook_claims.py reproduces it). The
+    price is a planning per statement: 0.2 ms for a claim (a few dozen a second under load),
+    tens of microseconds for the simple ones.
     """
     ensure_sqlite_directory(settings.database_url)
     url = make_url(settings.database_url)
