@@ -26,8 +26,23 @@ def _comparable(route: str, status: int, body: object) -> object:
     if status >= 400:
         return None  # problem details are free text: the status is what must agree
     if route == "place_order" and isinstance(body, dict):
-        return {k: v for k, v in body.items() if k not in ("id", "placed_at")}
+        # new rows' ids: the two databases' sequences part once either server has placed more
+        # (a kept database, reused)
+        parts = [{k: v for k, v in p.items() if k != "id"} for p in body.get("seller_orders", [])]
+        kept = {k: v for k, v in body.items() if k not in ("id", "placed_at", "seller_orders")}
+        return kept | {"seller_orders": parts}
     return body
+
+
+def _differences(a: object, b: object, at: str = "") -> list[str]:
+    """Where two JSON values differ: ``path: a != b`` for each differing leaf."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [k for k in b if k not in a]
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{at}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in _differences(x, y, f"{at}[{i}]")]
+    return [] if a == b else [f"{at or '.'}: {str(a)[:80]} != {str(b)[:80]}"]
 
 
 def probe(route: str, bases: dict[str, str], token: str, counts: tuple[int, int, int]) -> dict:
@@ -45,8 +60,11 @@ def probe(route: str, bases: dict[str, str], token: str, counts: tuple[int, int,
             b_status,
             _comparable(route, b_status, b_body),
         ):
+            differing = _differences(
+                _comparable(route, m_status, m_body), _comparable(route, b_status, b_body)
+            )
             mismatches.append(
-                f"{path}: marketsvc {m_status} {str(m_body)[:300]} | "
-                f"baseline {b_status} {str(b_body)[:300]}"
+                f"{path}: marketsvc {m_status}, baseline {b_status}; differing: "
+                + "; ".join(differing[:5])
             )
     return {"available": available, "mismatches": mismatches}
