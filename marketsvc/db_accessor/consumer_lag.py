@@ -9,16 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Select,
-    and_,
-    bindparam,
-    func,
-    select,
-    tuple_,
-)
+from sqlalchemy import ColumnElement, Select, and_, func, select, tuple_
 
 from marketsvc.db_accessor.core import Executor, execute
 from marketsvc.db_accessor.outbox import Position
@@ -40,13 +31,10 @@ async def consumer_positions(db: Executor) -> dict[str, Position]:
 
 
 def _after(position: Position) -> ColumnElement[bool]:
-    # The position as literals (two integers), and the range of ``txid`` beside the row
-    # comparison: a plan made for any position (PostgreSQL's generic plan of a prepared
-    # statement) guesses that a third of the feed follows it, and a row comparison gets no
-    # estimate from the statistics; a ``txid >=`` a literal does.
-    txid: BindParameter[int] = bindparam(None, int(position[0]), literal_execute=True)
-    row: BindParameter[int] = bindparam(None, int(position[1]), literal_execute=True)
-    return and_(Event.txid >= txid, tuple_(Event.txid, Event.id) > tuple_(txid, row))
+    # The range of ``txid`` beside the row comparison: PostgreSQL estimates a row comparison
+    # from no statistics, a ``txid >=`` from the column's. (The background pool, which measures
+    # the backlog, plans each statement for its values: ``engine.BACKGROUND_SERVER_SETTINGS``.)
+    return and_(Event.txid >= position[0], tuple_(Event.txid, Event.id) > tuple_(*position))
 
 
 def count_statement(position: Position, cap: int) -> Select[int]:
