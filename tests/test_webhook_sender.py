@@ -1,0 +1,108 @@
+"""The sender's slots (services.webhook_delivery.Sender): a finished POST wakes it to claim
+again only once half its slots are free, so that a burst costs a few claims, not one each."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from marketsvc.db_accessor import webhooks
+from marketsvc.services.webhook_delivery import IN_FLIGHT, REFILL_AT, Sender
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+
+
+class HeldReceiver:
+    """A real HTTP receiver that answers each request only when the test lets one through."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.answered = 0
+        self.release = asyncio.Semaphore(0)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self.runner = web.AppRunner(app, handler_cancellation=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.arrived += 1
+        await self.release.acquire()
+        self.answered += 1
+        return web.Response(status=204)
+
+    async def stop(self) -> None:
+        for _ in range(1000):
+            self.release.release()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def _until(condition: Any, what: str) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {what} within 20 s")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HeldReceiver]:
+    held = HeldReceiver()
+    yield held
+    await held.stop()
+
+
+async def test_a_finished_post_wakes_the_sender_once_half_its_slots_are_free(
+    settings: Settings, receiver: HeldReceiver
+) -> None:
+    settings = dataclasses.replace(settings, webhook_allow_private=True)
+    database = Database(settings)
+    sender = Sender(database, settings)
+    try:
+        url = await receiver.start()
+        async with database.change_rows() as conn:
+            sub = await webhooks.create_subscription(conn, url, None, "", "whsec_AA==")
+            await webhooks.insert_deliveries(
+                conn,
+                [
+                    {
+                        "subscription_id": sub.id,
+                        "event_row": n,
+                        "event_id": f"e-{n}",
+                        "subject": f"orders/{n}",
+                        "type": "com.marketsvc.order.paid.v1",
+                        "body": "{}",
+                    }
+                    for n in range(IN_FLIGHT + 5)
+                ],
+            )
+        assert await sender.send_due() == IN_FLIGHT  # every slot taken, 5 left due
+        await _until(lambda: receiver.arrived == IN_FLIGHT, "every slot's POST")
+        sender.wake.clear()
+
+        busy = IN_FLIGHT
+        while busy > REFILL_AT + 1:  # one finished delivery at a time: no wake-up
+            receiver.release.release()
+            busy -= 1
+            await _until(lambda n=busy: len(sender._in_flight) == n, "a delivery recorded")
+            assert not sender.wake.is_set(), f"woken with {busy} of {IN_FLIGHT} slots busy"
+
+        receiver.release.release()  # half the slots free now: claim again
+        await _until(lambda: len(sender._in_flight) == REFILL_AT, "half the slots free")
+        assert sender.wake.is_set()
+        assert await sender.send_due() == 5  # the rest, in one claim
+    finally:
+        await receiver.stop()
+        await sender.close()
+        await database.dispose()
