@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, select
@@ -10,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from marketsvc.db_accessor.core import Executor, execute
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page, stream_chunks
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, page
 from marketsvc.errors import CustomerNotFound, EmailTaken
 from marketsvc.schemas.customers import CustomerOut
 from marketsvc.schemas.dumping import row_columns
 from marketsvc.store.models import Address, Customer
+from marketsvc.store.tuple_streams import stream_tuples
 
 
 async def get_customer(session: AsyncSession, customer_id: int, lock: bool = False) -> Customer:
@@ -81,10 +83,10 @@ async def stream_customers(
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> ChunkStream[Row[*tuple[Any, ...]]]:
-    async for chunk in stream_chunks(
-        session, customers_query(after_id, limit), chunk_rows, entities=False
-    ):
+) -> ChunkStream[Sequence[Any]]:
+    """Customers as flat rows in ``CUSTOMER_COLUMNS``' order, on the driver's own cursor
+    (``store.tuple_streams``)."""
+    async for chunk in stream_tuples(session, customers_query(after_id, limit), chunk_rows):
         yield chunk
 
 

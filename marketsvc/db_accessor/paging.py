@@ -6,8 +6,10 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncResult, AsyncScalarResult, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+
+from marketsvc.store.tuple_streams import sqlalchemy_rows
 
 DEFAULT_CHUNK_ROWS = 500
 
@@ -33,12 +35,11 @@ async def stream_chunks(
     entities: bool = True,
 ) -> ChunkStream[Any]:
     """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
-    stmt = stmt.execution_options(yield_per=chunk_rows)
-    result: AsyncScalarResult[Any] | AsyncResult[*tuple[Any, ...]]
-    if entities:
-        result = await session.stream_scalars(stmt)
-    else:  # plain rows come straight off the session's connection: no ORM loading per row
-        result = await (await session.connection()).stream(stmt)
+    if not entities:  # plain rows come straight off the session's connection: no ORM loading
+        async for rows in sqlalchemy_rows(session, stmt, chunk_rows):
+            yield rows
+        return
+    result = await session.stream_scalars(stmt.execution_options(yield_per=chunk_rows))
     try:
         async for chunk in result.partitions():
             yield chunk

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
-from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream
+from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, stream_chunks
 from marketsvc.errors import NotFound
 from marketsvc.store.models import (
     WebhookAttempt,
@@ -128,12 +128,8 @@ async def stream_subscriptions(
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    result = await (await session.connection()).stream(stmt.execution_options(yield_per=chunk_rows))
-    try:
-        async for chunk in result.partitions():
-            yield chunk
-    finally:
-        await result.close()
+    async for chunk in stream_chunks(session, stmt, chunk_rows, entities=False):
+        yield chunk
 
 
 async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:

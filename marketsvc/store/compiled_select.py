@@ -43,11 +43,15 @@ class CompiledSelect:
         "types",
     )
 
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+    def __init__(
+        self, stmt: Executable, dialect: Dialect, compiled: SQLCompiler | None = None
+    ) -> None:
+        """``compiled``: ``stmt`` compiled for ``dialect`` already."""
         if not isinstance(stmt, Select):  # text(): its columns are known only from the cursor
             raise Unsupported("only SELECTs of Core constructs")
-        compiled = stmt.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)  # a Select's, always
+        if compiled is None:
+            compiled = stmt.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)  # a Select's, always
         if compiled.positiontup is None:
             raise Unsupported("positional parameters")
         # parameters to convert as SQLAlchemy would (a datetime to SQLite's text form, say)
@@ -100,13 +104,17 @@ class CompiledSelect:
                 values.append(value if convert is None else convert(value))
         return sql, values
 
-    def result(self, rows: list[Any]) -> Result[*tuple[Any, ...]]:
+    def rows(self, rows: list[Any]) -> list[Any]:
+        """The driver's rows with the columns' result processors applied, if any has one."""
         if (processors := self.processors) is not None:
             rows = [
                 tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
                 for row in rows
             ]
-        return IteratorResult(self.meta, iter(rows))
+        return rows
+
+    def result(self, rows: list[Any]) -> Result[*tuple[Any, ...]]:
+        return IteratorResult(self.meta, iter(self.rows(rows)))
 
 
 class CompiledSelects:

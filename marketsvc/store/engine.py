@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
 from marketsvc.store.pg_point_reads import PgPointReads
-from marketsvc.store.slow_queries import log_slow_query
+from marketsvc.store.slow_queries import log_slow_query, remember_threshold
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 from marketsvc.store.sqlite_writer import SqliteWriter
 
@@ -328,7 +328,9 @@ def _log_slow_queries(dialect: Dialect, threshold_ms: int, field: str = "round_t
       ``round_trip_ms``: from handing the statement to the driver until the awaiting code
       resumes with its result: the server's time, the network, and the time the event loop took
       to come back to this request. asyncpg measures nothing closer to the server (its query
-      loggers time the same await), so under a busy loop this can exceed the server's time.
+      loggers time the same await), so under a busy loop this can exceed the server's time. The
+      customer stream (``tuple_streams``) times its statement and first chunk so, on either
+      database.
     - SQLite's writer thread (``sqlite_writer``, ``field="database_ms"``): the statement timed
       in that thread, as in aiosqlite's: no event loop in it.
 
@@ -337,6 +339,7 @@ def _log_slow_queries(dialect: Dialect, threshold_ms: int, field: str = "round_t
     on SQLAlchemy's event path: some 80 us per point read on SQLite.)
     """
     threshold_s = threshold_ms / 1000
+    remember_threshold(dialect, threshold_s)
 
     def timed(execute: Callable[..., Any]) -> Callable[..., Any]:
         def run(cursor: Any, statement: str, *args: Any) -> Any:

@@ -1,0 +1,78 @@
+"""Streams on the driver's own cursor (store.tuple_streams): the path is taken, it gives the rows
+SQLAlchemy's path gives (values converted as SQLAlchemy would), each statement's own values
+under one cached shape, and a driver error before the first row falls back to SQLAlchemy's
+path, which raises SQLAlchemy's error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import DBAPIError
+
+from marketsvc.db_accessor import customers
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from marketsvc.store.models import Order
+from marketsvc.store.seed import SeedPlan
+from marketsvc.store.tuple_streams import STATS, stream_tuples
+
+
+async def _streamed(database: Database, stmt: Any, chunk_rows: int = 7) -> list[tuple[Any, ...]]:
+    async with database.stream() as session:
+        return [
+            tuple(row) async for chunk in stream_tuples(session, stmt, chunk_rows) for row in chunk
+        ]
+
+
+async def _executed(database: Database, stmt: Any) -> list[tuple[Any, ...]]:
+    async with database.stream() as session:
+        return [tuple(row) for row in (await session.execute(stmt)).all()]
+
+
+async def test_the_driver_path_gives_sqlalchemys_rows(seeded_client, settings: Settings) -> None:
+    await seeded_client(SeedPlan(customers=40, items=10, orders=30, lines_per_order=2))
+    database = Database(settings)
+    try:
+        before = STATS.driver
+        for stmt in (
+            customers.customers_query(),
+            customers.customers_query(after_id=25),  # the same shape, its own value
+            customers.customers_query(after_id=3, limit=5),
+            select(Order.id, Order.placed_at, Order.status).order_by(Order.id),  # a datetime
+        ):
+            streamed = await _streamed(database, stmt)
+            assert streamed == await _executed(database, stmt)
+            assert streamed, "a statement with rows"
+        assert STATS.driver == before + 4
+        assert [row[0] for row in await _streamed(database, customers.customers_query(25))] == [
+            *range(26, 41)
+        ]
+    finally:
+        await database.dispose()
+
+
+async def test_the_customer_list_takes_the_driver_path(seeded_client, admin) -> None:
+    _, client = await seeded_client(SeedPlan(customers=30, items=5, orders=5, lines_per_order=1))
+    before = STATS.driver
+    resp = await client.get("/api/v1/customers", headers=admin)
+    assert resp.status == 200
+    assert [c["id"] for c in await resp.json()] == [*range(1, 31)]
+    resp = await client.get("/api/v1/customers?limit=4&after_id=10", headers=admin)
+    assert [c["id"] for c in await resp.json()] == [11, 12, 13, 14]
+    assert STATS.driver == before + 2
+
+
+async def test_a_driver_error_before_the_first_row_raises_sqlalchemys(
+    settings: Settings,
+) -> None:
+    database = Database(settings)
+    missing = select(column("x")).select_from(table("no_such_table"))
+    try:
+        before = STATS.fell_back
+        with pytest.raises(DBAPIError):
+            await _streamed(database, missing)
+        assert STATS.fell_back == before + 1
+    finally:
+        await database.dispose()
