@@ -101,6 +101,21 @@ class Id(StrictInt):
         super().__init__(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
+class Ids(fields.List[Any]):
+    """A list of ids. A list of plain integers each in range, what clients send, is taken as it
+    is; anything else goes element by element through ``Id``, whose errors name the element.
+    One field call per id cost POST /api/v1/orders/totals (100 ids) some 300 us in-process:
+    ``tests/test_ids_field.py`` checks both paths give the same answers."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Id(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if type(value) is list and all(type(v) is int and 0 < v <= MAX_ID for v in value):
+            return value
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def parse_digits(text: str) -> int | None:
     """A non-negative integer in ASCII digits, at most ``MAX_DIGITS`` of them; else ``None``.
 

@@ -11,6 +11,7 @@ from marshmallow import ValidationError, fields, post_load, validate
 from marketsvc.schemas.common import (
     MAX_ID,
     Id,
+    Ids,
     Money,
     PageQuery,
     QueryInt,
@@ -131,7 +132,7 @@ class OrdersQuery(CustomerOrdersQuery):
 
 
 class TotalsRequest(StrictSchema):
-    order_ids = fields.List(Id(), required=True, validate=validate.Length(min=1, max=MAX_TOTALS))
+    order_ids = Ids(required=True, validate=validate.Length(min=1, max=MAX_TOTALS))
 
 
 class TotalOut(StrictSchema):
