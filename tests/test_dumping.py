@@ -127,12 +127,15 @@ async def test_customers_as_rows_and_as_entities(db: Database) -> None:
     assert len(streamed) == len(entities) == PLAN.customers
     assert any(c.address.flat_number is None for c in entities.values())
     assert any(c.address.flat_number is not None for c in entities.values())
-    for row in streamed:
-        expected = CustomerOut().dump(entities[row.id])
+    for row in streamed:  # plain tuples, in CUSTOMER_COLUMNS' order (the id first)
+        customer_id = row[0]
+        expected = CustomerOut().dump(entities[customer_id])
         assert dump_customer_row(row) == expected
-        assert dump_customer(entities[row.id]) == expected
+        assert dump_customer(entities[customer_id]) == expected
         async with db.read() as conn:
-            assert dump_customer_row(await customers.get_customer_row(conn, row.id)) == expected
+            assert (
+                dump_customer_row(await customers.get_customer_row(conn, customer_id)) == expected
+            )
 
 
 async def test_orders_streamed_read_and_placed(db: Database) -> None:

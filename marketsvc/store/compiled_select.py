@@ -71,7 +71,8 @@ class CompiledSelect:
         self.dialect = dialect
         self.types = [c[3] for c in columns]
         self.meta = SimpleResultMetaData([c[0] for c in columns])
-        self.processors: list[_ResultProcessorType[Any] | None] | None = None
+        # (column index, processor) of the columns that have one, or None if none has
+        self.processors: list[tuple[int, _ResultProcessorType[Any]]] | None = None
         # PostgreSQL's result processors depend on the type each column comes back as (a
         # Numeric as float or numeric, say): known once the driver has described the statement
         self.described = dialect.name != "postgresql"
@@ -81,10 +82,11 @@ class CompiledSelect:
     def know_column_types(self, coltypes: Sequence[Any]) -> None:
         """The result processors, given the driver's type of each column (or ``None``s)."""
         processors = [
-            t._cached_result_processor(self.dialect, c)
-            for t, c in zip(self.types, coltypes, strict=True)
+            (i, p)
+            for i, (t, c) in enumerate(zip(self.types, coltypes, strict=True))
+            if (p := t._cached_result_processor(self.dialect, c)) is not None
         ]
-        self.processors = processors if any(processors) else None
+        self.processors = processors or None
         self.described = True
 
     def query(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -106,12 +108,15 @@ class CompiledSelect:
 
     def rows(self, rows: list[Any]) -> list[Any]:
         """The driver's rows with the columns' result processors applied, if any has one."""
-        if (processors := self.processors) is not None:
-            rows = [
-                tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
-                for row in rows
-            ]
-        return rows
+        if (processors := self.processors) is None:
+            return rows
+        processed = []
+        for row in rows:  # most columns have no processor: convert only those that do
+            values = list(row)
+            for i, process in processors:
+                values[i] = process(values[i])
+            processed.append(tuple(values))
+        return processed
 
     def result(self, rows: list[Any]) -> Result[*tuple[Any, ...]]:
         return IteratorResult(self.meta, iter(self.rows(rows)))
