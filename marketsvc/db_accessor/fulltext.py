@@ -1,16 +1,18 @@
-"""Full-text matching and ranking of items, per database, over the indexes of migrations 0003
-and 0004.
+"""Full-text matching and ranking of items, per database, over the indexes of migrations 0003,
+0009 and 0011.
 
 PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index); SQLite:
 ``items_fts MATCH ...`` (the FTS5 table). Both rank the same way, in two tiers: items whose name
 alone holds the wanted words (every word or phrase of one alternative: ``items.name_vector``,
-with its own GIN index, on PostgreSQL; the ``name`` column on SQLite; words to exclude are
+with its own GIN index and its words' lists in ``item_name_terms``, on PostgreSQL; the ``name``
+column on SQLite; words to exclude are
 excluded everywhere) come first (score 1), then those found through the description (score 0);
 within a tier, by id.
 
 The tiers are what makes a search fast: each is one match taken in id order, so a page of 20
 stops after 20 (FTS5 yields its matches in rowid order; PostgreSQL walks the primary key for a
-while, or reads the GIN index and sorts the few it found: see :func:`tier`), where ranking by
+while, or merges the name's terms in id order, or reads the GIN index and sorts the few it
+found: see :func:`tier`), where ranking by
 ``ts_rank`` or ``bm25`` first scores every match (thousands for a common word) and sorts them.
 The tiers are also stable: an item's score depends on the item and the query only. ``bm25``
 does not (it weighs terms by how many items hold them, so every insert or delete shifts every
@@ -27,6 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
     Float,
     Select,
@@ -43,12 +47,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from marketsvc.schemas.search_text import Clause, Phrase, SearchText
+from marketsvc.schemas.search_text import STOP_WORDS, Clause, Phrase, SearchText
 from marketsvc.store.models import Item
 
 SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
-NAME_VECTOR = literal_column("items.name_vector", TSVECTOR)  # migration 0004
+NAME_VECTOR = literal_column("items.name_vector", TSVECTOR)  # migration 0009
 ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
+# one row per lexeme of each item's name, keyed (term, item_id): migration 0011
+NAME_TERMS = table("item_name_terms", column("term", String), column("item_id", BigInteger))
 
 
 def matches(dialect: str) -> ColumnElement[bool]:
@@ -79,19 +85,28 @@ def kind(text: SearchText) -> str:
 
 
 def tier(
-    dialect: str, score: int, kind: str, columns: Sequence[Any], *, walk: bool = False
+    dialect: str,
+    score: int,
+    kind: str,
+    columns: Sequence[Any],
+    *,
+    walk: bool = False,
+    terms: int = 0,
+    after: ColumnElement[Any] | None = None,
 ) -> tuple[Select[*tuple[Any, ...]], Any]:
-    """``select(*columns, score)`` of one tier's items, and its ids as the keyset compares them and
-    the tier is ordered (walked in order, they let the database stop after a page).
+    """``select(*columns, score)`` of one tier's items past the id ``after``, and its ids as the
+    tier is ordered (walked in order, they let the database stop after a page).
 
-    SQLite: FTS5 yields its matches in rowid order. PostgreSQL: the ids as ``id + 0``, which no
-    index provides, so the GIN index is read and its matches sorted (how a page of a common
-    word is read without that cost is ``item_listing``'s walk, for which ``walk`` gives the
-    match in a form no index answers: see :func:`_unindexed`). Left to itself the planner
-    would walk the primary key whenever it guesses a page comes soon, and its guess for a word
-    it has no statistics for (a rare word, a typo) is up to 0.5 %: for a word no name holds
-    that walk is every item (about 100 ms at 100k); and with a keyset it ANDed a bitmap of
-    every id past it with the match (36 ms)."""
+    SQLite: FTS5 yields its matches in rowid order. PostgreSQL, the name tier of ``terms``
+    words (:func:`name_terms`): the words' lists in ``item_name_terms`` merged in id order (see
+    :func:`_by_name_terms`). Otherwise the ids as ``id + 0``, which no index provides, so the
+    GIN index is read and its matches sorted (how a page of a common word is read without that
+    cost is ``item_listing``'s walk, for which ``walk`` gives the match in a form no index
+    answers: see :func:`_unindexed`). Left to itself the planner would walk the primary key
+    whenever it guesses a page comes soon, and its guess for a word it has no statistics for (a
+    rare word, a typo) is up to 0.5 %: for a word no name holds that walk is every item (about
+    100 ms at 100k); and with a keyset it ANDed a bitmap of every id past it with the match
+    (36 ms)."""
     label: ColumnElement[float] = literal(float(score), Float).label("score")
     if dialect == "postgresql":
         search: ColumnElement[Any] = SEARCH_VECTOR
@@ -100,18 +115,89 @@ def tier(
             search, name = _unindexed(search), _unindexed(name)
         found = search.op("@@", is_comparison=True)(_websearch_query())
         in_name = name.op("@@", is_comparison=True)(_name_query())
+        if score == NAME_TIER and terms:
+            return _by_name_terms(columns, label, kind, terms, after)
         if score == OTHER_TIER:
             where = and_(found, not_(in_name))
         else:  # the wanted words in the name are found, unless some are to be excluded
             where = and_(found, in_name) if kind == EXCLUDING else in_name
-        return select(*columns, label).where(where), Item.id + literal_column("0")
-    parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
-    stmt = (
-        select(*columns, label)
-        .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
-        .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
+        ids: Any = Item.id + literal_column("0")
+        stmt = select(*columns, label).where(where)
+    else:
+        parameter = "q_fts5_name" if score == NAME_TIER else "q_fts5_other"
+        stmt = (
+            select(*columns, label)
+            .select_from(ITEMS_FTS.join(Item, Item.id == ITEMS_FTS.c.rowid))
+            .where(ITEMS_FTS.c.items_fts.match(bindparam(parameter, type_=String)))
+        )
+        ids = ITEMS_FTS.c.rowid
+    return (stmt if after is None else stmt.where(ids > after)), ids
+
+
+# PostgreSQL: the name tier merges the lists of at most this many of the wanted words (each
+# list adds a scan to the merge; the name's vector is tested for all the words all the same)
+MAX_NAME_TERMS = 3
+
+
+def name_terms(dialect: str, text: SearchText) -> int:
+    """How many words' lists the name tier of ``text`` merges on PostgreSQL; 0: it reads the GIN
+    index instead (SQLite, one word (``item_listing`` walks the ids), alternatives)."""
+    if dialect != "postgresql" or len(text.clauses) != 1 or kind(text) == WORD:
+        return 0
+    return min(len(_name_words(text)), MAX_NAME_TERMS)
+
+
+def _name_words(text: SearchText) -> list[str]:
+    """The wanted words of the one alternative, once each, stop words left out."""
+    (clause,) = text.clauses
+    return list(dict.fromkeys(w for p in clause.include for w in p if w not in STOP_WORDS))
+
+
+def _by_name_terms(
+    columns: Sequence[Any],
+    label: ColumnElement[float],
+    kind: str,
+    terms: int,
+    after: ColumnElement[Any] | None,
+) -> tuple[Select[*tuple[Any, ...]], Any]:
+    """The name tier as a merge of ``terms`` words' lists from ``item_name_terms`` (each in id
+    order from its primary key), joined to ``items`` by id and tested against the name's vector.
+
+    The GIN index of ``name_vector`` gives a bitmap of every match, so a page of two words each
+    in 4-6 % of the benchmark's 100k names cost PostgreSQL about 1 ms whatever its size; the
+    merge stops with the page (about 0.3 ms). The lists only narrow the candidates: the name's
+    vector decides, so a phrase is a phrase, and a word that makes no lexeme or two costs a
+    wider merge, never a wrong page (a list past the words' lexemes repeats the first)."""
+    lists = [NAME_TERMS.alias(f"name_terms_{n}") for n in range(terms)]
+    first = lists[0]
+    joined = first.join(Item, Item.id == first.c.item_id)
+    wanted = [first.c.term == _name_lexeme(0)]
+    for n, other in enumerate(lists[1:], start=1):
+        joined = joined.join(other, other.c.item_id == first.c.item_id)
+        wanted.append(other.c.term == _name_lexeme(n))
+    in_name: ColumnElement[bool] = NAME_VECTOR.op("@@", is_comparison=True)(_name_query())
+    if kind == EXCLUDING:
+        in_name = and_(in_name, SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query()))
+    # every list from the keyset on: PostgreSQL does not carry a range across a join
+    started = [] if after is None else [listed.c.item_id > after for listed in lists]
+    stmt = select(*columns, label).select_from(joined).where(*wanted, in_name, *started)
+    return stmt, first.c.item_id
+
+
+def _name_lexeme(n: int) -> ColumnElement[Any]:
+    """The ``n``-th lexeme of the wanted words (the first again if there are fewer), once per
+    statement (an InitPlan, as the queries below)."""
+    lexemes = func.tsvector_to_array(
+        func.to_tsvector(
+            literal_column("'english'::regconfig"),
+            func.marketsvc_unaccent(bindparam("q_name_words", type_=String)),
+        ),
+        type_=ARRAY(String),
     )
-    return stmt, ITEMS_FTS.c.rowid
+    words = select(lexemes.label("lexemes")).subquery(f"name_words_{n}")
+    lexeme = words.c.lexemes[literal_column(str(n + 1))]
+    first = words.c.lexemes[literal_column("1")]
+    return select(func.coalesce(lexeme, first) if n else lexeme).scalar_subquery()
 
 
 def _unindexed(vector: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -147,9 +233,13 @@ def _name_query() -> ColumnElement[Any]:
     ).scalar_subquery()
 
 
-def parameters(dialect: str, text: SearchText) -> dict[str, str]:
+def parameters(dialect: str, text: SearchText, *, terms: bool = False) -> dict[str, str]:
+    """The query's values; ``terms``: with the words of :func:`name_terms`' merge."""
     if dialect == "postgresql":
-        return {"q_websearch": websearch(text), "q_tsquery_name": tsquery_in_name(text)}
+        params = {"q_websearch": websearch(text), "q_tsquery_name": tsquery_in_name(text)}
+        if terms:
+            params["q_name_words"] = " ".join(_name_words(text))
+        return params
     expression, in_name = fts5(text), fts5_in_name(text)
     excluding = any(c.exclude for c in text.clauses)
     return {

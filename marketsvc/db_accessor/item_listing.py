@@ -77,6 +77,7 @@ class _Shape(NamedTuple):
     after: bool
     limited: bool
     seller: bool = False
+    terms: int = 0  # PostgreSQL: the name tier merges this many words' lists (fulltext.tier)
 
 
 def listing_statement(
@@ -97,6 +98,9 @@ def listing_query(
     (``stmt.params()`` makes a new object each time: some 300 us a search)."""
     q = listing.q
     search = "" if q is None else "nothing" if q.finds_nothing else fulltext.kind(q)
+    terms = 0
+    if q is not None and search in fulltext.KINDS and listing.sort == ItemSort.RELEVANCE:
+        terms = fulltext.name_terms(dialect, q)
     shape = _Shape(
         dialect,
         search,
@@ -107,11 +111,12 @@ def listing_query(
         listing.after is not None,
         limit is not None,
         listing.seller_id is not None,
+        terms,
     )
     params: dict[str, Any] = {}
     if search in fulltext.KINDS:
         assert q is not None
-        params |= fulltext.parameters(dialect, q)
+        params |= fulltext.parameters(dialect, q, terms=terms > 0)
     if shape.min_price:
         params["min_price"] = listing.min_price_cents
     if shape.max_price:
@@ -210,18 +215,25 @@ def _tiered_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
     is sorted all the same."""
     arms = []
     for score in TIERS:
-        stmt, ids = fulltext.tier(shape.dialect, score, shape.search, ITEM_COLUMNS)
-        stmt = _filtered(stmt, shape)
         start = bindparam(f"after_id_tier{score}", type_=BigInteger)
-        tier_arms = [(stmt.where(ids > start) if shape.after else stmt).order_by(ids)]
         if _walks(shape):
             # first the next WALK_IDS ids in order (the primary key: a common word's page is
             # found there, and the walk stops with it), then the rest through the GIN index
             end = bindparam(f"walk_to_tier{score}", type_=BigInteger)
             walk, _ = fulltext.tier(shape.dialect, score, shape.search, ITEM_COLUMNS, walk=True)
             walk = _filtered(walk, shape).where(Item.id > start, Item.id <= end)
-            walk = walk.order_by(Item.id)
-            tier_arms = [walk, stmt.where(ids > end).order_by(ids)]
+            rest, ids = fulltext.tier(shape.dialect, score, shape.search, ITEM_COLUMNS, after=end)
+            tier_arms = [walk.order_by(Item.id), _filtered(rest, shape).order_by(ids)]
+        else:
+            stmt, ids = fulltext.tier(
+                shape.dialect,
+                score,
+                shape.search,
+                ITEM_COLUMNS,
+                terms=shape.terms,
+                after=start if shape.after else None,
+            )
+            tier_arms = [_filtered(stmt, shape).order_by(ids)]
         for arm in tier_arms:
             arms.append(select((arm.limit(_PAGE_LIMIT) if shape.limited else arm).subquery()))
     tiers = union_all(*arms).subquery("tiers")

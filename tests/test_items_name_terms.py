@@ -1,0 +1,128 @@
+"""PostgreSQL's ``item_name_terms`` (migration 0011): the lexemes of every item's name, kept in
+step by triggers, and the name tier of a search of several words, merged from it, finding
+exactly what the name's vector finds, in id order, page after page."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import pytest
+from sqlalchemy import make_url
+
+from marketsvc.db_accessor import fulltext
+from marketsvc.schemas.search_text import parse
+from marketsvc.store.seed import SeedPlan, seed
+from tests.links import next_query
+
+CATALOGUE = SeedPlan(customers=0, items=800, orders=0, users=0, pets_per_user=0, random_seed=11)
+
+# what the table must hold: one row per lexeme of each item's name
+DRIFT = """
+    (SELECT term, item_id FROM item_name_terms
+     EXCEPT SELECT term, id FROM items, unnest(tsvector_to_array(name_vector)) AS term)
+    UNION ALL
+    (SELECT term, id FROM items, unnest(tsvector_to_array(name_vector)) AS term
+     EXCEPT SELECT term, item_id FROM item_name_terms)
+"""
+
+
+@pytest.fixture
+async def pg(settings, backend) -> Any:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's table: SQLite's FTS5 needs none")
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(False))
+    yield conn
+    await conn.close()
+
+
+async def test_the_terms_follow_every_change_of_the_names(pg, settings, client, admin) -> None:
+    await seed(settings, CATALOGUE, progress=False)  # COPY: the statement trigger
+    assert await pg.fetch(DRIFT) == []
+    assert await pg.fetchval("SELECT count(*) FROM item_name_terms") > 3 * CATALOGUE.items
+
+    body = {"name": "Zyzzyva Kettles", "description": "Copper", "price": "9.00", "stock": 3}
+    resp = await client.post("/api/v1/items", json=body, headers=admin)
+    assert resp.status == 201, await resp.text()
+    item = (await resp.json())["id"]
+    terms = "SELECT array_agg(term ORDER BY term) FROM item_name_terms WHERE item_id = $1"
+    assert await pg.fetchval(terms, item) == ["kettl", "zyzzyva"]
+
+    patch = {"name": "Quokka Café Lamp"}
+    resp = await client.patch(f"/api/v1/items/{item}", json=patch, headers=admin)
+    assert resp.status == 200, await resp.text()
+    assert await pg.fetchval(terms, item) == ["cafe", "lamp", "quokka"]
+    resp = await client.patch(f"/api/v1/items/{item}", json={"stock": 7}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    assert await pg.fetchval(terms, item) == ["cafe", "lamp", "quokka"]
+    assert await pg.fetch(DRIFT) == []
+
+    await pg.execute("UPDATE items SET name = name || ' deluxe' WHERE id % 7 = 0")
+    await pg.execute(
+        "DELETE FROM items WHERE id % 5 = 0 AND NOT EXISTS"
+        " (SELECT FROM order_lines WHERE order_lines.item_id = items.id)"
+    )
+    assert await pg.fetch(DRIFT) == []
+    assert await pg.fetchval("SELECT count(*) FROM item_name_terms WHERE term = 'delux'") > 0
+
+    await pg.execute("TRUNCATE items CASCADE")
+    assert await pg.fetchval("SELECT count(*) FROM item_name_terms") == 0
+
+
+# two words, a phrase, exclusions, stop words, words that stem alike, accents, more words than
+# the merge takes, a word in no name
+QUERIES = [
+    "walnut kettle",
+    "Kettles walnut",
+    '"walnut kettle"',
+    '"brass lamp"',
+    'lamp -"brass lamp"',
+    "kettle -oak",
+    "nordic velvet",
+    "linen chairs",
+    "a kettle for the walnut",
+    "kettle kettles",
+    "glass café bowl",
+    "blue glass cafe au lait bowl",
+    "kettle zyzzyva",
+]
+
+
+async def paged(client, q: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    query: str | None = urlencode({"q": q, "limit": 7})
+    while query is not None:
+        assert len(found) <= CATALOGUE.items, "paging goes round in circles"
+        resp = await client.get("/api/v1/items?" + query)
+        assert resp.status == 200, await resp.text()
+        found += await resp.json()
+        query = next_query(resp)
+    return found
+
+
+@pytest.mark.parametrize("q", QUERIES)
+async def test_the_merge_finds_what_the_names_vector_finds(pg, settings, client, q) -> None:
+    """Paged by relevance (a keyset every 7 items), against the two tiers computed from the
+    vectors: the names that hold the words (and, with exclusions, are found), in id order, then
+    every other item found, in id order."""
+    if not await pg.fetchval("SELECT count(*) FROM items"):
+        await seed(settings, CATALOGUE, progress=False)
+    text = parse(q)
+    in_name = "name_vector @@ to_tsquery('english', marketsvc_unaccent($1))"
+    found = "search_vector @@ websearch_to_tsquery('english', marketsvc_unaccent($2))"
+    name_tier = in_name
+    if fulltext.kind(text) == fulltext.EXCLUDING:  # the name holds the words and is found
+        name_tier = f"{in_name} AND {found}"
+    values = (fulltext.tsquery_in_name(text), fulltext.websearch(text))
+    first = await pg.fetch(
+        f"SELECT id FROM items WHERE {name_tier} AND $2::text IS NOT NULL ORDER BY id", *values
+    )
+    rest = await pg.fetch(
+        f"SELECT id FROM items WHERE {found} AND NOT ({name_tier}) ORDER BY id", *values
+    )
+    expected = [r["id"] for r in first] + [r["id"] for r in rest]
+    assert [item["id"] for item in await paged(client, q)] == expected
+    if q != "kettle zyzzyva":
+        assert first, "the catalogue has names holding the words: the merge is exercised"
