@@ -25,6 +25,8 @@ through, so it cannot be a syntax error.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +55,10 @@ from marketsvc.store.models import Item
 SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
 NAME_VECTOR = literal_column("items.name_vector", TSVECTOR)  # migration 0009
 ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
-# one row per lexeme of each item's name, keyed (term, item_id): migration 0011
+# migration 0011: one row per lexeme of each item's name, and per two lexemes at neighbouring
+# positions of its search vector, keyed (term or bigram, item_id): each list in id order
 NAME_TERMS = table("item_name_terms", column("term", String), column("item_id", BigInteger))
+BIGRAMS = table("item_bigrams", column("bigram", String), column("item_id", BigInteger))
 
 
 def matches(dialect: str) -> ColumnElement[bool]:
@@ -92,14 +96,17 @@ def tier(
     *,
     walk: bool = False,
     terms: int = 0,
+    pair: bool = False,
     after: ColumnElement[Any] | None = None,
 ) -> tuple[Select[*tuple[Any, ...]], Any]:
     """``select(*columns, score)`` of one tier's items past the id ``after``, and its ids as the
     tier is ordered (walked in order, they let the database stop after a page).
 
-    SQLite: FTS5 yields its matches in rowid order. PostgreSQL, the name tier of ``terms``
-    words (:func:`name_terms`): the words' lists in ``item_name_terms`` merged in id order (see
-    :func:`_by_name_terms`). Otherwise the ids as ``id + 0``, which no index provides, so the
+    SQLite: FTS5 yields its matches in rowid order. PostgreSQL, a phrase (``pair``, see
+    :func:`phrase_pair`): both tiers read the list of one of its word pairs in ``item_bigrams``
+    (:func:`_by_pair`). The name tier of ``terms`` words (:func:`name_terms`): the words' lists
+    in ``item_name_terms`` merged in id order (:func:`_by_name_terms`). Otherwise the ids as
+    ``id + 0``, which no index provides, so the
     GIN index is read and its matches sorted (how a page of a common word is read without that
     cost is ``item_listing``'s walk, for which ``walk`` gives the match in a form no index
     answers: see :func:`_unindexed`). Left to itself the planner would walk the primary key
@@ -111,16 +118,14 @@ def tier(
     if dialect == "postgresql":
         search: ColumnElement[Any] = SEARCH_VECTOR
         name: ColumnElement[Any] = NAME_VECTOR
-        if walk:
+        listed = pair or (score == NAME_TIER and terms > 0)
+        if walk or listed:  # each row read in order is tested; no GIN index may answer
             search, name = _unindexed(search), _unindexed(name)
-        found = search.op("@@", is_comparison=True)(_websearch_query())
-        in_name = name.op("@@", is_comparison=True)(_name_query())
+        where = _tier_test(score, kind, search, name)
+        if pair:
+            return _by_pair(columns, label, where, after)
         if score == NAME_TIER and terms:
-            return _by_name_terms(columns, label, kind, terms, after)
-        if score == OTHER_TIER:
-            where = and_(found, not_(in_name))
-        else:  # the wanted words in the name are found, unless some are to be excluded
-            where = and_(found, in_name) if kind == EXCLUDING else in_name
+            return _by_name_terms(columns, label, where, terms, after)
         ids: Any = Item.id + literal_column("0")
         stmt = select(*columns, label).where(where)
     else:
@@ -132,6 +137,18 @@ def tier(
         )
         ids = ITEMS_FTS.c.rowid
     return (stmt if after is None else stmt.where(ids > after)), ids
+
+
+def _tier_test(
+    score: int, kind: str, search: ColumnElement[Any], name: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """PostgreSQL: whether an item is in the tier, from its vectors."""
+    found = search.op("@@", is_comparison=True)(_websearch_query())
+    in_name = name.op("@@", is_comparison=True)(_name_query())
+    if score == OTHER_TIER:
+        return and_(found, not_(in_name))
+    # the wanted words in the name are found, unless some are to be excluded
+    return and_(found, in_name) if kind == EXCLUDING else in_name
 
 
 # PostgreSQL: the name tier merges the lists of at most this many of the wanted words (each
@@ -156,12 +173,13 @@ def _name_words(text: SearchText) -> list[str]:
 def _by_name_terms(
     columns: Sequence[Any],
     label: ColumnElement[float],
-    kind: str,
+    where: ColumnElement[bool],
     terms: int,
     after: ColumnElement[Any] | None,
 ) -> tuple[Select[*tuple[Any, ...]], Any]:
     """The name tier as a merge of ``terms`` words' lists from ``item_name_terms`` (each in id
-    order from its primary key), joined to ``items`` by id and tested against the name's vector.
+    order from its primary key), joined to ``items`` by id and tested (``where``) against the
+    item's vectors.
 
     The GIN index of ``name_vector`` gives a bitmap of every match, so a page of two words each
     in 4-6 % of the benchmark's 100k names cost PostgreSQL about 1 ms whatever its size; the
@@ -175,13 +193,64 @@ def _by_name_terms(
     for n, other in enumerate(lists[1:], start=1):
         joined = joined.join(other, other.c.item_id == first.c.item_id)
         wanted.append(other.c.term == _name_lexeme(n))
-    in_name: ColumnElement[bool] = NAME_VECTOR.op("@@", is_comparison=True)(_name_query())
-    if kind == EXCLUDING:
-        in_name = and_(in_name, SEARCH_VECTOR.op("@@", is_comparison=True)(_websearch_query()))
     # every list from the keyset on: PostgreSQL does not carry a range across a join
     started = [] if after is None else [listed.c.item_id > after for listed in lists]
-    stmt = select(*columns, label).select_from(joined).where(*wanted, in_name, *started)
+    stmt = select(*columns, label).select_from(joined).where(*wanted, where, *started)
     return stmt, first.c.item_id
+
+
+ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
+def phrase_pair(text: SearchText) -> tuple[str, str] | None:
+    """Two neighbouring words of a phrase of the one alternative, whose pair list in
+    ``item_bigrams`` PostgreSQL can read instead of its GIN index; None: there is none.
+
+    Only ASCII letters and digits and no stop word: each such word is then exactly one lexeme
+    at the next position, as the phrase operator ``<->`` takes it (a stop word leaves a gap, and
+    ``unaccent`` and the parser may split or drop other characters)."""
+    if len(text.clauses) != 1:
+        return None
+    for phrase in text.clauses[0].include:
+        for pair in itertools.pairwise(phrase):
+            if all(ASCII_WORD.fullmatch(w) and w not in STOP_WORDS for w in pair):
+                return pair
+    return None
+
+
+def _by_pair(
+    columns: Sequence[Any],
+    label: ColumnElement[float],
+    where: ColumnElement[bool],
+    after: ColumnElement[Any] | None,
+) -> tuple[Select[*tuple[Any, ...]], Any]:
+    """A tier of a phrase from the list of one of its word pairs in ``item_bigrams`` (in id
+    order from its primary key), joined to ``items`` by id and tested (``where``) against the
+    item's vectors.
+
+    The GIN index of ``search_vector`` finds the items holding both words, anywhere, and each
+    is read again to test their positions: a phrase no item holds ("oak bottle": the seed's
+    bottles are water bottles) cost PostgreSQL 5 ms for an empty page. The pair's list holds
+    only the items where the two words stand side by side."""
+    pairs = BIGRAMS.alias("pairs")
+    wanted = (
+        pairs.c.bigram
+        == select(
+            func.concat_ws(" ", _lexeme_of("q_pair_first"), _lexeme_of("q_pair_second"))
+        ).scalar_subquery()
+    )
+    started = [] if after is None else [pairs.c.item_id > after]
+    joined = pairs.join(Item, Item.id == pairs.c.item_id)
+    stmt = select(*columns, label).select_from(joined).where(wanted, where, *started)
+    return stmt, pairs.c.item_id
+
+
+def _lexeme_of(parameter: str) -> ColumnElement[Any]:
+    """The one lexeme of a word of :func:`phrase_pair`."""
+    vector = func.to_tsvector(
+        literal_column("'english'::regconfig"), bindparam(parameter, type_=String)
+    )
+    return func.array_to_string(func.tsvector_to_array(vector), " ")
 
 
 def _name_lexeme(n: int) -> ColumnElement[Any]:
@@ -201,11 +270,13 @@ def _name_lexeme(n: int) -> ColumnElement[Any]:
 
 
 def _unindexed(vector: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The vector as an expression its GIN index does not answer, for a walk. asyncpg prepares
-    every statement, and after five runs PostgreSQL plans it once for any values (a generic
-    plan): not knowing how short a walk's id range is, it may read the whole match from the GIN
-    index and AND it with the range, as it did on the benchmark's catalogue (one word under
-    load: PostgreSQL's CPU per search 903-967 us; walking, 481-521)."""
+    """The vector as an expression its GIN index does not answer, for a walk or a list read in
+    id order. asyncpg prepares every statement, and after five runs PostgreSQL plans it once
+    for any values (a generic plan): not knowing how short a walk's id range is, it may read
+    the whole match from the GIN index and AND it with the range, as it did on the benchmark's
+    catalogue (one word under load: PostgreSQL's CPU per search 903-967 us; walking, 481-521);
+    and with a phrase's words to exclude it built both GIN bitmaps to join the pair list to
+    (``tests/test_items_search_plans.py``)."""
     return func.coalesce(vector, literal_column("''::tsvector"), type_=TSVECTOR)
 
 
@@ -233,12 +304,17 @@ def _name_query() -> ColumnElement[Any]:
     ).scalar_subquery()
 
 
-def parameters(dialect: str, text: SearchText, *, terms: bool = False) -> dict[str, str]:
-    """The query's values; ``terms``: with the words of :func:`name_terms`' merge."""
+def parameters(
+    dialect: str, text: SearchText, *, terms: bool = False, pair: bool = False
+) -> dict[str, str]:
+    """The query's values; ``terms``: with the words of :func:`name_terms`' merge; ``pair``:
+    with the two words of :func:`phrase_pair`."""
     if dialect == "postgresql":
         params = {"q_websearch": websearch(text), "q_tsquery_name": tsquery_in_name(text)}
         if terms:
             params["q_name_words"] = " ".join(_name_words(text))
+        if pair:
+            params["q_pair_first"], params["q_pair_second"] = phrase_pair(text) or ("", "")
         return params
     expression, in_name = fts5(text), fts5_in_name(text)
     excluding = any(c.exclude for c in text.clauses)

@@ -78,6 +78,7 @@ class _Shape(NamedTuple):
     limited: bool
     seller: bool = False
     terms: int = 0  # PostgreSQL: the name tier merges this many words' lists (fulltext.tier)
+    pair: bool = False  # PostgreSQL: the tiers read a phrase's pair list (fulltext.tier)
 
 
 def listing_statement(
@@ -98,9 +99,10 @@ def listing_query(
     (``stmt.params()`` makes a new object each time: some 300 us a search)."""
     q = listing.q
     search = "" if q is None else "nothing" if q.finds_nothing else fulltext.kind(q)
-    terms = 0
+    terms, pair = 0, False
     if q is not None and search in fulltext.KINDS and listing.sort == ItemSort.RELEVANCE:
         terms = fulltext.name_terms(dialect, q)
+        pair = dialect == "postgresql" and fulltext.phrase_pair(q) is not None
     shape = _Shape(
         dialect,
         search,
@@ -112,11 +114,12 @@ def listing_query(
         limit is not None,
         listing.seller_id is not None,
         terms,
+        pair,
     )
     params: dict[str, Any] = {}
     if search in fulltext.KINDS:
         assert q is not None
-        params |= fulltext.parameters(dialect, q, terms=terms > 0)
+        params |= fulltext.parameters(dialect, q, terms=terms > 0, pair=pair)
     if shape.min_price:
         params["min_price"] = listing.min_price_cents
     if shape.max_price:
@@ -231,6 +234,7 @@ def _tiered_statement(shape: _Shape) -> Select[*tuple[Any, ...]]:
                 shape.search,
                 ITEM_COLUMNS,
                 terms=shape.terms,
+                pair=shape.pair,
                 after=start if shape.after else None,
             )
             tier_arms = [_filtered(stmt, shape).order_by(ids)]

@@ -39,8 +39,9 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 # Full-text search lives beside the models, in migration 0003 only: PostgreSQL's generated
 # ``items.search_vector`` column and its GIN index, SQLite's ``items_fts`` table (and the shadow
 # tables FTS5 keeps) with its triggers. Queries name them in ``db_accessor/fulltext.py``.
-# Migration 0009 adds PostgreSQL's ``items.name_vector`` and its GIN index, migration 0011 its
-# ``item_name_terms`` table (a name's words, each in id order) with its triggers.
+# Migration 0009 adds PostgreSQL's ``items.name_vector`` and its GIN index, migration 0011 the
+# ``item_name_terms`` and ``item_bigrams`` tables (words and word pairs, each list in id order)
+# with their triggers.
 SEARCH_OBJECTS = (
     "search_vector",
     "ix_items_search_vector",
@@ -48,6 +49,7 @@ SEARCH_OBJECTS = (
     "name_vector",
     "ix_items_name_vector",
     "item_name_terms",
+    "item_bigrams",
 )
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")

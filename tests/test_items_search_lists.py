@@ -1,6 +1,7 @@
-"""PostgreSQL's ``item_name_terms`` (migration 0011): the lexemes of every item's name, kept in
-step by triggers, and the name tier of a search of several words, merged from it, finding
-exactly what the name's vector finds, in id order, page after page."""
+"""PostgreSQL's search lists (migration 0011): ``item_name_terms`` (the lexemes of every item's
+name) and ``item_bigrams`` (its neighbouring lexemes), kept in step by triggers; and the
+searches read from them (the name tier of several words, both tiers of a phrase) finding
+exactly what the items' vectors find, in id order, page after page."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from tests.links import next_query
 
 CATALOGUE = SeedPlan(customers=0, items=800, orders=0, users=0, pets_per_user=0, random_seed=11)
 
-# what the table must hold: one row per lexeme of each item's name
-DRIFT = """
-    (SELECT term, item_id FROM item_name_terms
-     EXCEPT SELECT term, id FROM items, unnest(tsvector_to_array(name_vector)) AS term)
-    UNION ALL
-    (SELECT term, id FROM items, unnest(tsvector_to_array(name_vector)) AS term
-     EXCEPT SELECT term, item_id FROM item_name_terms)
+# what the tables must hold: one row per lexeme of each item's name, and per two lexemes at
+# neighbouring positions of its search vector
+TERMS = "SELECT term, id FROM items, unnest(tsvector_to_array(name_vector)) AS term"
+BIGRAMS = "SELECT bigram, id FROM items, marketsvc_bigrams(search_vector) AS bigram"
+DRIFT = f"""
+    (SELECT term, item_id FROM item_name_terms EXCEPT {TERMS})
+    UNION ALL ({TERMS} EXCEPT SELECT term, item_id FROM item_name_terms)
+    UNION ALL (SELECT bigram, item_id FROM item_bigrams EXCEPT {BIGRAMS})
+    UNION ALL ({BIGRAMS} EXCEPT SELECT bigram, item_id FROM item_bigrams)
 """
 
 
@@ -42,21 +45,27 @@ async def test_the_terms_follow_every_change_of_the_names(pg, settings, client, 
     await seed(settings, CATALOGUE, progress=False)  # COPY: the statement trigger
     assert await pg.fetch(DRIFT) == []
     assert await pg.fetchval("SELECT count(*) FROM item_name_terms") > 3 * CATALOGUE.items
+    assert await pg.fetchval("SELECT count(*) FROM item_bigrams") > 3 * CATALOGUE.items
 
-    body = {"name": "Zyzzyva Kettles", "description": "Copper", "price": "9.00", "stock": 3}
+    body = {"name": "Zyzzyva Kettles", "description": "Hammered copper", "price": "9", "stock": 3}
     resp = await client.post("/api/v1/items", json=body, headers=admin)
     assert resp.status == 201, await resp.text()
     item = (await resp.json())["id"]
     terms = "SELECT array_agg(term ORDER BY term) FROM item_name_terms WHERE item_id = $1"
     assert await pg.fetchval(terms, item) == ["kettl", "zyzzyva"]
+    pairs = "SELECT array_agg(bigram ORDER BY bigram) FROM item_bigrams WHERE item_id = $1"
+    assert await pg.fetchval(pairs, item) == ["hammer copper", "kettl hammer", "zyzzyva kettl"]
 
     patch = {"name": "Quokka Café Lamp"}
     resp = await client.patch(f"/api/v1/items/{item}", json=patch, headers=admin)
     assert resp.status == 200, await resp.text()
     assert await pg.fetchval(terms, item) == ["cafe", "lamp", "quokka"]
-    resp = await client.patch(f"/api/v1/items/{item}", json={"stock": 7}, headers=admin)
+    assert "quokka cafe" in await pg.fetchval(pairs, item)
+    patch = {"description": "Brushed brass", "stock": 7}
+    resp = await client.patch(f"/api/v1/items/{item}", json=patch, headers=admin)
     assert resp.status == 200, await resp.text()
     assert await pg.fetchval(terms, item) == ["cafe", "lamp", "quokka"]
+    assert "brush brass" in await pg.fetchval(pairs, item)
     assert await pg.fetch(DRIFT) == []
 
     await pg.execute("UPDATE items SET name = name || ' deluxe' WHERE id % 7 = 0")
@@ -69,16 +78,22 @@ async def test_the_terms_follow_every_change_of_the_names(pg, settings, client, 
 
     await pg.execute("TRUNCATE items CASCADE")
     assert await pg.fetchval("SELECT count(*) FROM item_name_terms") == 0
+    assert await pg.fetchval("SELECT count(*) FROM item_bigrams") == 0
 
 
-# two words, a phrase, exclusions, stop words, words that stem alike, accents, more words than
-# the merge takes, a word in no name
+# two words, phrases, exclusions, stop words, words that stem alike, accents, more words than
+# the merge takes, a word in no name, a phrase no item holds
 QUERIES = [
     "walnut kettle",
     "Kettles walnut",
     '"walnut kettle"',
     '"brass lamp"',
+    '"brass lamps" walnut',
     'lamp -"brass lamp"',
+    '"café au lait bowl"',
+    '"made by hand"',
+    '"soft matte finish"',
+    '"oak bottle"',
     "kettle -oak",
     "nordic velvet",
     "linen chairs",
@@ -103,7 +118,7 @@ async def paged(client, q: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("q", QUERIES)
-async def test_the_merge_finds_what_the_names_vector_finds(pg, settings, client, q) -> None:
+async def test_the_lists_find_what_the_vectors_find(pg, settings, client, q) -> None:
     """Paged by relevance (a keyset every 7 items), against the two tiers computed from the
     vectors: the names that hold the words (and, with exclusions, are found), in id order, then
     every other item found, in id order."""
@@ -124,5 +139,7 @@ async def test_the_merge_finds_what_the_names_vector_finds(pg, settings, client,
     )
     expected = [r["id"] for r in first] + [r["id"] for r in rest]
     assert [item["id"] for item in await paged(client, q)] == expected
-    if q != "kettle zyzzyva":
-        assert first, "the catalogue has names holding the words: the merge is exercised"
+    if q in ('"soft matte finish"', '"made by hand"'):
+        assert rest, "descriptions hold the phrase"
+    elif q not in ("kettle zyzzyva", '"oak bottle"', '"brass lamps" walnut'):
+        assert first, "the catalogue has names holding the words: the lists are exercised"
