@@ -5,17 +5,19 @@ exactly what the items' vectors find, in id order, page after page."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from marketsvc.db_accessor import fulltext
 from marketsvc.schemas.search_text import parse
 from marketsvc.store.seed import SeedPlan, seed
-from tests.links import next_query
+from marketsvc.web.keys import DATABASE
+from tests.links import MAX_PAGES, next_query
 
 CATALOGUE = SeedPlan(customers=0, items=800, orders=0, users=0, pets_per_user=0, random_seed=11)
 
@@ -143,3 +145,58 @@ async def test_the_lists_find_what_the_vectors_find(pg, settings, client, q) -> 
         assert rest, "descriptions hold the phrase"
     elif q not in ("kettle zyzzyva", '"oak bottle"', '"brass lamps" walnut'):
         assert first, "the catalogue has names holding the words: the lists are exercised"
+
+
+@pytest.mark.parametrize("q", ['"walnut kettle"', "kettle walnut"])
+async def test_paging_the_lists_while_a_writer_races(client, admin, q) -> None:
+    """A phrase (its pair's list) and two words (the name lists' merge), paged by 3 while a
+    writer inserts items that match, renames some away and back, and deletes some, between and
+    during the pages: each item that matched throughout is listed once, in id order. On SQLite
+    the same pages come from FTS5."""
+    stable: list[int] = []
+    body = {"description": "Turned walnut", "price": "30.00", "stock": 2}
+    for n in range(24):
+        name = f"Walnut kettle {n}" if n % 3 else f"Small walnut kettle {n}"
+        resp = await client.post("/api/v1/items", json=body | {"name": name}, headers=admin)
+        assert resp.status == 201, await resp.text()
+        stable.append((await resp.json())["id"])
+    paging_done = asyncio.Event()
+    owned: list[int] = []
+
+    async def write_until_done() -> int:
+        steps = 0
+        while not paging_done.is_set():
+            steps += 1
+            resp = await client.post(
+                "/api/v1/items", json=body | {"name": f"Walnut kettle w{steps}"}, headers=admin
+            )
+            owned.append((await resp.json())["id"])
+            renamed = owned[steps % len(owned)]
+            name = "Oak lamp" if steps % 2 else "Walnut kettle again"
+            resp = await client.patch(
+                f"/api/v1/items/{renamed}", json={"name": name}, headers=admin
+            )
+            assert resp.status == 200, await resp.text()
+            if steps % 3 == 0:
+                gone = owned.pop(0)
+                async with client.app[DATABASE].change() as session:
+                    await session.execute(text("DELETE FROM items WHERE id = :id"), {"id": gone})
+        return steps
+
+    async def page_through() -> list[int]:
+        seen: list[int] = []
+        query: str | None = urlencode({"q": q, "limit": 3})
+        for _ in range(MAX_PAGES):
+            resp = await client.get("/api/v1/items?" + str(query))
+            assert resp.status == 200, await resp.text()
+            seen += [item["id"] for item in await resp.json()]
+            query = next_query(resp)
+            if query is None:
+                break
+            await asyncio.sleep(0.01)  # let the writer in between pages too
+        paging_done.set()
+        return seen
+
+    steps, seen = await asyncio.gather(write_until_done(), page_through())
+    assert steps > 3
+    assert [i for i in seen if i in stable] == stable  # each once, in id order
