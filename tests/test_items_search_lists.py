@@ -119,32 +119,31 @@ async def paged(client, q: str) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("q", QUERIES)
-async def test_the_lists_find_what_the_vectors_find(pg, settings, client, q) -> None:
+async def test_the_lists_find_what_the_vectors_find(pg, settings, client) -> None:
     """Paged by relevance (a keyset every 7 items), against the two tiers computed from the
     vectors: the names that hold the words (and, with exclusions, are found), in id order, then
-    every other item found, in id order."""
-    if not await pg.fetchval("SELECT count(*) FROM items"):
-        await seed(settings, CATALOGUE, progress=False)
-    text = parse(q)
-    in_name = "name_vector @@ to_tsquery('english', marketsvc_unaccent($1))"
-    found = "search_vector @@ websearch_to_tsquery('english', marketsvc_unaccent($2))"
-    name_tier = in_name
-    if fulltext.kind(text) == fulltext.EXCLUDING:  # the name holds the words and is found
-        name_tier = f"{in_name} AND {found}"
-    values = (fulltext.tsquery_in_name(text), fulltext.websearch(text))
-    first = await pg.fetch(
-        f"SELECT id FROM items WHERE {name_tier} AND $2::text IS NOT NULL ORDER BY id", *values
-    )
-    rest = await pg.fetch(
-        f"SELECT id FROM items WHERE {found} AND NOT ({name_tier}) ORDER BY id", *values
-    )
-    expected = [r["id"] for r in first] + [r["id"] for r in rest]
-    assert [item["id"] for item in await paged(client, q)] == expected
-    if q in ('"soft matte finish"', '"made by hand"'):
-        assert rest, "descriptions hold the phrase"
-    elif q not in ("kettle zyzzyva", '"oak bottle"', '"brass lamps" walnut'):
-        assert first, "the catalogue has names holding the words: the lists are exercised"
+    every other item found, in id order. One catalogue for all the queries (seeded once)."""
+    await seed(settings, CATALOGUE, progress=False)
+    for q in QUERIES:
+        text = parse(q)
+        in_name = "name_vector @@ to_tsquery('english', marketsvc_unaccent($1))"
+        found = "search_vector @@ websearch_to_tsquery('english', marketsvc_unaccent($2))"
+        name_tier = in_name
+        if fulltext.kind(text) == fulltext.EXCLUDING:  # the name holds the words and is found
+            name_tier = f"{in_name} AND {found}"
+        values = (fulltext.tsquery_in_name(text), fulltext.websearch(text))
+        first = await pg.fetch(
+            f"SELECT id FROM items WHERE {name_tier} AND $2::text IS NOT NULL ORDER BY id", *values
+        )
+        rest = await pg.fetch(
+            f"SELECT id FROM items WHERE {found} AND NOT ({name_tier}) ORDER BY id", *values
+        )
+        expected = [r["id"] for r in first] + [r["id"] for r in rest]
+        assert [item["id"] for item in await paged(client, q)] == expected, q
+        if q in ('"soft matte finish"', '"made by hand"'):
+            assert rest, f"{q}: descriptions hold the phrase"
+        elif q not in ("kettle zyzzyva", '"oak bottle"', '"brass lamps" walnut'):
+            assert first, f"{q}: names hold the words, so the lists are exercised"
 
 
 @pytest.mark.parametrize("q", ['"walnut kettle"', "kettle walnut"])

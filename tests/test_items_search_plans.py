@@ -45,6 +45,13 @@ async def plan(url: str, listing: ItemListing, analyze: bool = False) -> str:
 
 
 @pytest.fixture
+def postgresql_only(backend: str) -> None:
+    """Listed before ``catalogue``: SQLite skips before a catalogue is seeded for nothing."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's plans: SQLite's statements are planned for their values")
+
+
+@pytest.fixture
 async def catalogue(settings, client, admin) -> str:
     await seed(settings, CATALOGUE, progress=False)
     body = {"name": "Brass Samovar", "description": "Tea for twelve", "price": "80.00", "stock": 1}
@@ -143,14 +150,14 @@ async def generic_plan(url: str, listing: ItemListing) -> str:
         await conn.close()
 
 
-async def test_a_generic_plan_walks_the_ids_and_parses_the_query_once(catalogue, backend) -> None:
+async def test_a_generic_plan_walks_the_ids_and_parses_the_query_once(
+    postgresql_only, catalogue
+) -> None:
     """The plan asyncpg's prepared statements end up with: the search text is unaccented and
     parsed once per statement (an InitPlan: ``fulltext._name_query``), not again for every row
     a filter or recheck tests; a common word's page walks the primary key, testing each row's
     vector in the form no index answers (``fulltext._unindexed``: on the benchmark's
     catalogue the plan read the GIN index instead, twice the cost), and stops with the page."""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's plans: SQLite's statements are planned for their values")
     shown = await generic_plan(catalogue, ItemListing(q=parse("kettle"), sort=ItemSort.RELEVANCE))
     run = shown[: shown.index("(never executed)")]  # what ran before the first arm it skipped
     assert "Index Scan using pk_items" in run, shown
@@ -163,13 +170,13 @@ async def test_a_generic_plan_walks_the_ids_and_parses_the_query_once(catalogue,
 
 
 @pytest.mark.parametrize("q", ["walnut kettle", "walnut kettle -brass", "oak walnut kettle"])
-async def test_a_generic_plan_of_words_merges_their_name_lists(catalogue, backend, q) -> None:
+async def test_a_generic_plan_of_words_merges_their_name_lists(
+    postgresql_only, catalogue, q
+) -> None:
     """Several words on PostgreSQL: the name tier merges the words' lists from
     ``item_name_terms`` (each in id order from its primary key) and reads the page's items by
     id, instead of building the GIN index's bitmap of every match and sorting it (about 1 ms a
     page on the benchmark's 100k items, against 0.3)."""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's plans: SQLite's FTS5 yields its matches in rowid order")
     shown = await generic_plan(catalogue, ItemListing(q=parse(q), sort=ItemSort.RELEVANCE))
     first_tier = shown[: shown.index("Subquery Scan", shown.index("Subquery Scan") + 1)]
     assert "Merge Join" in first_tier, shown
@@ -181,13 +188,11 @@ async def test_a_generic_plan_of_words_merges_their_name_lists(catalogue, backen
 
 
 @pytest.mark.parametrize("q", ['"walnut kettle"', '"café au lait" bowl', '"soft matte" -oak'])
-async def test_a_generic_plan_of_a_phrase_reads_a_pair_list(catalogue, backend, q) -> None:
+async def test_a_generic_plan_of_a_phrase_reads_a_pair_list(postgresql_only, catalogue, q) -> None:
     """A phrase on PostgreSQL: both tiers read the list of one of its word pairs from
     ``item_bigrams`` in id order, instead of a GIN bitmap of every item holding the words, each
     read again to test their positions (5 ms for a phrase no item holds, on the benchmark's
     catalogue, against 0.2)."""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's plans: SQLite's FTS5 yields its matches in rowid order")
     shown = await generic_plan(catalogue, ItemListing(q=parse(q), sort=ItemSort.RELEVANCE))
     assert shown.count("Index Only Scan using pk_item_bigrams") == 2, shown
     assert "Bitmap" not in shown, shown
@@ -207,12 +212,12 @@ async def fresh_catalogue(settings) -> str:
 
 
 @pytest.mark.parametrize("q", ["walnut kettle", '"walnut kettle"'])
-async def test_the_lists_are_read_in_order_before_any_vacuum(fresh_catalogue, backend, q) -> None:
+async def test_the_lists_are_read_in_order_before_any_vacuum(
+    postgresql_only, fresh_catalogue, q
+) -> None:
     """Without the visibility map an index-only scan reads the heap too: still the lists in id
     order, in the order the seed's COPY trigger wrote them (sorted per statement), not a bitmap
     of each list sorted by id (13 ms a page on the benchmark's catalogue)."""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL's plans")
     listing = ItemListing(q=parse(q), sort=ItemSort.RELEVANCE)
     shown = await generic_plan(fresh_catalogue, listing)
     first_tier = shown[: shown.index("Subquery Scan", shown.index("Subquery Scan") + 1)]
