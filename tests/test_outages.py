@@ -83,13 +83,21 @@ async def assert_available(client: TestClient) -> None:
     assert (await get(client, "/readyz"))[0] == 200
 
 
-async def assert_recovers(client: TestClient, within: float = 10.0) -> None:
+async def assert_recovers(client: TestClient, within: float = 30.0) -> None:
     """Available again soon after a fault, without a restart. Not at once: under load the
     requests queued on the pool while the server refused connections (each waits up to
-    ``pool_timeout``) still have to drain; CI saw one 503 a second after max_connections freed."""
-    deadline = asyncio.get_running_loop().time() + within
-    while (await get(client, "/api/v1/items"))[0] != 200:
-        assert asyncio.get_running_loop().time() < deadline, "not recovered"
+    ``pool_timeout``) still have to drain; CI saw one 503 a second after max_connections freed,
+    and on a slow machine a run still saw 503s 10 s after it, so the window is generous and
+    the failure says what the service last answered."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        async with asyncio.timeout(BOUND):
+            resp = await client.get("/api/v1/items")
+            text = await resp.text()
+        if resp.status == 200:
+            break
+        assert loop.time() < deadline, f"not recovered in {within} s: {resp.status} {text[:300]}"
         await asyncio.sleep(0.2)
     await assert_available(client)
 
