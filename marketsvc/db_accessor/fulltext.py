@@ -1,5 +1,5 @@
 """Full-text matching and ranking of items, per database, over the indexes of migrations 0003,
-0009 and 0011.
+0009, 0011 and 0012.
 
 PostgreSQL: ``items.search_vector @@ websearch_to_tsquery(...)`` (the GIN index); SQLite:
 ``items_fts MATCH ...`` (the FTS5 table). Both rank the same way, in two tiers: items whose name
@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     column,
     func,
     literal,
@@ -55,8 +56,9 @@ from marketsvc.store.models import Item
 SEARCH_VECTOR = literal_column("items.search_vector", TSVECTOR)
 NAME_VECTOR = literal_column("items.name_vector", TSVECTOR)  # migration 0009
 ITEMS_FTS = table("items_fts", column("rowid"), column("items_fts"))
-# migration 0011: one row per lexeme of each item's name, and per two lexemes at neighbouring
-# positions of its search vector, keyed (term or bigram, item_id): each list in id order
+# migration 0011: one row per lexeme of each item's name (and, 0012, per two lexemes of it:
+# "kettl oak"), and per two lexemes at neighbouring positions of its search vector, keyed (term or
+# bigram, item_id): each list in id order
 NAME_TERMS = table("item_name_terms", column("term", String), column("item_id", BigInteger))
 BIGRAMS = table("item_bigrams", column("bigram", String), column("item_id", BigInteger))
 
@@ -104,8 +106,9 @@ def tier(
 
     SQLite: FTS5 yields its matches in rowid order. PostgreSQL, a phrase (``pair``, see
     :func:`phrase_pair`): both tiers read the list of one of its word pairs in ``item_bigrams``
-    (:func:`_by_pair`). The name tier of ``terms`` words (:func:`name_terms`): the words' lists
-    in ``item_name_terms`` merged in id order (:func:`_by_name_terms`). Otherwise the ids as
+    (:func:`_by_pair`). The name tier of ``terms`` words (:func:`name_terms`): the lists of the
+    words, two by two, in ``item_name_terms``, merged in id order (:func:`_by_name_terms`).
+    Otherwise the ids as
     ``id + 0``, which no index provides, so the
     GIN index is read and its matches sorted (how a page of a common word is read without that
     cost is ``item_listing``'s walk, for which ``walk`` gives the match in a form no index
@@ -151,13 +154,14 @@ def _tier_test(
     return and_(found, in_name) if kind == EXCLUDING else in_name
 
 
-# PostgreSQL: the name tier merges the lists of at most this many of the wanted words (each
-# list adds a scan to the merge; the name's vector is tested for all the words all the same)
-MAX_NAME_TERMS = 3
+# PostgreSQL: the name tier reads the lists of at most this many of the wanted words, two to a
+# list (each list adds a scan to the merge; the name's vector is tested for all the words all
+# the same)
+MAX_NAME_TERMS = 4
 
 
 def name_terms(dialect: str, text: SearchText) -> int:
-    """How many words' lists the name tier of ``text`` merges on PostgreSQL; 0: it reads the GIN
+    """How many words the name tier of ``text`` reads lists of on PostgreSQL; 0: it reads the GIN
     index instead (SQLite, one word (``item_listing`` walks the ids), alternatives)."""
     if dialect != "postgresql" or len(text.clauses) != 1 or kind(text) == WORD:
         return 0
@@ -177,22 +181,23 @@ def _by_name_terms(
     terms: int,
     after: ColumnElement[Any] | None,
 ) -> tuple[Select[*tuple[Any, ...]], Any]:
-    """The name tier as a merge of ``terms`` words' lists from ``item_name_terms`` (each in id
-    order from its primary key), joined to ``items`` by id and tested (``where``) against the
-    item's vectors.
+    """The name tier as a merge of the lists of ``terms`` words, two to a list, from
+    ``item_name_terms`` (each in id order from its primary key), joined to ``items`` by id and
+    tested (``where``) against the item's vectors.
 
     The GIN index of ``name_vector`` gives a bitmap of every match, so a page of two words each
-    in 4-6 % of the benchmark's 100k names cost PostgreSQL about 1 ms whatever its size; the
-    merge stops with the page (about 0.3 ms). The lists only narrow the candidates: the name's
-    vector decides, so a phrase is a phrase, and a word that makes no lexeme or two costs a
-    wider merge, never a wrong page (a list past the words' lexemes repeats the first)."""
-    lists = [NAME_TERMS.alias(f"name_terms_{n}") for n in range(terms)]
+    in 4-6 % of the benchmark's 100k names cost PostgreSQL about 1 ms whatever its size; a merge
+    of the two words' lists stops with the page, but reads some 1,100 index tuples for 20 items
+    (about 500 us under load); their pair's list holds just the 20. The lists only narrow the
+    candidates: the name's vector decides, so a phrase is a phrase, and words that make fewer
+    lexemes or more cost a wider list, never a wrong page (:func:`_name_key`)."""
+    lists = [NAME_TERMS.alias(f"name_terms_{n}") for n in range((terms + 1) // 2)]
     first = lists[0]
     joined = first.join(Item, Item.id == first.c.item_id)
-    wanted = [first.c.term == _name_lexeme(0)]
+    wanted = [first.c.term == _name_key(0)]
     for n, other in enumerate(lists[1:], start=1):
         joined = joined.join(other, other.c.item_id == first.c.item_id)
-        wanted.append(other.c.term == _name_lexeme(n))
+        wanted.append(other.c.term == _name_key(n))
     # every list from the keyset on: PostgreSQL does not carry a range across a join
     started = [] if after is None else [listed.c.item_id > after for listed in lists]
     stmt = select(*columns, label).select_from(joined).where(*wanted, where, *started)
@@ -253,9 +258,12 @@ def _lexeme_of(parameter: str) -> ColumnElement[Any]:
     return func.array_to_string(func.tsvector_to_array(vector), " ")
 
 
-def _name_lexeme(n: int) -> ColumnElement[Any]:
-    """The ``n``-th lexeme of the wanted words (the first again if there are fewer), once per
-    statement (an InitPlan, as the queries below)."""
+def _name_key(n: int) -> ColumnElement[Any]:
+    """The key of the ``n``-th list of the wanted words' lexemes (in the vector's order, as
+    migration 0012 pairs them): lexemes ``2n+1`` and ``2n+2`` as a pair, or ``2n+1`` alone if
+    it is the last, or the first again past them (two words that stem alike make one lexeme;
+    no lexeme at all, an empty list, as the name's vector finds nothing then either). Computed
+    once per statement (an InitPlan, as the queries below)."""
     lexemes = func.tsvector_to_array(
         func.to_tsvector(
             literal_column("'english'::regconfig"),
@@ -264,9 +272,16 @@ def _name_lexeme(n: int) -> ColumnElement[Any]:
         type_=ARRAY(String),
     )
     words = select(lexemes.label("lexemes")).subquery(f"name_words_{n}")
-    lexeme = words.c.lexemes[literal_column(str(n + 1))]
-    first = words.c.lexemes[literal_column("1")]
-    return select(func.coalesce(lexeme, first) if n else lexeme).scalar_subquery()
+
+    def lexeme(position: int) -> ColumnElement[Any]:
+        return words.c.lexemes[literal_column(str(position))]
+
+    one, two = 2 * n + 1, 2 * n + 2
+    key = case(
+        (func.cardinality(words.c.lexemes) >= two, func.concat_ws(" ", lexeme(one), lexeme(two))),
+        else_=func.coalesce(lexeme(one), lexeme(1)),
+    )
+    return select(key).scalar_subquery()
 
 
 def _unindexed(vector: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -41,7 +41,7 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 # tables FTS5 keeps) with its triggers. Queries name them in ``db_accessor/fulltext.py``.
 # Migration 0009 adds PostgreSQL's ``items.name_vector`` and its GIN index, migration 0011 the
 # ``item_name_terms`` and ``item_bigrams`` tables (words and word pairs, each list in id order)
-# with their triggers.
+# with their triggers; migration 0012 adds every two words of a name to ``item_name_terms``.
 SEARCH_OBJECTS = (
     "search_vector",
     "ix_items_search_vector",
