@@ -207,14 +207,15 @@ def _by_name_terms(
 ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
-def phrase_pair(text: SearchText) -> tuple[str, str] | None:
+def phrase_pair(dialect: str, text: SearchText) -> tuple[str, str] | None:
     """Two neighbouring words of a phrase of the one alternative, whose pair list in
-    ``item_bigrams`` PostgreSQL can read instead of its GIN index; None: there is none.
+    ``item_bigrams`` PostgreSQL can read instead of its GIN index; None: there is none (or
+    SQLite, whose FTS5 needs none).
 
     Only ASCII letters and digits and no stop word: each such word is then exactly one lexeme
     at the next position, as the phrase operator ``<->`` takes it (a stop word leaves a gap, and
     ``unaccent`` and the parser may split or drop other characters)."""
-    if len(text.clauses) != 1:
+    if dialect != "postgresql" or len(text.clauses) != 1:
         return None
     for phrase in text.clauses[0].include:
         for pair in itertools.pairwise(phrase):
@@ -320,16 +321,16 @@ def _name_query() -> ColumnElement[Any]:
 
 
 def parameters(
-    dialect: str, text: SearchText, *, terms: bool = False, pair: bool = False
+    dialect: str, text: SearchText, *, terms: bool = False, pair: tuple[str, str] | None = None
 ) -> dict[str, str]:
-    """The query's values; ``terms``: with the words of :func:`name_terms`' merge; ``pair``:
-    with the two words of :func:`phrase_pair`."""
+    """The query's values; ``terms``: with the words of :func:`name_terms`' lists; ``pair``:
+    :func:`phrase_pair`'s two words, whose list the tiers read."""
     if dialect == "postgresql":
         params = {"q_websearch": websearch(text), "q_tsquery_name": tsquery_in_name(text)}
         if terms:
             params["q_name_words"] = " ".join(_name_words(text))
-        if pair:
-            params["q_pair_first"], params["q_pair_second"] = phrase_pair(text) or ("", "")
+        if pair is not None:
+            params["q_pair_first"], params["q_pair_second"] = pair
         return params
     expression, in_name = fts5(text), fts5_in_name(text)
     excluding = any(c.exclude for c in text.clauses)

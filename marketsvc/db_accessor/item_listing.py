@@ -99,10 +99,10 @@ def listing_query(
     (``stmt.params()`` makes a new object each time: some 300 us a search)."""
     q = listing.q
     search = "" if q is None else "nothing" if q.finds_nothing else fulltext.kind(q)
-    terms, pair = 0, False
+    terms, pair = 0, None
     if q is not None and search in fulltext.KINDS and listing.sort == ItemSort.RELEVANCE:
         terms = fulltext.name_terms(dialect, q)
-        pair = dialect == "postgresql" and fulltext.phrase_pair(q) is not None
+        pair = fulltext.phrase_pair(dialect, q)
     shape = _Shape(
         dialect,
         search,
@@ -114,7 +114,7 @@ def listing_query(
         limit is not None,
         listing.seller_id is not None,
         terms,
-        pair,
+        pair is not None,
     )
     params: dict[str, Any] = {}
     if search in fulltext.KINDS:
