@@ -16,6 +16,8 @@ from sqlalchemy.orm import joinedload, selectinload
 from marketsvc.app import create_app
 from marketsvc.db_accessor import customers, orders, pets, seller_orders, sellers, users
 from marketsvc.db_accessor.balances import seller_balance
+from marketsvc.db_accessor.core import execute
+from marketsvc.db_accessor.item_listing import ItemListing, listing_statement
 from marketsvc.db_accessor.payment_inbox import InboxEntry
 from marketsvc.schemas.common import Id, Money, UtcDateTime, format_timestamp
 from marketsvc.schemas.customers import (
@@ -25,7 +27,7 @@ from marketsvc.schemas.customers import (
     dump_customer_row,
 )
 from marketsvc.schemas.dumping import dumper, row_columns, row_dumper
-from marketsvc.schemas.items import ItemOut, dump_item
+from marketsvc.schemas.items import ItemOut, dump_item, dump_item_row
 from marketsvc.schemas.ops import HealthOut, Probe, ReadinessOut, dump_readiness
 from marketsvc.schemas.orders import (
     LineRequest,
@@ -104,6 +106,10 @@ async def test_items(db: Database) -> None:
     assert len(rows) == PLAN.items
     for item in rows:
         assert dump_item(item) == ItemOut().dump(item)
+    async with db.read() as conn:  # as the catalogue lists them: the columns, then the score
+        listed = (await execute(conn, listing_statement(conn.dialect.name, ItemListing()))).all()
+    by_id = sorted(rows, key=lambda item: item.id)
+    assert [dump_item_row(row) for row in listed] == [ItemOut().dump(item) for item in by_id]
 
 
 async def test_sellers_seeded_migrated_and_new(db: Database) -> None:

@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 
 from marketsvc.db_accessor import fulltext
+from marketsvc.schemas.dumping import row_columns
+from marketsvc.schemas.items import ItemOut
 from marketsvc.schemas.search_text import SearchText
 from marketsvc.store.models import Item
 
@@ -49,9 +51,10 @@ class ItemSort(StrEnum):
 
 Keyset = tuple[Any, int]  # the sort value and the id of the last row a client has seen
 
-# What a listed item is: plain columns (``ItemOut``'s fields), then its score. Rows, not
-# entities: a page of 20 loaded as ORM entities cost some 300 us of hydration and session.
-ITEM_COLUMNS = (Item.id, Item.name, Item.description, Item.price_cents, Item.stock, Item.seller_id)
+# What a listed item is: plain columns (``ItemOut``'s fields, in the order
+# ``schemas.items.dump_item_row`` unpacks them), then its score. Rows, not entities: a page of 20
+# loaded as ORM entities cost some 300 us of hydration and session.
+ITEM_COLUMNS = tuple(row_columns(ItemOut, Item))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ from aiohttp import web
 
 from marketsvc.db_accessor import items
 from marketsvc.db_accessor.item_listing import ItemListing, ItemSort
-from marketsvc.schemas.items import ItemCreate, ItemOut, ItemPatch, ItemQuery, dump_item
+from marketsvc.schemas.items import (
+    ItemCreate,
+    ItemOut,
+    ItemPatch,
+    ItemQuery,
+    dump_item,
+    dump_item_row,
+)
 from marketsvc.services.item_edits import add_item, edit_item
 from marketsvc.web.caching import CACHE_CONTROL, cacheable, etag_of
 from marketsvc.web.cursors import cursor_codec
@@ -60,13 +67,13 @@ async def list_items(request: web.Request) -> web.StreamResponse:
             request,
             database.stream,
             lambda session: items.stream_items(session, listing, chunk_rows),
-            dump_all(dump_item),
+            dump_all(dump_item_row),
             {"Cache-Control": CACHE_CONTROL},
         )
     async with database.read() as db:  # one statement, a page long
         page, after = await items.page_items(db, listing, limit)
     link = {} if after is None else {"Link": _next_link(request, codec.encode(after, query))}
-    return await write_page(request, [dump_item(item) for item in page], link, cached=True)
+    return await write_page(request, [dump_item_row(row) for row in page], link, cached=True)
 
 
 def _listing(params: dict[str, Any]) -> ItemListing:

@@ -44,9 +44,12 @@ def dumper(schema: type[Schema]) -> Dump:
     return instance.dump if _hooked(instance) else _Generated().function(instance)
 
 
-def row_dumper(schema: type[Schema]) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """``row -> dict`` for a row of ``row_columns(schema, ...)``, unpacked by position."""
-    return _row_dumper(schema)
+def row_dumper(
+    schema: type[Schema], extra_columns: int = 0
+) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """``row -> dict`` for a row of ``row_columns(schema, ...)``, unpacked by position, and
+    ``extra_columns`` more after them that the dump leaves out (a search's score)."""
+    return _row_dumper(schema, extra_columns)
 
 
 def row_columns(schema: type[Schema], entity: Any, **nested: Any) -> list[Any]:
@@ -79,7 +82,7 @@ def flat_leaves(
 
 
 @cache
-def _row_dumper(schema: type[Schema]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+def _row_dumper(schema: type[Schema], extra: int) -> Callable[[Sequence[Any]], dict[str, Any]]:
     leaves = flat_leaves(schema())
     tree: dict[str, Any] = {}
     for n, (keys, _, field) in enumerate(leaves):
@@ -87,7 +90,7 @@ def _row_dumper(schema: type[Schema]) -> Callable[[Sequence[Any]], dict[str, Any
         for key in keys[:-1]:
             node = node.setdefault(key, {})
         node[keys[-1]] = _fast(field, f"c{n}")
-    names = ", ".join(f"c{n}" for n in range(len(leaves)))
+    names = ", ".join([f"c{n}" for n in range(len(leaves))] + ["_"] * extra)
     source = f"def dump(row):\n    {names}, = row\n    return {_render(tree)}\n"
     env = {"format_cents": format_cents, "format_timestamp": format_timestamp}
     return cast(Callable[[Sequence[Any]], dict[str, Any]], _exec(source, env))
