@@ -72,7 +72,7 @@ async def test_the_backlog_is_counted_over_the_range_after_the_position(
     assert everything.events == TRANSACTIONS * PER_TRANSACTION
     # the statement as the service sends it, in the session of the background pool that
     # measures the backlog, run past the five runs after which PostgreSQL may keep one plan
-    compiled = consumer_lag.count_statement(position, consumer_lag.FIRST_CAP).compile(
+    compiled = consumer_lag.count_statement("postgresql", position, consumer_lag.FIRST_CAP).compile(
         dialect=asyncpg_dialect(), compile_kwargs={"render_postcompile": True}
     )
     values = [compiled.params[name] for name in compiled.positiontup or ()]
