@@ -9,7 +9,7 @@ import asyncpg
 
 from baseline import sql
 from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems
-from baseline.wire import parts_of, split, timestamp
+from baseline.wire import parts_of, read_parts, split, timestamp
 
 
 class PgStore:
@@ -41,7 +41,7 @@ class PgStore:
             return None
         head = rows[0]
         lines = [tuple(r[4:]) for r in rows if r[4] is not None]
-        return head[0], head[1], head[2], timestamp(head[3]), lines
+        return head[0], head[1], head[2], timestamp(head[3]), *read_parts(lines)
 
     async def order_total(self, order_id: int) -> int | None:
         row = await self.pool.fetchrow(sql.TOTAL, order_id)

@@ -6,10 +6,12 @@ CUSTOMER_COLUMNS = (
 )
 CUSTOMER = CUSTOMER_COLUMNS + " WHERE c.id = $1"
 CUSTOMERS = CUSTOMER_COLUMNS + " ORDER BY c.id"
-ORDER = (
+ORDER = (  # the order, its lines, and each line's seller order (wire.read_parts)
     "SELECT o.id, o.customer_id, o.status, o.placed_at, "
-    "l.item_id, l.name, l.unit_price_cents, l.quantity "
-    "FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.item_id"
+    "l.item_id, l.name, l.unit_price_cents, l.quantity, "
+    "l.seller_order_id, s.seller_id, s.status, s.carrier, s.tracking_number "
+    "FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id "
+    "LEFT JOIN seller_orders s ON s.id = l.seller_order_id WHERE o.id = $1 ORDER BY l.item_id"
 )
 TOTALS_FROM = (
     "SELECT o.id, CAST(COALESCE(SUM(l.unit_price_cents * l.quantity), 0) AS BIGINT) "

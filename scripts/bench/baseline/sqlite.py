@@ -22,7 +22,7 @@ import orjson
 
 from baseline import sql
 from baseline.errors import OutOfStock, UnknownCustomer, UnknownItems
-from baseline.wire import parts_of, split, sqlite_now, sqlite_timestamp
+from baseline.wire import parts_of, read_parts, split, sqlite_now, sqlite_timestamp
 
 BUSY_TIMEOUT_S = 30
 PRAGMAS = (
@@ -123,7 +123,7 @@ class SqliteStore:
             return None
         head = rows[0]
         lines = [r[4:] for r in rows if r[4] is not None]
-        return head[0], head[1], head[2], sqlite_timestamp(head[3]), lines
+        return head[0], head[1], head[2], sqlite_timestamp(head[3]), *read_parts(lines)
 
     async def order_total(self, order_id: int) -> int | None:
         rows = await self._fetch(TOTAL, (order_id,))

@@ -62,6 +62,25 @@ def parts_of(part_ids: dict[int, int], lines: list[tuple], sellers: list[tuple])
     return list(parts.values())
 
 
+def read_parts(rows: list[tuple]) -> tuple[list[tuple], list[dict]]:
+    """``rows`` of ``sql.ORDER`` past the order's columns (item id order): the lines
+    ``(item_id, name, unit_price_cents, quantity)`` and the seller orders, by id."""
+    lines, parts = [], {}
+    for item_id, name, price, quantity, part_id, seller_id, status, carrier, tracking in rows:
+        lines.append((item_id, name, price, quantity))
+        part = parts.get(part_id)
+        if part is None:
+            part = parts[part_id] = {
+                "id": part_id, "seller_id": seller_id, "status": status, "item_ids": [],
+                "subtotal": 0, "carrier": carrier, "tracking_number": tracking,
+            }  # fmt: skip
+        part["item_ids"].append(item_id)
+        part["subtotal"] += price * quantity
+    for part in parts.values():
+        part["subtotal"] = cents(part["subtotal"])
+    return lines, [parts[part_id] for part_id in sorted(parts)]
+
+
 def order_json(
     order_id: int,
     customer_id: int,

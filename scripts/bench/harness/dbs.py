@@ -143,9 +143,11 @@ def count(url: str, table: str) -> int:
 
 def oversold_items(url: str, after_order: int) -> int:
     """Items whose stock does not equal the restocked amount minus what new orders took."""
+    # one pass over the new lines, joined (a subquery per item scanned every line for each of the
+    # search rows' 100k items on PostgreSQL: minutes)
     sql = (
-        f"SELECT COUNT(*) FROM items i WHERE i.stock <> {STOCK} - COALESCE("
-        "(SELECT SUM(l.quantity) FROM order_lines l WHERE l.item_id = i.id AND l.order_id > $1)"
-        ", 0)"
+        "SELECT COUNT(*) FROM items i LEFT JOIN (SELECT item_id, SUM(quantity) AS taken"
+        " FROM order_lines WHERE order_id > $1 GROUP BY item_id) t ON t.item_id = i.id"
+        f" WHERE i.stock <> {STOCK} - COALESCE(t.taken, 0)"
     )
     return query(url, sql, after_order)[0][0]

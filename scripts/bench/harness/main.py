@@ -99,7 +99,6 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
             for route in routes:
                 out["routes"][route] = measure_route(plan, backend, route, servers, token, counts)
             if webhook:
-                placed = out["routes"].get("place_order", {}).get("samples", {})
                 out["webhook"] = measure_webhook(
                     plan,
                     backend,
@@ -108,7 +107,6 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                     token,
                     counts,
                     logdir,
-                    placed.get("marketsvc"),
                     say,
                 )
             search_counts = (plan.customers, plan.orders, plan.search_items)

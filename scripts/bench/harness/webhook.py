@@ -1,11 +1,12 @@
 """Placement with a webhook subscription active (issue 16: within 10 % of placement without).
 
-On the same marketsvc server as the plain placement row, after it: wait until the webhook relay
-has fanned out every event so far, start the receiver (``harness.receiver``), subscribe it to
-every event type (``POST /api/v1/webhooks/subscriptions``), run the placement load, then read
-where delivery stood when the load ended (received by the receiver, deliveries pending, events
-not yet fanned out) and how long it took to drain, and delete the subscription (its deliveries
-go with it) so that later rounds run without it. marketsvc only: the baseline has no webhooks.
+On the marketsvc server of the placement row, after it, ``--repeat`` rounds: wait until the
+webhook relay has fanned out every event so far, run the placement load; wait again, subscribe
+the receiver (``harness.receiver``) to every event type (``POST /api/v1/webhooks/subscriptions``),
+run the placement load, read where delivery stood when the load ended (received by the receiver,
+deliveries pending, events not yet fanned out) and how long it took to drain, and delete the
+subscription (its deliveries go with it). The ratio compares the runs of these rounds.
+marketsvc only: the baseline has no webhooks.
 """
 
 from __future__ import annotations
@@ -29,19 +30,29 @@ CATCH_UP_S = 60.0  # at most this long for the relay to fan out what came before
 
 @dataclass
 class WebhookResult:
-    samples: list[Sample] = field(default_factory=list)
-    plain: list[Sample] = field(default_factory=list)  # placement without, when measured here
-    events: int = 0  # events made while subscribed (all the subscription's), requests in
-    # flight when wrk stopped included: counted once they are all delivered
-    loaded_events: int = 0  # events made during the measured runs (not the warm-up)
-    received_at_end: int = 0  # distinct webhook-ids the receiver had when the load ended
-    pending_at_end: int = 0  # deliveries not yet delivered when the load ended
-    unfanned_at_end: int = 0  # events the relay had not yet turned into deliveries
-    received: int = 0  # distinct webhook-ids at the end of the drain
+    """Summed over the rounds; ``samples`` and ``plain`` one per round."""
+
+    samples: list[Sample] = field(default_factory=list)  # placement with a subscription
+    plain: list[Sample] = field(default_factory=list)  # placement without, the same rounds
+    events: int = 0  # events made while subscribed, requests in flight when wrk stopped
+    # included: counted once they are all delivered
+    loaded_events: int = 0  # events made during the subscribed runs
+    received_at_end: int = 0  # distinct webhook-ids the receiver got by the end of each load
+    pending_at_end: int = 0  # deliveries not yet delivered when each load ended
+    unfanned_at_end: int = 0  # events the relay had not yet turned into deliveries then
+    received: int = 0  # distinct webhook-ids at the end of the last drain
     requests: int = 0  # POSTs received (duplicates included)
-    failed: int = 0  # deliveries failed (after retries) at the end of the drain
-    drain_s: float | None = None  # from the end of the load until all were received
-    receiver_cpu_us: float = 0.0  # the receiver's CPU per placement, during the load
+    failed: int = 0  # deliveries failed (after retries) at the end of the drains
+    drains: list[float | None] = field(default_factory=list)  # seconds from the end of each
+    # load until all were received; None: not within CATCH_UP_S
+    receiver_cpu_us: float = 0.0  # the receiver's CPU per placement, during the loads
+
+    @property
+    def drain_s(self) -> float | None:
+        """The longest drain; None if one did not end."""
+        if not self.drains or None in self.drains:
+            return None
+        return max(d for d in self.drains if d is not None)
 
 
 def unfanned(url: str) -> int:
@@ -96,77 +107,94 @@ def measure_webhook(
     token: str,
     counts: tuple[int, int, int],
     logdir: Path,
-    plain: list[Sample] | None,
     say: Any,
 ) -> WebhookResult:
-    """``plain``: the placement row's marketsvc samples from this server; None: measure them
-    here first (marketsvc alone), so that the ratio compares runs of one server."""
+    """Rounds of placement without, then with a subscription, on one server: each run starts
+    with the relay caught up and no delivery pending (runs one after the other inherited the
+    last one's backlog: 609 -> 422 -> 313 req/s in three subscribed runs on one machine while
+    the plain ones rose), and the subscription of each round is deleted once its deliveries
+    drained."""
     result = WebhookResult()
-    if plain is None:
-        if plan.warmup:
-            run_wrk(server.base, "place_order", plan, token, plan.warmup, counts)
+    if plan.warmup:
+        run_wrk(server.base, "place_order", plan, token, plan.warmup, counts)
+    receiver = Receiver(free_port(), logdir / "receiver.log")
+    receiver_cpu = 0.0
+    try:
         for n in range(plan.repeat):
+            caught_up(backend, url)
             result.plain.append(placements(plan, server, token, counts))
             say(
                 f"{backend} placement (no subscription) {n + 1}/{plan.repeat}: "
                 f"{result.plain[-1].rps:.0f} req/s, worker CPU {result.plain[-1].cpu_us:.0f} us/req"
             )
-    if wait_until(lambda: unfanned(url) == 0, CATCH_UP_S) is None:
-        raise BenchError(f"{backend}: the webhook relay has not caught up with the feed")
-    receiver = Receiver(free_port(), logdir / "receiver.log")
-    try:
-        status, body = call(
-            server.base,
-            SUBSCRIPTIONS,
-            token,
-            {"url": receiver.url, "description": "benchmark receiver"},
-        )
-        if status != 201 or not isinstance(body, dict):
-            raise BenchError(f"{backend}: creating the subscription answered {status} {body!r}")
-        subscription = body["id"]
-        first_event = max_event_id(url)
-        try:
-            if plan.warmup:
-                run_wrk(server.base, "place_order", plan, token, plan.warmup, counts)
+            caught_up(backend, url)
             cpu_before = receiver.cpu_seconds()
-            loaded_from = max_event_id(url)
-            for n in range(plan.repeat):
-                sample = placements(plan, server, token, counts)
-                result.samples.append(sample)
-                say(
-                    f"{backend} placement with a subscription {n + 1}/{plan.repeat}: "
-                    f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req, "
-                    f"errors {sample.errors} {sample.statuses or ''}"
-                )
-            loaded = sum(s.requests for s in result.samples)
-            result.receiver_cpu_us = (receiver.cpu_seconds() - cpu_before) / loaded * 1e6
-            # where delivery stood when the load ended (warm-up placements are events too)
-            result.received_at_end = receiver.counts()[1]
-            result.unfanned_at_end = unfanned(url)
-            result.pending_at_end = delivery_counts(url, subscription).get("pending", 0)
-            result.loaded_events = events_after(url, loaded_from)
-            result.events = events_after(url, first_event)
-
-            def drained() -> bool:
-                if unfanned(url) or delivery_counts(url, subscription).get("pending", 0):
-                    return False
-                result.events = events_after(url, first_event)
-                return receiver.counts()[1] >= result.events
-
-            result.drain_s = wait_until(drained, CATCH_UP_S)
-            result.requests, result.received = receiver.counts()
-            result.failed = delivery_counts(url, subscription).get("failed", 0)
-        finally:
-            delete(server.base, f"{SUBSCRIPTIONS}/{subscription}", token)
+            subscribed(plan, backend, server, url, token, counts, receiver, result)
+            receiver_cpu += receiver.cpu_seconds() - cpu_before
+            sample = result.samples[-1]
+            say(
+                f"{backend} placement with a subscription {n + 1}/{plan.repeat}: "
+                f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req, "
+                f"errors {sample.errors} {sample.statuses or ''}"
+            )
     finally:
         receiver.stop()
+    result.receiver_cpu_us = receiver_cpu / sum(s.requests for s in result.samples) * 1e6
     say(
         f"{backend} webhooks: {result.events} events, {result.received_at_end} received by the "
-        f"end of the load ({result.pending_at_end} deliveries pending, {result.unfanned_at_end} "
-        f"events not fanned out), all {result.received} after "
-        f"{'-' if result.drain_s is None else f'{result.drain_s:.1f}s'}"
+        f"ends of the loads ({result.pending_at_end} deliveries pending, "
+        f"{result.unfanned_at_end} events not fanned out), all {result.received} after "
+        f"{'-' if result.drain_s is None else f'{result.drain_s:.1f}s'} at most"
     )
     return result
+
+
+def caught_up(backend: str, url: str) -> None:
+    if wait_until(lambda: unfanned(url) == 0, CATCH_UP_S) is None:
+        raise BenchError(f"{backend}: the webhook relay has not caught up with the feed")
+
+
+def subscribed(
+    plan: Plan,
+    backend: str,
+    server: Server,
+    url: str,
+    token: str,
+    counts: tuple[int, int, int],
+    receiver: Receiver,
+    result: WebhookResult,
+) -> None:
+    """One placement run with a new subscription of ``receiver`` to every event: where delivery
+    stood when the load ended, then the drain, then the subscription deleted."""
+    body = {"url": receiver.url, "description": "benchmark receiver"}
+    status, created = call(server.base, SUBSCRIPTIONS, token, body)
+    if status != 201 or not isinstance(created, dict):
+        raise BenchError(f"{backend}: creating the subscription answered {status} {created!r}")
+    subscription = created["id"]
+    first_event = max_event_id(url)
+    received_before = receiver.counts()[1]
+    try:
+        result.samples.append(placements(plan, server, token, counts))
+        # where delivery stood when the load ended
+        result.received_at_end += receiver.counts()[1] - received_before
+        result.unfanned_at_end += unfanned(url)
+        result.pending_at_end += delivery_counts(url, subscription).get("pending", 0)
+        made = events_after(url, first_event)
+        result.loaded_events += made
+
+        def drained() -> bool:
+            nonlocal made
+            if unfanned(url) or delivery_counts(url, subscription).get("pending", 0):
+                return False
+            made = events_after(url, first_event)  # requests in flight when wrk stopped too
+            return receiver.counts()[1] - received_before >= made
+
+        result.drains.append(wait_until(drained, CATCH_UP_S))
+        result.events += made
+        result.requests, result.received = receiver.counts()
+        result.failed += delivery_counts(url, subscription).get("failed", 0)
+    finally:
+        delete(server.base, f"{SUBSCRIPTIONS}/{subscription}", token)
 
 
 def placements(plan: Plan, server: Server, token: str, counts: tuple[int, int, int]) -> Sample:
