@@ -76,3 +76,27 @@ async def test_a_driver_error_before_the_first_row_raises_sqlalchemys(
         assert STATS.fell_back == before + 1
     finally:
         await database.dispose()
+
+
+async def test_a_stream_closed_early_ends_its_transaction(
+    seeded_client, settings: Settings, backend: str
+) -> None:
+    """What a HEAD on the customer list does: the first chunk, then the stream closed. On
+    PostgreSQL the stream's read-only transaction must end right then, before the session gives
+    its connection back; a generator around the stream, closed, left it open until the garbage
+    collector came round, and the next request on that connection got a 500 ("cannot use
+    Connection.transaction() in a manually started transaction")."""
+    if backend != "postgresql":
+        pytest.skip("the driver's own transaction is PostgreSQL's: SQLite's is the session's")
+    await seeded_client(SeedPlan(customers=40, items=10, orders=0))
+    database = Database(settings)
+    try:
+        async with database.stream() as session:
+            stream = customers.stream_customers(session, chunk_rows=7)
+            assert await anext(stream)
+            raw = await (await session.connection()).get_raw_connection()
+            assert raw.driver_connection.is_in_transaction()
+            await stream.aclose()
+            assert not raw.driver_connection.is_in_transaction()
+    finally:
+        await database.dispose()

@@ -78,16 +78,17 @@ def customers_query(after_id: int = 0, limit: int | None = None) -> Select[*tupl
     return page(_CUSTOMER_ROWS, Customer.id, after_id, limit)
 
 
-async def stream_customers(
+def stream_customers(
     session: AsyncSession,
     after_id: int = 0,
     limit: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ChunkStream[Sequence[Any]]:
     """Customers as flat rows in ``CUSTOMER_COLUMNS``' order, on the driver's own cursor
-    (``store.tuple_streams``)."""
-    async for chunk in stream_tuples(session, customers_query(after_id, limit), chunk_rows):
-        yield chunk
+    (``store.tuple_streams``). The stream itself, not a generator around it: closing a
+    generator does not close one it iterates, and this one holds a transaction of its own
+    (``tests/test_tuple_streams.py``)."""
+    return stream_tuples(session, customers_query(after_id, limit), chunk_rows)
 
 
 async def _ensure_email_free(session: AsyncSession, email: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select
@@ -36,8 +37,9 @@ async def stream_chunks(
 ) -> ChunkStream[Any]:
     """Chunks straight from a server-side cursor: ORM entities, or plain rows (no hydration)."""
     if not entities:  # plain rows come straight off the session's connection: no ORM loading
-        async for rows in sqlalchemy_rows(session, stmt, chunk_rows):
-            yield rows
+        async with aclosing(sqlalchemy_rows(session, stmt, chunk_rows)) as chunks:
+            async for rows in chunks:
+                yield rows
         return
     result = await session.stream_scalars(stmt.execution_options(yield_per=chunk_rows))
     try:

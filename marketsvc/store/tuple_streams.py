@@ -11,6 +11,11 @@ driver's (tuples; asyncpg's ``Record``s), with SQLAlchemy's result processors ap
 column has one. SQLite: aiosqlite's cursor, inside the session's transaction. PostgreSQL: an
 asyncpg cursor in a read-only transaction on the session's connection (a cursor needs one).
 
+Whoever iterates a stream closes it (``aclosing``): closing a generator does not close one it
+iterates, and a PostgreSQL stream left open holds its read-only transaction on a connection the
+session has already given back (a HEAD on the customer list, then the next request on that
+connection: "cannot use Connection.transaction() in a manually started transaction", a 500).
+
 A driver error before the first chunk runs the stream again on SQLAlchemy's path, which raises
 as it always has (an outage is a 503); after it, the stream is cut as any other would be. The
 slow-query log gets the time to the first chunk (``round_trip_ms``).
@@ -22,6 +27,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import asyncpg
@@ -88,8 +94,9 @@ async def stream_tuples(
     found = _compiled(stmt, conn.dialect)
     if found is None:
         STATS.sqlalchemy += 1
-        async for chunk in sqlalchemy_rows(session, stmt, chunk_rows):
-            yield chunk
+        async with aclosing(sqlalchemy_rows(session, stmt, chunk_rows)) as rows:
+            async for chunk in rows:
+                yield chunk
         return
     shape, values = found
     driver = (await conn.get_raw_connection()).driver_connection
@@ -106,8 +113,9 @@ async def stream_tuples(
         except DRIVER_ERRORS:
             STATS.fell_back += 1
             await chunks.aclose()
-            async for chunk in sqlalchemy_rows(session, stmt, chunk_rows):
-                yield chunk
+            async with aclosing(sqlalchemy_rows(session, stmt, chunk_rows)) as rows:
+                async for chunk in rows:
+                    yield chunk
             return
         if (elapsed := time.perf_counter() - started) > threshold_of(conn.dialect):
             log_slow_query("round_trip_ms", elapsed, shape.sql)
