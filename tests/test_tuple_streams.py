@@ -100,3 +100,25 @@ async def test_a_stream_closed_early_ends_its_transaction(
             assert not raw.driver_connection.is_in_transaction()
     finally:
         await database.dispose()
+
+
+async def test_a_connection_given_back_in_a_transaction_is_not_handed_out(
+    settings: Settings, backend: str
+) -> None:
+    """Whatever leaves a transaction open that SQLAlchemy did not start (and so does not roll
+    back), the pool's checkout discards that connection: the next user gets one that is not in
+    a transaction, not a 500 on its BEGIN (``engine._replace_connections_the_server_closed``)."""
+    if backend != "postgresql":
+        pytest.skip("asyncpg's connections: SQLite's are the writer's and the reader's own")
+    database = Database(settings)
+    try:
+        async with database.stream() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            left = raw.driver_connection
+            await left.execute("BEGIN READ ONLY")  # as a stream's own transaction, left open
+        async with database.stream() as session:
+            assert (await session.execute(select(1))).scalar() == 1
+            raw = await (await session.connection()).get_raw_connection()
+            assert raw.driver_connection is not left
+    finally:
+        await database.dispose()
