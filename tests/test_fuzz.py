@@ -53,6 +53,11 @@ WORKERS = 2
 PRINCIPALS = {"admin": ("admin", "admin"), "customer": ("3", "customer")}
 
 
+# CPython 3.11 inside schemathesis' coverage phase, now and then (a CI run of f85ba47: 4 "Runtime
+# Error"s of its own, every one of the 3,975 generated cases passed): not the service's failure
+FUZZER_CRASH = "SystemError: AST constructor recursion depth mismatch"
+
+
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.timeout(1000)  # the fuzzer gets 900 s (run below) plus a server to start
 async def test_fuzzer_finds_no_server_error_and_no_contract_violation(
@@ -74,6 +79,8 @@ async def test_fuzzer_finds_no_server_error_and_no_contract_violation(
         },
     ) as server:
         run = schemathesis(server.url, token, name, tmp_path)
+        if run.returncode and FUZZER_CRASH in run.stdout:  # the fuzzer's own crash: once more
+            run = schemathesis(server.url, token, name, tmp_path)
     log = server.log()
     report = ARTIFACTS / f"schemathesis-{name}.txt"
     report.write_text(run.stdout + run.stderr)
