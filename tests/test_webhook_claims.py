@@ -190,3 +190,62 @@ async def test_a_claim_reads_the_pending_deliveries_not_the_history(
     assert "ix_webhook_deliveries_pending_subject" in shown, shown
     assert _rows_read(shown) <= 100, shown
     assert without.count("ix_webhook_deliveries_pending_due") == 1, without
+
+
+async def test_recording_a_batch_marks_the_delivered_and_keeps_a_lease_that_passed_on(
+    databases: list[Database],
+) -> None:
+    """``record_attempts``: a delivered one gets its attempt, status, count, first attempt
+    (the oldest attempt row's time) and delivery time, and its lease goes; one whose lease
+    another sender took meanwhile keeps that lease and its status, its attempt still logged;
+    one retrying gets its outcome row by row."""
+    db, _ = databases
+    async with db.change_rows() as conn:
+        sub = await webhooks.create_subscription(conn, "https://1.1.1.1/", None, "", "whsec_AA==")
+        events = [(n, f"e-{n}", n) for n in range(3)]
+        await webhooks.insert_deliveries(conn, _deliveries(sub.id, events))
+    now = utcnow()
+    async with db.change_rows() as conn:
+        claimed = await webhooks.claim_due(conn, "me", now, now + timedelta(minutes=1), 3)
+    assert [row.event_id for row in claimed] == ["e-0", "e-1", "e-2"]
+    assert {(row.url, row.secret) for row in claimed} == {("https://1.1.1.1/", "whsec_AA==")}
+    done, passed_on, retrying = (row.id for row in claimed)
+    async with db.change_rows() as conn:
+        await conn.execute(
+            text("UPDATE webhook_deliveries SET lease_owner = 'other' WHERE id = :id"),
+            {"id": passed_on},
+        )
+    at, later = now - timedelta(seconds=2), now + timedelta(seconds=5)
+
+    def attempt(code: int) -> dict[str, Any]:
+        error = None if code == 204 else f"answered {code}"
+        return {"at": at, "status_code": code, "latency_ms": 3, "error": error}
+
+    async with db.change_rows() as conn:
+        await webhooks.record_attempts(
+            conn,
+            "me",
+            [(done, attempt(204)), (passed_on, attempt(204)), (retrying, attempt(500))],
+            delivered=[done, passed_on],
+            now=now,
+            outcomes=[
+                (retrying, {"attempts": 1, "first_attempt_at": at, "next_attempt_at": later})
+            ],
+        )
+    async with db.read() as conn:
+        rows = {
+            row.id: row
+            for row in [await webhooks.get_delivery(conn, i) for i in (done, passed_on, retrying)]
+        }
+        logged = await webhooks.delivery_with_attempts(conn, passed_on)
+    assert rows[done].status == "delivered"
+    assert (rows[done].attempts, rows[done].first_attempt_at, rows[done].delivered_at) == (
+        1,
+        at,
+        now,
+    )
+    assert (rows[done].lease_owner, rows[done].lease_until) == (None, None)
+    assert (rows[passed_on].status, rows[passed_on].lease_owner) == ("pending", "other")
+    assert [a.status_code for a in logged["attempt_log"]] == [204]
+    assert (rows[retrying].status, rows[retrying].next_attempt_at) == ("pending", later)
+    assert (rows[retrying].attempts, rows[retrying].lease_owner) == (1, None)

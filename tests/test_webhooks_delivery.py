@@ -186,8 +186,11 @@ async def test_every_event_reaches_every_receiver_in_order_despite_failures_and_
         assert any("timed out" in e for e in errors), errors
         assert all(d["status"] == "delivered" for d in deliveries)
         resp = await second.get(f"{SUBSCRIPTIONS}/{by_url[failing.url]}/deliveries", headers=admin)
-        codes = [a["status_code"] for d in await resp.json() for a in d["attempts"]]
+        failing_deliveries = await resp.json()
+        codes = [a["status_code"] for d in failing_deliveries for a in d["attempts"]]
         assert codes.count(500) == 5
+        for delivery in deliveries + failing_deliveries:
+            assert delivery["attempt_count"] == len(delivery["attempts"]), delivery
         assert 200 in codes
     finally:
         for receiver in receivers:

@@ -72,7 +72,7 @@ class _Result:
     subscription_id: int
     at: datetime
     attempt: dict[str, Any]
-    outcome: dict[str, Any]
+    outcome: dict[str, Any] | None  # None: delivered
     label: str
 
 
@@ -193,16 +193,15 @@ class Sender:
         now = utcnow()
         attempts = row.attempts + 1
         first = row.first_attempt_at or at
-        outcome: dict[str, Any] = {"attempts": attempts, "first_attempt_at": first}
+        outcome: dict[str, Any] | None = None  # delivered: a batch's in one statement
         if error is None:
-            outcome |= {"status": "delivered", "delivered_at": now}
             label, next_at = "delivered", None
         elif (now - first).total_seconds() >= self.settings.webhook_retry_for_seconds:
-            outcome |= {"status": "failed"}
+            outcome = {"attempts": attempts, "first_attempt_at": first, "status": "failed"}
             label, next_at = "failed", None
         else:
             next_at = now + timedelta(seconds=next_wait(self.settings, attempts))
-            outcome |= {"next_attempt_at": next_at}
+            outcome = {"attempts": attempts, "first_attempt_at": first, "next_attempt_at": next_at}
             label = "retrying"
         attempt = {
             "at": at,
@@ -233,7 +232,12 @@ class Sender:
     async def _record_in(self, conn: Any, batch: list[Any]) -> None:
         """The batch's attempts, deliveries and subscriptions' health, in one transaction."""
         await webhooks.record_attempts(
-            conn, self.owner, [(r.delivery_id, r.attempt, r.outcome) for r in batch]
+            conn,
+            self.owner,
+            [(r.delivery_id, r.attempt) for r in batch],
+            delivered=[r.delivery_id for r in batch if r.outcome is None],
+            now=utcnow(),
+            outcomes=[(r.delivery_id, r.outcome) for r in batch if r.outcome is not None],
         )
         # a subscription's health after the batch: healthy if its last attempt succeeded,
         # else failing since the first failure after its last success

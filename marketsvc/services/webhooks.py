@@ -13,7 +13,7 @@ from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.errors import CursorExpired, InvalidInput
 from marketsvc.events.envelope import encode
 from marketsvc.schemas.common import format_timestamp
-from marketsvc.services.webhook_relay import delivery_rows
+from marketsvc.services.webhook_relay import EventBodies, delivery_rows
 from marketsvc.services.webhook_signing import new_secret
 from marketsvc.services.webhook_targets import check_target
 from marketsvc.settings import Settings
@@ -135,7 +135,7 @@ async def replay(
         position = (events[-1].txid, events[-1].id)
         if since is not None:
             events = [e for e in events if e.time >= since]
-        rows = delivery_rows(events, [subscription], settings.events_source)
+        rows = delivery_rows(events, [subscription], EventBodies(settings.events_source))
         if rows:
             async with database.change_rows() as conn:
                 await webhooks.insert_deliveries(conn, rows)
