@@ -205,9 +205,9 @@ async def read_feed(db: Executor, after: Position, where: FeedFilter, limit: int
     One statement: on PostgreSQL the rows come with whether each is below the horizon, and
     the settled ones are a prefix (the order is by txid, and the horizon is a txid).
     """
-    postgresql = dialect_name(db) == "postgresql"
-    rows = (await execute(db, feed_statement(dialect_name(db), after, where, limit))).all()
-    if not postgresql:
+    dialect = dialect_name(db)
+    rows = (await execute(db, feed_statement(dialect, after, where, limit))).all()
+    if dialect != "postgresql":
         return FeedPage(rows)
     settled = 0
     while settled < len(rows) and rows[settled].settled:
