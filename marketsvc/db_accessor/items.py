@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -51,8 +52,9 @@ async def stream_items(
 ) -> ChunkStream[Row[Any]]:
     """Every listed item as a plain row (``ITEM_COLUMNS`` and its score), chunk by chunk."""
     stmt = listing_statement(dialect_name(session), listing)
-    async for chunk in stream_chunks(session, stmt, chunk_rows, entities=False):
-        yield chunk
+    async with aclosing(stream_chunks(session, stmt, chunk_rows, entities=False)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 async def page_items(

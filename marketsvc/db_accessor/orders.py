@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
@@ -375,8 +376,9 @@ async def stream_orders(
     """Orders matching ``filters`` (``OrderFilter``'s fields) in chunks; selectinload fetches
     each chunk's lines in one more query."""
     stmt = orders_query(OrderFilter(**filters), after_id, limit)
-    async for chunk in stream_chunks(session, stmt, chunk_rows):
-        yield chunk
+    async with aclosing(stream_chunks(session, stmt, chunk_rows)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 async def stream_customer_orders(
@@ -385,8 +387,9 @@ async def stream_customer_orders(
     """``customer_id``'s orders; raises ``CustomerNotFound`` before any row if there is none."""
     if not await customer_exists(session, customer_id):
         raise CustomerNotFound(customer_id)
-    async for chunk in stream_orders(session, customer_id=customer_id, **options):
-        yield chunk
+    async with aclosing(stream_orders(session, customer_id=customer_id, **options)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 _LINE_TOTAL = func.coalesce(func.sum(OrderLine.unit_price_cents * OrderLine.quantity), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import Select, delete, select
@@ -73,8 +74,11 @@ async def stream_pets(
     """Pets with their owners; with ``user_id``, that user's pets (404 if there is no user)."""
     if user_id is not None and not await user_exists(session, user_id):
         raise UserNotFound(user_id)
-    async for chunk in stream_chunks(session, pets_query(after_id, limit, user_id), chunk_rows):
-        yield chunk
+    async with aclosing(
+        stream_chunks(session, pets_query(after_id, limit, user_id), chunk_rows)
+    ) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 async def _owner_from_body(session: AsyncSession, user_id: int | None) -> User | None:

@@ -11,6 +11,7 @@ committed (READ COMMITTED), so the derived status always counts every part's lat
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -309,5 +310,6 @@ async def stream_seller_orders(
     """Parts matching ``filters`` (``SellerOrderFilter``'s fields) in id order, in chunks;
     selectinload fetches each chunk's lines in one more query."""
     stmt = seller_orders_query(SellerOrderFilter(**filters), after_id, limit)
-    async for chunk in stream_chunks(session, stmt, chunk_rows):
-        yield chunk
+    async with aclosing(stream_chunks(session, stmt, chunk_rows)) as chunks:
+        async for chunk in chunks:
+            yield chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -53,8 +54,11 @@ async def stream_sellers(
     stmt = select(Seller)
     if status is not None:
         stmt = stmt.where(Seller.status == status)
-    async for chunk in stream_chunks(session, page(stmt, Seller.id, after_id, limit), chunk_rows):
-        yield chunk
+    async with aclosing(
+        stream_chunks(session, page(stmt, Seller.id, after_id, limit), chunk_rows)
+    ) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 async def seller_for_item(session: AsyncSession, seller_id: int) -> Seller:

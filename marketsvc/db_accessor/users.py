@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -77,5 +78,6 @@ async def stream_users(
 ) -> ChunkStream[User]:
     """Users with their pets: one query for the users, plus one ``IN`` query per chunk."""
     stmt = page(select(User).options(selectinload(User.pets)), User.id, after_id, limit)
-    async for chunk in stream_chunks(session, stmt, chunk_rows):
-        yield chunk
+    async with aclosing(stream_chunks(session, stmt, chunk_rows)) as chunks:
+        async for chunk in chunks:
+            yield chunk

@@ -10,6 +10,7 @@ their ids order each subject's events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import aclosing
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -128,8 +129,9 @@ async def stream_subscriptions(
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    async for chunk in stream_chunks(session, stmt, chunk_rows, entities=False):
-        yield chunk
+    async with aclosing(stream_chunks(session, stmt, chunk_rows, entities=False)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:
