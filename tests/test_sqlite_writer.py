@@ -9,12 +9,14 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from marketsvc.db_accessor.core import execute
+from marketsvc.db_accessor import orders
+from marketsvc.db_accessor.core import execute, rowcount
 from marketsvc.store import sqlite_writer
 from marketsvc.store.engine import Database
 from marketsvc.store.models import Customer, Event, Item, Order
@@ -69,6 +71,79 @@ async def test_a_placement_runs_in_the_writer_thread(
     assert resp.status == 201, await resp.text()
     assert stats.writes == before + 1
     assert await stock(client, item["id"]) == 1
+
+
+async def test_a_placement_runs_its_statements_on_sqlite3_itself(
+    backend, client, admin, new_customer, new_item
+) -> None:
+    """store/writer_statements.py: after the first (which compiles them), a placement's
+    statements skip SQLAlchemy's execution layer; the order reads back whole."""
+    only_sqlite(backend)
+    customer, item = await new_customer(), await new_item(stock=10)
+    statements = client.app[DATABASE].sqlite_writer.statements
+    body = order(customer["id"], (item["id"], 2))
+    for _ in range(2):  # a statement object is compiled here at its second sighting
+        assert (await client.post("/api/v1/orders", json=body, headers=admin)).status == 201
+    before = statements.ran
+    resp = await client.post("/api/v1/orders", json=body, headers=admin)
+    assert resp.status == 201, await resp.text()
+    placed = await resp.json()
+    assert statements.ran - before >= 5  # the order, the stock, the part, the lines, the event
+    got = await (await client.get(f"/api/v1/orders/{placed['id']}", headers=admin)).json()
+    assert got == placed
+    assert await stock(client, item["id"]) == 4
+
+
+NEW_CUSTOMER = insert(Customer).returning(Customer.id, Customer.name)
+NEW_ORDER = insert(Order).returning(Order.id, Order.status, Order.placed_at)
+RENAME = (
+    update(Customer)
+    .where(Customer.name.in_([bindparam("old"), bindparam("new")]))
+    .values(name=bindparam("new"))
+)
+
+
+async def test_statements_on_sqlite3_answer_and_fail_as_sqlalchemy_does(backend, settings) -> None:
+    """Against SQLAlchemy's own path (each statement's first run): the same rows and values (an
+    aware datetime through the result processors), rowcounts, and a constraint's failure as
+    ``sqlalchemy.exc.IntegrityError``."""
+    only_sqlite(backend)
+    database = Database(settings)
+    statements = database.sqlite_writer.statements
+    when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    try:
+
+        async def both_paths(conn):
+            ran = statements.ran
+            ada = (await conn.execute(NEW_CUSTOMER, {"name": "Ada", "email": "a@x.org"})).one()
+            ida = (await conn.execute(NEW_CUSTOMER, {"name": "Ida", "email": "i@x.org"})).one()
+            placed = []
+            for customer in (ada, ida):
+                values = {"customer_id": customer.id, "status": "pending", "placed_at": when}
+                placed.append((await conn.execute(NEW_ORDER, values)).one())
+            renamed = [
+                rowcount(await conn.execute(RENAME, {"old": "Ada", "new": "Eva"})) for _ in "ab"
+            ]
+            assert statements.ran == ran + 3  # each statement's second run
+            return ada, ida, placed, renamed
+
+        ada, ida, placed, renamed = await database.change_with(both_paths)
+        assert (ida.id, ida.name) == (ada.id + 1, "Ida")
+        assert [tuple(o)[1:] for o in placed] == [("pending", when)] * 2
+        assert placed[1].id == placed[0].id + 1
+        assert renamed == [1, 1]  # Ada, then Eva
+
+        async def unknown_customer(conn):
+            values = {"customer_id": 2**40, "status": "pending", "placed_at": when}
+            for _ in range(2):
+                with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+                    await conn.execute(orders._INSERT_ORDER, values)
+
+        ran = statements.ran
+        await database.change_with(unknown_customer)
+        assert statements.ran == ran  # failures are not counted
+    finally:
+        await database.dispose()
 
 
 async def test_writes_queued_meanwhile_commit_in_one_transaction(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
@@ -69,12 +69,15 @@ async def claim(
 async def advance(db: Executor, name: str, owner: str, position: Position) -> bool:
     """Move ``name`` to ``position`` in the caller's transaction if ``owner`` still owns it;
     False (nothing changed: roll back the work done under the lease) if not."""
-    stmt = (
-        update(EventConsumer)
-        .where(EventConsumer.name == name, EventConsumer.owner == owner)
-        .values(txid=position[0], event_row=position[1])
-    )
-    return rowcount(await execute(db, stmt)) == 1
+    values = {"b_name": name, "b_owner": owner, "b_txid": position[0], "b_row": position[1]}
+    return rowcount(await execute(db, _ADVANCE, values)) == 1
+
+
+_ADVANCE = (  # one shape: relays advance after every batch (store/writer_statements.py)
+    update(EventConsumer)
+    .where(EventConsumer.name == bindparam("b_name"), EventConsumer.owner == bindparam("b_owner"))
+    .values(txid=bindparam("b_txid"), event_row=bindparam("b_row"))
+)
 
 
 async def release(db: Executor, name: str, owner: str) -> None:

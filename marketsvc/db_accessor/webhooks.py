@@ -147,7 +147,13 @@ async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> None:
     if rows:
         now = utcnow()
         base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-        await execute(db, insert(WebhookDelivery), [base | row for row in rows])
+        await execute(db, _INSERT_DELIVERIES, [base | row for row in rows])
+
+
+# statements of the delivery path, built once: SQLite's writer runs each on sqlite3 itself
+# (store/writer_statements.py); one built per call would go through SQLAlchemy's execution
+_INSERT_DELIVERIES = insert(WebhookDelivery)
+_INSERT_ATTEMPTS = insert(WebhookAttempt)
 
 
 # A literal, not a parameter: the pending deliveries' partial indexes (``WHERE status =
@@ -300,7 +306,7 @@ async def record_attempts(
     left: that sender's attempt will say what happened)."""
     if attempts:
         await execute(
-            db, insert(WebhookAttempt), [{"delivery_id": d, **attempt} for d, attempt in attempts]
+            db, _INSERT_ATTEMPTS, [{"delivery_id": d, **attempt} for d, attempt in attempts]
         )
     if delivered:
         await execute(db, _DELIVERED, {"ids": list(delivered), "owner": owner, "now": now})
@@ -346,15 +352,17 @@ async def mark_failing(db: Executor, subscription_id: int, since: datetime) -> d
 
 
 async def mark_healthy(db: Executor, subscription_id: int) -> None:
-    await execute(
-        db,
-        update(WebhookSubscription)
-        .where(
-            WebhookSubscription.id == subscription_id,
-            WebhookSubscription.failing_since.is_not(None),
-        )
-        .values(failing_since=None),
+    await execute(db, _MARK_HEALTHY, {"b_id": subscription_id})
+
+
+_MARK_HEALTHY = (  # after every batch of deliveries: one shape
+    update(WebhookSubscription)
+    .where(
+        WebhookSubscription.id == bindparam("b_id"),
+        WebhookSubscription.failing_since.is_not(None),
     )
+    .values(failing_since=None)
+)
 
 
 async def disable(db: Executor, subscription_id: int) -> Row[Any] | None:

@@ -46,10 +46,11 @@ class CompiledSelect:
     def __init__(
         self, stmt: Executable, dialect: Dialect, compiled: SQLCompiler | None = None
     ) -> None:
-        """``compiled``: ``stmt`` compiled for ``dialect`` already."""
-        if not isinstance(stmt, Select):  # text(): its columns are known only from the cursor
-            raise Unsupported("only SELECTs of Core constructs")
+        """``compiled``: ``stmt`` compiled for ``dialect`` already (an INSERT, UPDATE or DELETE
+        comes compiled for its parameters' keys: ``writer_statements``)."""
         if compiled is None:
+            if not isinstance(stmt, Select):  # text(): its columns are known only from the cursor
+                raise Unsupported("only SELECTs of Core constructs")
             compiled = stmt.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)  # a Select's, always
         if compiled.positiontup is None:

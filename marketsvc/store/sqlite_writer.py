@@ -45,6 +45,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Executable, Result, create_engine, event
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from marketsvc.store.compiled_select import Unsupported
+from marketsvc.store.writer_statements import WriterStatements
+
 T = TypeVar("T")
 Params = dict[str, Any] | list[dict[str, Any]] | None
 Work = Callable[..., Coroutine[Any, Any, Any]]
@@ -60,19 +63,25 @@ class AwaitedOnWriterThread(RuntimeError):
 
 class WriterConnection:
     """What ``work`` is handed in the writer thread: ``execute`` and ``scalar`` as on an
-    ``AsyncConnection``, answered at once by the synchronous connection underneath."""
+    ``AsyncConnection``, answered at once: on ``sqlite3`` itself for the statements
+    ``writer_statements`` runs, else by the synchronous SQLAlchemy connection underneath."""
 
-    __slots__ = ("_conn", "dialect")
+    __slots__ = ("_conn", "_driver", "_statements", "dialect")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, driver: Any, statements: WriterStatements) -> None:
         self._conn = conn
+        self._driver: sqlite3.Connection = driver  # the transaction's own
+        self._statements = statements
         self.dialect: Dialect = conn.dialect
 
     async def execute(self, stmt: Executable, params: Params = None) -> Result[*tuple[Any, ...]]:
+        if (shape := self._statements.shape(stmt, params)) is not None:
+            with contextlib.suppress(Unsupported):
+                return self._statements.run(self._driver, shape, params)
         return self._conn.execute(stmt, params)
 
     async def scalar(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
-        return self._conn.scalar(stmt, params)
+        return (await self.execute(stmt, params)).scalar()
 
 
 def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
@@ -131,6 +140,7 @@ class SqliteWriter:
         self._closed = False
         self.others_writing = 0  # this process's async-path writers waiting or writing
         self.stats = WriterStats()
+        self.statements = WriterStatements(engine.dialect)
         event.listen(engine, "connect", self._on_connect)
         event.listen(engine, "begin", self._begin_when_free)
 
@@ -214,6 +224,7 @@ class SqliteWriter:
     def _transaction(self, conn: Connection, group: list[_Write]) -> None:
         driver = conn.connection.dbapi_connection
         assert driver is not None
+        writer_conn = WriterConnection(conn, driver, self.statements)
         with conn.begin():
             for n, write in enumerate(group):
                 if write.future.done():  # its caller gave up waiting (cancelled): not run
@@ -221,7 +232,7 @@ class SqliteWriter:
                 driver.execute(f"SAVEPOINT w{n}")
                 try:
                     write.value = write.context.run(
-                        run_to_end, write.work(WriterConnection(conn), *write.args)
+                        run_to_end, write.work(writer_conn, *write.args)
                     )
                 except Exception as exc:
                     write.error = exc
