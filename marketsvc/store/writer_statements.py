@@ -86,14 +86,23 @@ class WriterStatements:
     def _compile(
         self, stmt: Insert | Update | Delete | Select[Any], keys: tuple[str, ...]
     ) -> CompiledSelect | None:
-        compiled = stmt.compile(dialect=self.dialect, column_keys=list(keys))
+        try:
+            compiled = stmt.compile(dialect=self.dialect, column_keys=list(keys))
+        except Exception:  # whatever it is, SQLAlchemy's own path raises it, as before
+            return None
         assert isinstance(compiled, SQLCompiler)
         if compiled.insert_prefetch or compiled.update_prefetch:  # Python-side defaults
             return None
         try:
-            return CompiledSelect(stmt, self.dialect, compiled)
+            shape = CompiledSelect(stmt, self.dialect, compiled)
         except Unsupported:
             return None
+        rest = shape.sql
+        for name in shape.expanding:
+            rest = rest.replace(f"__[POSTCOMPILE_{name}]", "")
+        if "__[POSTCOMPILE_" in rest:  # a value rendered into the SQL at execution
+            return None
+        return shape
 
     def run(self, driver: sqlite3.Connection, shape: CompiledSelect, params: Params) -> Result[Any]:
         """``shape`` with ``params`` on ``driver`` (the writer's transaction); ``Unsupported``
