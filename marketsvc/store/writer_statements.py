@@ -111,21 +111,22 @@ class WriterStatements:
         returning = bool(shape.meta.keys)
         if isinstance(params, list) and shape.expanding:
             raise Unsupported("executemany with an IN list")  # its SQL differs set by set
-        sql, values = "", list[Any]()
+        # every set's SQL and values first: an Unsupported comes before anything ran
+        if isinstance(params, list):
+            sets = [shape.query(one) for one in params]
+            sql, values = sets[0]
+        else:
+            sets = []
+            sql, values = shape.query(params or {})
         started = time.perf_counter()
         try:
-            if isinstance(params, list):
-                if returning:  # one statement per set: the rows come back in their order
-                    rows = []
-                    for one in params:
-                        sql, values = shape.query(one)
-                        rows.extend(driver.execute(sql, values).fetchall())
-                else:
-                    sets = [shape.query(one) for one in params]
-                    sql = sets[0][0]
-                    cursor = driver.executemany(sql, [v for _, v in sets])
+            if sets and returning:  # one statement per set: the rows come back in their order
+                rows = []
+                for sql, values in sets:
+                    rows.extend(driver.execute(sql, values).fetchall())
+            elif sets:
+                cursor = driver.executemany(sql, [v for _, v in sets])
             else:
-                sql, values = shape.query(params or {})
                 cursor = driver.execute(sql, values)
                 if returning:
                     rows = cursor.fetchall()
