@@ -124,23 +124,29 @@ class CompiledSelect:
 
 
 class CompiledSelects:
-    """Statements compiled once each, by identity: the cached statement objects of the
-    accessors. A statement is held while its entry lives, so its id stays its own."""
+    """Statements compiled once each, by identity (and the keys of the parameters they were
+    compiled for: ``writer_statements``' DML): the cached statement objects of the accessors.
+    A statement is held while its entry lives, so its id stays its own."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._shapes: dict[int, tuple[Executable, CompiledSelect | None]] = {}
+        self._shapes: dict[tuple[int, tuple[str, ...]], tuple[Executable, CompiledSelect | None]]
+        self._shapes = {}
 
-    def get(self, stmt: Executable) -> CompiledSelect | None:
+    def get(self, stmt: Executable, keys: tuple[str, ...] = ()) -> CompiledSelect | None:
         """``stmt`` compiled, or ``None`` if it cannot be (then SQLAlchemy's path runs it)."""
-        held, shape = self._shapes.get(id(stmt)) or (None, None)
+        held, shape = self._shapes.get((id(stmt), keys)) or (None, None)
         if held is stmt:
             return shape
         if len(self._shapes) >= MAX_SHAPES:
             self._shapes.clear()
         try:
-            shape = CompiledSelect(stmt, self.dialect)
+            shape = self.compile(stmt, keys)
         except Unsupported:
             shape = None
-        self._shapes[id(stmt)] = (stmt, shape)
+        self._shapes[(id(stmt), keys)] = (stmt, shape)
         return shape
+
+    def compile(self, stmt: Executable, keys: tuple[str, ...]) -> CompiledSelect:
+        """``Unsupported`` if it cannot run on the driver."""
+        return CompiledSelect(stmt, self.dialect)

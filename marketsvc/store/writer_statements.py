@@ -35,11 +35,10 @@ from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from marketsvc.store.compiled_select import CompiledSelect, Unsupported
+from marketsvc.store.compiled_select import CompiledSelect, CompiledSelects, Unsupported
 from marketsvc.store.slow_queries import log_slow_query, threshold_of
 
 MAX_SEEN = 512  # statement objects seen once, held so that their ids stay theirs
-MAX_SHAPES = 256
 Params = dict[str, Any] | list[dict[str, Any]] | None
 NO_COLUMNS = SimpleResultMetaData([])
 
@@ -52,58 +51,48 @@ class Written(IteratorResult[Any]):
         self.rowcount = rowcount
 
 
+class _WriterShapes(CompiledSelects):
+    """DML too, compiled for the keys of its parameters."""
+
+    def compile(self, stmt: Executable, keys: tuple[str, ...]) -> CompiledSelect:
+        if not isinstance(stmt, Insert | Update | Delete | Select):
+            raise Unsupported("text() or another construct")
+        try:
+            compiled = stmt.compile(dialect=self.dialect, column_keys=list(keys))
+        except Exception as exc:  # whatever it is, SQLAlchemy's own path raises it, as before
+            raise Unsupported("does not compile for these keys") from exc
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise Unsupported("Python-side column defaults")
+        shape = CompiledSelect(stmt, self.dialect, compiled)
+        rest = shape.sql
+        for name in shape.expanding:
+            rest = rest.replace(f"__[POSTCOMPILE_{name}]", "")
+        if "__[POSTCOMPILE_" in rest:
+            raise Unsupported("a value rendered into the SQL at execution")
+        return shape
+
+
 class WriterStatements:
-    """The writer thread's compiled statements, by statement identity and parameter keys."""
+    """The writer thread's compiled statements, and running them."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
         self.slow_s = threshold_of(dialect)  # the engine's, set before the writer is made
         self._seen: dict[int, Executable] = {}
-        self._shapes: dict[tuple[int, tuple[str, ...]], tuple[Executable, CompiledSelect | None]]
-        self._shapes = {}
+        self._shapes = _WriterShapes(dialect)
         self.ran = 0  # statements run here (tests check that placements do)
 
     def shape(self, stmt: Executable, params: Params) -> CompiledSelect | None:
         """``stmt`` compiled for ``params``' keys, or None: SQLAlchemy's path runs it."""
-        if not isinstance(stmt, Insert | Update | Delete | Select):
-            return None
-        first = params[0] if isinstance(params, list) else params
         if isinstance(params, list) and not params:
             return None
-        key = (id(stmt), tuple(first or ()))
-        held, shape = self._shapes.get(key) or (None, None)
-        if held is stmt:
-            return shape
         if self._seen.get(id(stmt)) is not stmt:  # the first sighting of this object
             if len(self._seen) >= MAX_SEEN:
                 self._seen.clear()
             self._seen[id(stmt)] = stmt
             return None
-        if len(self._shapes) >= MAX_SHAPES:
-            self._shapes.clear()
-        self._shapes[key] = (stmt, shape := self._compile(stmt, tuple(first or ())))
-        return shape
-
-    def _compile(
-        self, stmt: Insert | Update | Delete | Select[Any], keys: tuple[str, ...]
-    ) -> CompiledSelect | None:
-        try:
-            compiled = stmt.compile(dialect=self.dialect, column_keys=list(keys))
-        except Exception:  # whatever it is, SQLAlchemy's own path raises it, as before
-            return None
-        assert isinstance(compiled, SQLCompiler)
-        if compiled.insert_prefetch or compiled.update_prefetch:  # Python-side defaults
-            return None
-        try:
-            shape = CompiledSelect(stmt, self.dialect, compiled)
-        except Unsupported:
-            return None
-        rest = shape.sql
-        for name in shape.expanding:
-            rest = rest.replace(f"__[POSTCOMPILE_{name}]", "")
-        if "__[POSTCOMPILE_" in rest:  # a value rendered into the SQL at execution
-            return None
-        return shape
+        first = params[0] if isinstance(params, list) else params
+        return self._shapes.get(stmt, tuple(first or ()))
 
     def run(self, driver: sqlite3.Connection, shape: CompiledSelect, params: Params) -> Result[Any]:
         """``shape`` with ``params`` on ``driver`` (the writer's transaction); ``Unsupported``
