@@ -1,5 +1,6 @@
-"""The sender's slots (services.webhook_delivery.Sender): a finished POST wakes it to claim
-again only once half its slots are free, so that a burst costs a few claims, not one each."""
+"""The sender (services.webhook_delivery.Sender): a finished POST wakes it to claim again only
+once half its slots are free, so that a burst costs a few claims, not one each; and it keeps no
+receiver's cookies."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ async def _until(condition: Any, what: str) -> None:
     raise AssertionError(f"no {what} within 20 s")
 
 
+def _delivery(subscription_id: int, n: int) -> dict[str, Any]:
+    """A pending delivery's row, about a subject of its own."""
+    return {
+        "subscription_id": subscription_id,
+        "event_row": n,
+        "event_id": f"e-{n}",
+        "subject": f"orders/{n}",
+        "type": "com.marketsvc.order.paid.v1",
+        "body": "{}",
+    }
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[HeldReceiver]:
     held = HeldReceiver()
@@ -74,18 +87,7 @@ async def test_a_finished_post_wakes_the_sender_once_half_its_slots_are_free(
         async with database.change_rows() as conn:
             sub = await webhooks.create_subscription(conn, url, None, "", "whsec_AA==")
             await webhooks.insert_deliveries(
-                conn,
-                [
-                    {
-                        "subscription_id": sub.id,
-                        "event_row": n,
-                        "event_id": f"e-{n}",
-                        "subject": f"orders/{n}",
-                        "type": "com.marketsvc.order.paid.v1",
-                        "body": "{}",
-                    }
-                    for n in range(IN_FLIGHT + 5)
-                ],
+                conn, [_delivery(sub.id, n) for n in range(IN_FLIGHT + 5)]
             )
         assert await sender.send_due() == IN_FLIGHT  # every slot taken, 5 left due
         await _until(lambda: receiver.arrived == IN_FLIGHT, "every slot's POST")
@@ -106,3 +108,39 @@ async def test_a_finished_post_wakes_the_sender_once_half_its_slots_are_free(
         await receiver.stop()
         await sender.close()
         await database.dispose()
+
+
+async def test_a_receivers_cookie_is_not_sent_back(settings: Settings) -> None:
+    """The sender keeps no cookie jar: a Set-Cookie in one answer is not in the next POST."""
+    cookies: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        cookies.append(request.headers.get("Cookie"))
+        response = web.Response(status=204)
+        response.set_cookie("session", "from-the-receiver", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    # a host name, not an address: aiohttp's jar would keep no cookie from an IP address
+    url = f"http://localhost:{runner.addresses[0][1]}/hook"
+    settings = dataclasses.replace(settings, webhook_allow_private=True)
+    database = Database(settings)
+    sender = Sender(database, settings)
+    try:
+        async with database.change_rows() as conn:
+            sub = await webhooks.create_subscription(conn, url, None, "", "whsec_AA==")
+        for n in range(2):  # one after the other: the second POST follows the first's answer
+            async with database.change_rows() as conn:
+                await webhooks.insert_deliveries(conn, [_delivery(sub.id, n)])
+            assert await sender.send_due() == 1
+            await _until(lambda n=n: len(cookies) == n + 1 and not sender._in_flight, "a POST")
+        assert cookies == [None, None]
+    finally:
+        await sender.close()
+        await database.dispose()
+        await runner.cleanup()

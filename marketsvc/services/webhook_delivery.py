@@ -95,6 +95,10 @@ class Sender:
             connector = aiohttp.TCPConnector(resolver=resolver_for(self.settings), limit=100)
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                # no cookies kept: a receiver's Set-Cookie must not ride along with the next
+                # deliveries to that host (a state no subscriber asked for, and one that grew
+                # with every receiver that set one); tests/test_webhook_sender.py
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
                 headers={"User-Agent": USER_AGENT},
                 auto_decompress=False,
