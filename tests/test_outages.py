@@ -377,8 +377,13 @@ async def test_postgresql_stopped_then_started(aiohttp_client, cluster: Cluster)
 
 
 async def test_postgresql_restarted_between_requests_fails_none(aiohttp_client, cluster) -> None:
-    """The pool's connections died with the old server; none of them may reach a request."""
-    client = await aiohttp_client(create_app(outage_settings(cluster.url)))
+    """The pool's connections died with the old server; none of them may reach a request.
+
+    A dead pooled connection fails at once (asyncpg: the connection is closed); what may be slow
+    is a new one to the restarted server, on a busy machine: a full CI run saw three of four
+    time out at the 1 s connect timeout. So this test gives the new connections 10 s."""
+    settings = outage_settings(cluster.url, connect_timeout=10.0)
+    client = await aiohttp_client(create_app(settings))
     for _ in range(3):  # the pool now holds connections (pool_size=4)
         await asyncio.gather(*(assert_available(client) for _ in range(4)))
     await asyncio.to_thread(cluster.stop)
