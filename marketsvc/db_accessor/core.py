@@ -8,13 +8,21 @@ from sqlalchemy import CursorResult, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from marketsvc.store.pg_point_reads import PgPointReads
+from marketsvc.store.pg_writes import PgWriteConnection
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 from marketsvc.store.sqlite_writer import WriterConnection
 
 # A session (ORM work, writes), a bare connection (``Database.scan()``) or what
-# ``Database.read()`` hands out for Core point reads, or the SQLite writer thread's connection
-# (``Database.change_with``).
-Executor = AsyncSession | AsyncConnection | SqliteSyncReads | PgPointReads | WriterConnection
+# ``Database.read()`` hands out for Core point reads, or what ``Database.change_with`` hands its
+# work (the SQLite writer thread's connection, PostgreSQL's in one greenlet).
+Executor = (
+    AsyncSession
+    | AsyncConnection
+    | SqliteSyncReads
+    | PgPointReads
+    | WriterConnection
+    | PgWriteConnection
+)
 
 
 async def execute(

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from marketsvc.settings import Settings
 from marketsvc.store import sqlite_adapter
 from marketsvc.store.pg_point_reads import PgPointReads
+from marketsvc.store.pg_writes import PgWrites
 from marketsvc.store.slow_queries import log_slow_query, remember_threshold
 from marketsvc.store.sqlite_sync_reads import SqliteSyncReads
 from marketsvc.store.sqlite_writer import SqliteWriter
@@ -50,7 +51,8 @@ class Database:
     - ``change()``: an ORM session in a write transaction, committed at the end of the block.
     - ``change_rows()``: the same for Core-only writes, on a connection.
     - ``change_with(work, ...)``: a Core-only write given as a function; on SQLite the whole
-      transaction runs in the writer thread (``sqlite_writer``): for hot writes (placement).
+      transaction runs in the writer thread (``sqlite_writer``), on PostgreSQL in one greenlet
+      (``pg_writes``): for hot writes (placement, webhook deliveries).
 
     On SQLite every change waits its turn: ``change``/``change_rows`` in this process's writer
     queue (``_write_turn``), ``change_with`` in the writer thread's; the sessionmakers are
@@ -71,6 +73,7 @@ class Database:
         self.pg_reads = (
             None if self.is_sqlite else PgPointReads(self.engine, settings.slow_query_ms)
         )
+        self.pg_writes = None if self.is_sqlite else PgWrites(writer)
         self._owns_writers = of is None
         self.sqlite_writer: SqliteWriter | None
         self._writers: asyncio.Lock | None
@@ -176,15 +179,17 @@ class Database:
         On SQLite it runs whole in this worker's writer thread, in a savepoint of a transaction
         shared with the other writes queued there (``sqlite_writer``: the write lock is held for
         SQLite's time, not across turns of a busy event loop, and one COMMIT serves a group).
-        Elsewhere, and inside ``joined(session)``, it is ``change_rows()``.
+        On PostgreSQL the whole transaction runs in one greenlet (``pg_writes``). Inside
+        ``joined(session)`` it is that session's transaction.
         """
         if (joined := _joined.get()) is not None:
             return await work(await joined.connection(), *args)
-        if self.sqlite_writer is None:
-            async with self.change_rows() as conn:
-                return await work(conn, *args)
-        value: T = await self.sqlite_writer.run(work, *args)
-        return value
+        if self.sqlite_writer is not None:
+            return await self.sqlite_writer.run(work, *args)
+        if self.pg_writes is not None:
+            return await self.pg_writes.run(work, *args)
+        async with self.change_rows() as conn:
+            return await work(conn, *args)
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:

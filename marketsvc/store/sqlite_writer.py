@@ -94,8 +94,9 @@ def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
     coro.close()  # runs its ``finally`` blocks; the savepoint around it rolls back
     name = getattr(coro, "__qualname__", coro)
     raise AwaitedOnWriterThread(
-        f"{name} awaited something that suspends; a write on the SQLite writer thread may "
-        "await only its WriterConnection"
+        f"{name} awaited something that suspends; a write given to Database.change_with may "
+        "await only the connection it is handed (SQLite: the writer thread's; PostgreSQL: its "
+        "greenlet's)"
     )
 
 
