@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from marketsvc.db_accessor.core import execute
 from marketsvc.store.engine import Database
 from marketsvc.store.models import Customer, Order
-from marketsvc.store.sqlite_writer import AwaitedOnWriterThread
+from marketsvc.store.write_work import WriteSuspended
 from marketsvc.web.keys import DATABASE
 
 
@@ -97,6 +97,6 @@ async def test_work_that_suspends_is_refused_and_rolled_back(database: Database)
         await execute(conn, insert(Customer).values(name="Ada", email="ada@example.com"))
         await asyncio.sleep(0)  # a real await, outside the connection: refused
 
-    with pytest.raises(AwaitedOnWriterThread, match="suspends"):
+    with pytest.raises(WriteSuspended, match="suspends"):
         await database.change_with(suspends)
     assert await database.change_with(names) == []

@@ -21,7 +21,7 @@ from marketsvc.store import sqlite_writer
 from marketsvc.store.engine import Database
 from marketsvc.store.models import Customer, Event, Item, Order
 from marketsvc.store.outages import Outage, classify
-from marketsvc.store.sqlite_writer import AwaitedOnWriterThread
+from marketsvc.store.write_work import WriteSuspended
 from marketsvc.web.keys import DATABASE
 
 
@@ -217,7 +217,7 @@ async def test_work_that_suspends_is_refused_and_rolled_back(backend, settings) 
         return list((await execute(conn, select(Customer.name))).scalars())
 
     try:
-        with pytest.raises(AwaitedOnWriterThread, match="suspends"):
+        with pytest.raises(WriteSuspended, match="suspends"):
             await database.change_with(suspends, "Ada")
         assert await database.change_with(names) == []  # its INSERT was rolled back
     finally:

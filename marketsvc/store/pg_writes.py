@@ -8,8 +8,9 @@ frame and unmaps it when it ends (``_PyThreadState_BumpFramePointerSlow``, seen 
 baseline). Here the whole transaction is one synchronous function on the sync engine under one
 ``greenlet_spawn``, as ``AsyncConnection.run_sync`` runs one: ``work`` is the same coroutine
 function, handed a ``PgWriteConnection`` whose ``execute`` answers at once (each statement's
-wait for the server leaves the greenlet, as on the async path), driven by ``run_to_end`` as on
-SQLite's writer thread, so a ``work`` that awaits anything else raises there too. The pool,
+wait for the server leaves the greenlet, as on the async path), driven by
+``write_work.run_to_end`` as on SQLite's writer thread, so a ``work`` that awaits anything else
+raises there too. The pool,
 its checkout listener, the timeouts, the errors and their outage classification are
 SQLAlchemy's and asyncpg's own.
 
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from marketsvc.store.sqlite_writer import run_to_end
+from marketsvc.store.write_work import run_to_end
 
 T = TypeVar("T")
 Params = dict[str, Any] | list[dict[str, Any]] | None

@@ -18,9 +18,9 @@ after the group's ``COMMIT``; if that ``COMMIT`` fails, every write of the group
 How ``work`` runs: it is the same ``async def work(conn, ...)`` the PostgreSQL path awaits,
 written against accessors that ``await execute(conn, stmt)``. Handed a ``WriterConnection``,
 whose ``execute`` is a plain call on a synchronous SQLAlchemy ``Connection`` behind an
-``async def``, such a coroutine never suspends: ``run_to_end`` drives it with one ``send``. If
-``work`` ever awaits something that really suspends (a sleep, a network call) it is a bug: its
-savepoint rolls back and ``AwaitedOnWriterThread`` names it (tested). Statements, types, errors
+``async def``, such a coroutine never suspends: ``write_work.run_to_end`` drives it with one
+``send``. If ``work`` ever awaits something that really suspends (a sleep, a network call) it is
+a bug: its savepoint rolls back and ``WriteSuspended`` names it (tested). Statements, types, errors
 and constraint failures are SQLAlchemy's and ``sqlite3``'s own (the sync pysqlite dialect is the
 one aiosqlite's derives from), so accessors and the error middleware see what they saw before.
 
@@ -46,6 +46,7 @@ from sqlalchemy import Executable, Result, create_engine, event
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from marketsvc.store.compiled_select import Unsupported
+from marketsvc.store.write_work import run_to_end
 from marketsvc.store.writer_statements import WriterStatements
 
 T = TypeVar("T")
@@ -55,10 +56,6 @@ GROUP_MAX = 64  # writes per transaction at most
 CHECKPOINT_EVERY = 32  # writes between WAL checkpoints
 WAL_RESTART_FRAMES = 8192  # a WAL longer than this (32 MB of 4 KB pages) is started over, emptied
 log = logging.getLogger(__name__)
-
-
-class AwaitedOnWriterThread(RuntimeError):
-    """A write run in the writer thread awaited something that suspends (a bug in ``work``)."""
 
 
 class WriterConnection:
@@ -82,22 +79,6 @@ class WriterConnection:
 
     async def scalar(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
         return (await self.execute(stmt, params)).scalar()
-
-
-def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
-    """The value of a coroutine that never suspends, driven without an event loop."""
-    try:
-        coro.send(None)
-    except StopIteration as finished:
-        value: T = finished.value
-        return value
-    coro.close()  # runs its ``finally`` blocks; the savepoint around it rolls back
-    name = getattr(coro, "__qualname__", coro)
-    raise AwaitedOnWriterThread(
-        f"{name} awaited something that suspends; a write given to Database.change_with may "
-        "await only the connection it is handed (SQLite: the writer thread's; PostgreSQL: its "
-        "greenlet's)"
-    )
 
 
 @dataclass
