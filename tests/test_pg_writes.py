@@ -1,16 +1,20 @@
 """On PostgreSQL a write given to ``Database.change_with`` runs whole in one greenlet
 (store/pg_writes.py): placements take that path, it spawns one greenlet however many statements
-the write runs, a failed write rolls back, and a write that awaits something else is refused."""
+the write runs, a failed write rolls back, and a write that awaits something else is refused.
+A statement seen before runs compiled on the DBAPI cursor: a placement's four all do, with the
+rows, types and errors SQLAlchemy's own path gives."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import greenlet
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from marketsvc.db_accessor.core import execute
 from marketsvc.store.engine import Database
@@ -66,6 +70,39 @@ async def test_a_placement_takes_the_one_greenlet_path(
         assert (await conn.execute(select(func.count()).select_from(Order))).scalar_one() == 1
 
 
+async def test_a_placements_statements_run_compiled_and_fail_as_before(
+    backend, client, admin, new_customer, new_item
+) -> None:
+    only_postgresql(backend)
+    customer, item = await new_customer(), await new_item(stock=3)
+    compiled = client.app[DATABASE].pg_writes.statements
+    line = {"item_id": item["id"], "quantity": 1}
+    body = {"customer_id": customer["id"], "lines": [line]}
+    resp = await client.post("/api/v1/orders", json=body, headers=admin)  # statements seen once
+    assert resp.status == 201, await resp.text()
+
+    before = compiled.ran
+    resp = await client.post("/api/v1/orders", json=body, headers=admin)
+    assert resp.status == 201, await resp.text()
+    assert compiled.ran == before + 4  # order, stock, seller order, lines with the event
+    order = await resp.json()
+    assert order["lines"][0]["item_id"] == item["id"]
+    assert order["placed_at"].endswith("Z")
+
+    before = compiled.ran
+    unknown = {"customer_id": customer["id"] + 1000, "lines": [line]}
+    resp = await client.post("/api/v1/orders", json=unknown, headers=admin)
+    assert resp.status == 422, await resp.text()  # the foreign key's IntegrityError, mapped
+    assert "does not exist" in await resp.text()
+    assert compiled.ran == before + 1
+
+    short = {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 2}]}
+    resp = await client.post("/api/v1/orders", json=short, headers=admin)
+    assert resp.status == 409, await resp.text()  # one unit left
+    resp = await client.get(f"/api/v1/items/{item['id']}", headers=admin)
+    assert (await resp.json())["stock"] == 1  # the failed placements took none
+
+
 @pytest.fixture
 async def database(backend, settings) -> AsyncIterator[Database]:
     only_postgresql(backend)
@@ -100,3 +137,45 @@ async def test_work_that_suspends_is_refused_and_rolled_back(database: Database)
     with pytest.raises(WriteSuspended, match="suspends"):
         await database.change_with(suspends)
     assert await database.change_with(names) == []
+
+
+_ADD_CUSTOMER = insert(Customer).returning(Customer.id, Customer.name)
+_RENAME = update(Customer).where(Customer.email == bindparam("old")).values(name=bindparam("new"))
+_PLACE = insert(Order).returning(Order.placed_at)
+_COUNT = text("SELECT count(*) AS customers, min(name) AS first FROM customers")
+
+
+async def test_compiled_statements_answer_as_sqlalchemys_path(database: Database) -> None:
+    async def run(conn, n: int) -> tuple:
+        added = (await execute(conn, _ADD_CUSTOMER, {"name": f"C{n}", "email": f"{n}@x.io"})).one()
+        renamed = await execute(conn, _RENAME, {"old": f"{n}@x.io", "new": f"D{n}"})
+        values = {"customer_id": added.id, "status": "pending", "placed_at": datetime.now(UTC)}
+        placed = (await execute(conn, _PLACE, values)).scalar_one()
+        counted = (await execute(conn, _COUNT)).one()
+        return added._asdict(), renamed.rowcount, placed, counted._asdict()
+
+    compiled = database.pg_writes.statements
+    first = await database.change_with(run, 1)  # each statement seen once: SQLAlchemy's path
+    before = compiled.ran
+    second = await database.change_with(run, 2)
+    assert compiled.ran == before + 4
+    assert first[0].keys() == second[0].keys() == {"id", "name"}
+    assert (first[0]["name"], second[0]["name"]) == ("C1", "C2")
+    assert first[1] == second[1] == 1  # the UPDATE's rowcount
+    assert first[2].tzinfo is second[2].tzinfo is UTC  # aware, as UTCDateTime gives it
+    assert first[3] == {"customers": 1, "first": "D1"}
+    assert second[3] == {"customers": 2, "first": "D1"}
+
+
+async def test_a_compiled_statements_error_is_sqlalchemys(database: Database) -> None:
+    async def add(conn, email: str) -> None:
+        await execute(conn, _ADD_CUSTOMER, {"name": "Ada", "email": email})
+
+    await database.change_with(add, "ada@example.com")
+    compiled = database.pg_writes.statements
+    before = compiled.ran
+    with pytest.raises(IntegrityError) as raised:  # the unique email
+        await database.change_with(add, "ada@example.com")
+    assert compiled.ran == before + 1
+    assert raised.value.orig.sqlstate == "23505"  # the adapter's error, with the server's code
+    assert await database.change_with(add, "grace@example.com") is None  # the pool is sound

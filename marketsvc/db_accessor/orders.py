@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Executable,
+    Insert,
     Result,
     Select,
     Update,
@@ -146,23 +147,34 @@ def _placed(line: LineRequest, item: Any, parts: dict[int, SellerOrderRow]) -> P
     )  # fmt: skip
 
 
-_INSERT_PARTS = insert(SellerOrder).returning(SellerOrder.id, SellerOrder.seller_id)
-
-
 async def _insert_parts(
     db: Executor, order_id: int, seller_ids: Sequence[int], placed_at: datetime
 ) -> dict[int, SellerOrderRow]:
-    """One seller order per seller, in one INSERT; by seller id."""
-    rows = [
-        {"order_id": order_id, "seller_id": seller_id, "status": "pending", "refund_cents": 0,
-         "placed_at": placed_at, "updated_at": placed_at}
-        for seller_id in seller_ids
-    ]  # fmt: skip
-    result = await execute(db, _INSERT_PARTS, rows)
+    """One seller order per seller, in one INSERT of that many rows; by seller id."""
+    params: dict[str, Any] = {"order_id": order_id, "placed_at": placed_at}
+    for n, seller_id in enumerate(seller_ids):
+        params[f"seller_{n}"] = seller_id
+    result = await execute(db, _insert_parts_statement(len(seller_ids)), params)
     return {
         seller_id: SellerOrderRow(part_id, seller_id, "pending", None, None)
         for part_id, seller_id in result.all()
     }
+
+
+@cache  # one statement per seller count (at most MAX_LINES), built and compiled once
+def _insert_parts_statement(count: int) -> Insert:
+    """A multi-row VALUES, not an executemany: one statement a driver runs as it is (an
+    executemany with RETURNING is one statement per row on SQLite's writer, and SQLAlchemy's own
+    path on PostgreSQL's)."""
+    order_id = bindparam("order_id", type_=SellerOrder.order_id.type)
+    placed_at = bindparam("placed_at", type_=SellerOrder.placed_at.type)
+    seller_id = SellerOrder.seller_id.type
+    rows = [
+        {"order_id": order_id, "seller_id": bindparam(f"seller_{n}", type_=seller_id),
+         "status": "pending", "refund_cents": 0, "placed_at": placed_at, "updated_at": placed_at}
+        for n in range(count)
+    ]  # fmt: skip
+    return insert(SellerOrder).values(rows).returning(SellerOrder.id, SellerOrder.seller_id)
 
 
 def _line_arrays(order_id: int, placed: Sequence[PlacedLine]) -> dict[str, Any]:

@@ -29,11 +29,12 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import Delete, Executable, Insert, Result, Select, Update
+from sqlalchemy import Delete, Executable, Insert, Result, Select, TextClause, Update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from marketsvc.store.compiled_select import CompiledSelect, CompiledSelects, Unsupported
 from marketsvc.store.slow_queries import log_slow_query, threshold_of
@@ -52,10 +53,16 @@ class Written(IteratorResult[Any]):
 
 
 class _WriterShapes(CompiledSelects):
-    """DML too, compiled for the keys of its parameters."""
+    """DML too, compiled for the keys of its parameters; ``text()`` if ``with_text``."""
+
+    def __init__(self, dialect: Dialect, with_text: bool) -> None:
+        super().__init__(dialect)
+        self.kinds: tuple[type, ...] = (Insert, Update, Delete, Select)
+        if with_text:
+            self.kinds += (TextClause,)
 
     def compile(self, stmt: Executable, keys: tuple[str, ...]) -> CompiledSelect:
-        if not isinstance(stmt, Insert | Update | Delete | Select):
+        if not isinstance(stmt, self.kinds) or not isinstance(stmt, ClauseElement):
             raise Unsupported("text() or another construct")
         try:
             compiled = stmt.compile(dialect=self.dialect, column_keys=list(keys))
@@ -76,10 +83,12 @@ class _WriterShapes(CompiledSelects):
 class WriterStatements:
     """The writer thread's compiled statements, and running them."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, with_text: bool = False) -> None:
+        """``with_text``: ``text()`` statements too (``pg_writes``: the driver describes their
+        rows, if any; ``sqlite3`` does not say which of its values are which type)."""
         self.slow_s = threshold_of(dialect)  # the engine's, set before the writer is made
         self._seen: dict[int, Executable] = {}
-        self._shapes = _WriterShapes(dialect)
+        self._shapes = _WriterShapes(dialect, with_text)
         self.ran = 0  # statements run here (tests check that placements do)
 
     def shape(self, stmt: Executable, params: Params) -> CompiledSelect | None:

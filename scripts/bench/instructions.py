@@ -1,15 +1,17 @@
 """Instructions per request, in-process, counted by callgrind: a steady figure on a busy machine.
 
     .venv/bin/python scripts/bench/instructions.py [--requests 1000] [--path /api/v1/customers/1]
-        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres] [--server baseline]
 
 Runs this file twice under ``valgrind --tool=callgrind``: once serving no request, once serving
 ``--requests`` keep-alive GETs through the whole app (gunicorn's log configuration, the
 multiprocess metrics, a seeded SQLite file or, with ``--postgres-url``, a seeded PostgreSQL
 database of its own on that server, created and dropped, an admin token); prints the difference
-divided by the number of requests. Client-side instructions are counted too, the same for every
-revision: compare figures from this script with each other only. Repeated runs of one revision
-differed by up to 2 % at 200 requests: the default, 1000, spreads start-up noise thinner.
+divided by the number of requests. ``--server baseline`` counts the raw baseline
+(``scripts/bench/baseline``, its ``limit`` strategy) on the same data instead: the gap, counted.
+Client-side instructions are counted too, the same for every revision: compare figures from this
+script with each other only. Repeated runs of one revision differed by up to 2 % at 200
+requests: the default, 1000, spreads start-up noise thinner.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def serve_and_load(requests: int, path: str) -> None:
+def serve_and_load(requests: int, path: str, server: str) -> None:
     """Inside valgrind: the app on a local port, ``requests`` GETs on one connection."""
     import logging.config
 
@@ -40,12 +42,16 @@ def serve_and_load(requests: int, path: str) -> None:
     from marketsvc.web.auth import TokenCodec
 
     logging.config.dictConfig(gunicorn_log_config("INFO"))
+    if server == "baseline":
+        sys.path.insert(0, str(ROOT / "scripts" / "bench"))
+        from baseline.app import gunicorn_app as baseline_app
     settings = Settings.from_env()
     token = TokenCodec(settings).issue("admin", "admin")
     head = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
 
     async def main() -> None:
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings) if server == "marketsvc" else await baseline_app()
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -68,7 +74,7 @@ def serve_and_load(requests: int, path: str) -> None:
     uvloop.run(main())
 
 
-def count(requests: int, path: str, env: dict[str, str]) -> int:
+def count(requests: int, path: str, server: str, env: dict[str, str]) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -80,6 +86,8 @@ def count(requests: int, path: str, env: dict[str, str]) -> int:
         str(requests),
         "--path",
         path,
+        "--server",
+        server,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return int(re.search(r"Collected : (\d+)", done.stderr)[1])
@@ -120,6 +128,7 @@ def prepare(directory: Path, database_url: str | None = None) -> dict[str, str]:
         "MARKETSVC_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{directory / 'db.sqlite'}",
         "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
         "MARKETSVC_LOG_FORMAT": "json",
+        "MARKETSVC_JWT_SECRET": "instructions-only-secret-0123456789abcdef",  # both servers'
         "PYTHONPATH": str(ROOT),
     }
     (directory / "metrics").mkdir()
@@ -135,20 +144,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--path", default="/api/v1/customers/1")
     parser.add_argument("--postgres-url", help="measure on PostgreSQL (a server to create on)")
+    parser.add_argument("--server", choices=("marketsvc", "baseline"), default="marketsvc")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        serve_and_load(args.requests, args.path)
+        serve_and_load(args.requests, args.path, args.server)
         return
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         url = (
             stack.enter_context(postgres_database(args.postgres_url)) if args.postgres_url else None
         )
         env = prepare(Path(tmp), url)
-        idle = count(0, args.path, env)
-        loaded = count(args.requests, args.path, env)
+        idle = count(0, args.path, args.server, env)
+        loaded = count(args.requests, args.path, args.server, env)
     per_request = (loaded - idle) / args.requests
-    print(f"{args.path}: {per_request:,.0f} instructions per request ({args.requests} requests)")
+    print(
+        f"{args.server} {args.path}: {per_request:,.0f} instructions per request "
+        f"({args.requests} requests)"
+    )
 
 
 if __name__ == "__main__":

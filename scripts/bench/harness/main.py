@@ -334,6 +334,7 @@ def profile_routes(
 ) -> None:
     for route in routes:
         if out["routes"][route]["available"]:
-            target = Path(plan.results) / f"profile-{backend}-{route}.txt"
-            say(f"{backend} {route}: py-spy on one marketsvc worker for {plan.profile}s")
-            profile_route(servers["marketsvc"], route, plan, token, counts, target)
+            for kind, suffix in (("marketsvc", ""), ("baseline", "-baseline")):
+                target = Path(plan.results) / f"profile-{backend}-{route}{suffix}.txt"
+                say(f"{backend} {route}: py-spy on one {kind} worker for {plan.profile}s")
+                profile_route(servers[kind], route, plan, token, counts, target)
