@@ -107,7 +107,8 @@ def parse(argv: list[str] | None = None) -> Plan:
         type=int,
         default=0,
         metavar="SECONDS",
-        help="afterwards, py-spy one marketsvc worker per route for SECONDS (not measured)",
+        help="afterwards, py-spy one marketsvc and one baseline worker per route for SECONDS "
+        "(not measured)",
     )
     p.add_argument(
         "--baseline",

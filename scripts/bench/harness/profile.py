@@ -1,4 +1,5 @@
-"""py-spy on one marketsvc worker under wrk load, summarised as the top frames."""
+"""py-spy on one worker of a server (marketsvc or the baseline) under wrk load, summarised as
+the top frames."""
 
 from __future__ import annotations
 
