@@ -1,5 +1,8 @@
 """The SQLite writer's statements run on ``sqlite3`` itself, each compiled once.
 
+(``WriterStatements.shape``, which statements are compiled and for which keys, also serves
+PostgreSQL's writes: ``pg_writes`` runs them on the asyncpg adapter's cursor, ``text()`` too.)
+
 Why: in the writer thread a placement spent some 600-1,050 us of CPU holding SQLite's one write
 lock, of which SQLite's own work was about 250 us; the rest was SQLAlchemy's execution layer around
 each of its five statements (the execution context, parameter and result set-up, the cursor
@@ -20,7 +23,8 @@ What runs here, and what does not (SQLAlchemy's own path runs it, unchanged):
 - INSERT, UPDATE and DELETE without Python-side column defaults to compute (the accessors pass
   every value), and SELECTs; with a list of parameter sets, one ``executemany`` (or, with
   RETURNING, one statement per set, in order);
-- not ``text()``, not an expanding IN with an empty list, not a tuple-typed parameter.
+- not ``text()`` (on SQLite), not an expanding IN with an empty list, not a tuple-typed
+  parameter.
 """
 
 from __future__ import annotations
