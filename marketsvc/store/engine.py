@@ -186,10 +186,8 @@ class Database:
             return await work(await joined.connection(), *args)
         if self.sqlite_writer is not None:
             return await self.sqlite_writer.run(work, *args)
-        if self.pg_writes is not None:
-            return await self.pg_writes.run(work, *args)
-        async with self.change_rows() as conn:
-            return await work(conn, *args)
+        assert self.pg_writes is not None  # every Database has one of the two
+        return await self.pg_writes.run(work, *args)
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:

@@ -78,7 +78,7 @@ class PgWriteConnection:
         return self._conn.execute(stmt, params)
 
     async def scalar(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
-        return self._conn.execute(stmt, params).scalar()
+        return (await self.execute(stmt, params)).scalar()
 
 
 class PgWrites:
