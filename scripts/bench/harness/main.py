@@ -18,7 +18,7 @@ from harness.probe import probe
 from harness.profile import profile_route
 from harness.servers import Server, start_pair, stop_all
 from harness.stream import measure_stream
-from harness.webhook import measure_webhook
+from harness.webhook import measure_webhook, profile_webhook
 
 
 def say(message: str) -> None:
@@ -116,6 +116,10 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                 )
             if plan.profile and routes:
                 profile_routes(plan, backend, routes, out, servers, token, counts)
+            if plan.profile and webhook:
+                target = Path(plan.results) / f"profile-{backend}-{WEBHOOK_ROUTE}.txt"
+                say(f"{backend} {WEBHOOK_ROUTE}: py-spy on a marketsvc worker for {plan.profile}s")
+                profile_webhook(plan, backend, servers["marketsvc"], token, counts, logdir, target)
             stop_all()
         if "place_order" in routes or webhook:
             placing = urls if "place_order" in routes else {"marketsvc": urls["marketsvc"]}

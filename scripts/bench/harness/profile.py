@@ -19,6 +19,9 @@ TOP = 25
 IDLE_LEAVES = ("_connection_worker_thread (aiosqlite/core.py:59)",)
 # First match wins: where a sample's time goes, in words the optimisation can act on.
 BUCKETS = (
+    # background tasks first: their time is theirs whatever they call (the webhook row's profile)
+    ("webhook sender: claim, POST, record", ("webhook_delivery.py",)),
+    ("webhook relay: fan-out", ("webhook_relay.py",)),
     ("BEGIN round trip (asyncpg Transaction.start)", ("Transaction.start",)),
     ("pool pre-ping", ("_do_ping", "do_ping")),
     ("ROLLBACK / reset when the connection returns", ("_rollback_impl", "_reset", "do_rollback")),

@@ -21,6 +21,7 @@ from harness import dbs
 from harness.config import Plan
 from harness.dbs import BenchError
 from harness.load import Sample, call, run_wrk, worker_cpu_seconds
+from harness.profile import profile_route
 from harness.receiver import Receiver
 from harness.servers import Server, free_port
 
@@ -195,6 +196,31 @@ def subscribed(
         result.failed += delivery_counts(url, subscription).get("failed", 0)
     finally:
         delete(server.base, f"{SUBSCRIPTIONS}/{subscription}", token)
+
+
+def profile_webhook(
+    plan: Plan,
+    backend: str,
+    server: Server,
+    token: str,
+    counts: tuple[int, int, int],
+    logdir: Path,
+    target: Path,
+) -> None:
+    """py-spy on one marketsvc worker during placement with a subscription (not measured): where
+    the time that the subscription adds goes. The subscription is deleted afterwards."""
+    receiver = Receiver(free_port(), logdir / "receiver-profile.log")
+    try:
+        body = {"url": receiver.url, "description": "benchmark receiver (profile)"}
+        status, created = call(server.base, SUBSCRIPTIONS, token, body)
+        if status != 201 or not isinstance(created, dict):
+            raise BenchError(f"{backend}: creating the subscription answered {status} {created!r}")
+        try:
+            profile_route(server, "place_order", plan, token, counts, target)
+        finally:
+            delete(server.base, f"{SUBSCRIPTIONS}/{created['id']}", token)
+    finally:
+        receiver.stop()
 
 
 def placements(plan: Plan, server: Server, token: str, counts: tuple[int, int, int]) -> Sample:
