@@ -84,7 +84,8 @@ async def test_a_placements_statements_run_compiled_and_fail_as_before(
     before = compiled.ran
     resp = await client.post("/api/v1/orders", json=body, headers=admin)
     assert resp.status == 201, await resp.text()
-    assert compiled.ran == before + 4  # order, stock, seller order, lines with the event
+    # the order with its stock (one statement), the seller order, the lines with the event
+    assert compiled.ran == before + 3
     order = await resp.json()
     assert order["lines"][0]["item_id"] == item["id"]
     assert order["placed_at"].endswith("Z")
@@ -99,8 +100,13 @@ async def test_a_placements_statements_run_compiled_and_fail_as_before(
     short = {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 2}]}
     resp = await client.post("/api/v1/orders", json=short, headers=admin)
     assert resp.status == 409, await resp.text()  # one unit left
+    short["customer_id"] += 1000
+    resp = await client.post("/api/v1/orders", json=short, headers=admin)
+    assert resp.status == 422, await resp.text()  # the unknown customer first, as before
     resp = await client.get(f"/api/v1/items/{item['id']}", headers=admin)
     assert (await resp.json())["stock"] == 1  # the failed placements took none
+    async with client.app[DATABASE].scan() as conn:  # and left no order behind
+        assert (await conn.execute(select(func.count()).select_from(Order))).scalar_one() == 2
 
 
 @pytest.fixture
