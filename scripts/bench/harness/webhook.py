@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,14 +169,9 @@ def subscribed(
 ) -> None:
     """One placement run with a new subscription of ``receiver`` to every event: where delivery
     stood when the load ended, then the drain, then the subscription deleted."""
-    body = {"url": receiver.url, "description": "benchmark receiver"}
-    status, created = call(server.base, SUBSCRIPTIONS, token, body)
-    if status != 201 or not isinstance(created, dict):
-        raise BenchError(f"{backend}: creating the subscription answered {status} {created!r}")
-    subscription = created["id"]
-    first_event = max_event_id(url)
-    received_before = receiver.counts()[1]
-    try:
+    with subscription_of(receiver, backend, server, token) as subscription:
+        first_event = max_event_id(url)
+        received_before = receiver.counts()[1]
         result.samples.append(placements(plan, server, token, counts))
         # where delivery stood when the load ended
         result.received_at_end += receiver.counts()[1] - received_before
@@ -194,8 +191,6 @@ def subscribed(
         result.events += made
         result.requests, result.received = receiver.counts()
         result.failed += delivery_counts(url, subscription).get("failed", 0)
-    finally:
-        delete(server.base, f"{SUBSCRIPTIONS}/{subscription}", token)
 
 
 def profile_webhook(
@@ -211,16 +206,24 @@ def profile_webhook(
     the time that the subscription adds goes. The subscription is deleted afterwards."""
     receiver = Receiver(free_port(), logdir / "receiver-profile.log")
     try:
-        body = {"url": receiver.url, "description": "benchmark receiver (profile)"}
-        status, created = call(server.base, SUBSCRIPTIONS, token, body)
-        if status != 201 or not isinstance(created, dict):
-            raise BenchError(f"{backend}: creating the subscription answered {status} {created!r}")
-        try:
+        with subscription_of(receiver, backend, server, token):
             profile_route(server, "place_order", plan, token, counts, target)
-        finally:
-            delete(server.base, f"{SUBSCRIPTIONS}/{created['id']}", token)
     finally:
         receiver.stop()
+
+
+@contextmanager
+def subscription_of(receiver: Receiver, backend: str, server: Server, token: str) -> Iterator[int]:
+    """A subscription of ``receiver`` to every event, its id; deleted afterwards (its deliveries
+    go with it)."""
+    body = {"url": receiver.url, "description": "benchmark receiver"}
+    status, created = call(server.base, SUBSCRIPTIONS, token, body)
+    if status != 201 or not isinstance(created, dict):
+        raise BenchError(f"{backend}: creating the subscription answered {status} {created!r}")
+    try:
+        yield created["id"]
+    finally:
+        delete(server.base, f"{SUBSCRIPTIONS}/{created['id']}", token)
 
 
 def placements(plan: Plan, server: Server, token: str, counts: tuple[int, int, int]) -> Sample:
