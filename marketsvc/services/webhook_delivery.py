@@ -3,7 +3,7 @@
 A sender claims due deliveries in a short transaction of its own (``webhooks.claim_due``: a
 lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
 PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, POSTs
-each claimed delivery with no transaction open, then records the attempt and its outcome in
+each claimed delivery with no transaction open (``webhook_http``), then records the attempt and its outcome in
 another short transaction. A sender that dies between claim and record leaves a lease that runs
 out: the delivery is sent again (a duplicate the receiver drops by ``webhook-id``), never lost.
 
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from marketsvc.db_accessor import outbox, webhooks
@@ -36,8 +35,9 @@ from marketsvc.events.types import NewEvent
 from marketsvc.ops.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES, WEBHOOK_DISABLED
 from marketsvc.schemas.webhooks import dump_subscription
 from marketsvc.services.background import BACKGROUND_DATABASE, log_retry, process_owner
+from marketsvc.services.webhook_http import CannotConnect, WebhookHttp
 from marketsvc.services.webhook_signing import signed_headers
-from marketsvc.services.webhook_targets import TargetRefused, literal_refusal, resolver_for
+from marketsvc.services.webhook_targets import TargetRefused
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
@@ -84,26 +84,15 @@ class Sender:
         self.settings = settings
         self.owner = process_owner()
         self.wake = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
+        self.http = WebhookHttp(
+            allow_private=settings.webhook_allow_private,
+            user_agent=USER_AGENT,
+            max_response_bytes=MAX_RESPONSE_BYTES,
+        )
         self._gauge_at = 0.0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._results: list[_Result] = []
         self._flush: asyncio.Task[None] | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=resolver_for(self.settings), limit=100)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                # no cookies kept: a receiver's Set-Cookie must not ride along with the next
-                # deliveries to that host (a state no subscriber asked for, and one that grew
-                # with every receiver that set one); tests/test_webhook_sender.py
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
-                headers={"User-Agent": USER_AGENT},
-                auto_decompress=False,
-            )
-        return self._session
 
     async def close(self) -> None:
         """Stop: a POST in flight is abandoned (its lease runs out: it is sent again)."""
@@ -113,8 +102,7 @@ class Sender:
         if self._flush is not None:  # unrecorded attempts: their leases run out, sent again
             self._flush.cancel()
             await asyncio.gather(self._flush, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        await self.http.close()
 
     async def send_due(self) -> int:
         """Claim what is due, as many as there are free slots, and start sending each (the
@@ -168,23 +156,16 @@ class Sender:
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int | None, str | None]:
-        refused = literal_refusal(url, self.settings)
-        if refused is not None:
-            return None, f"refused: {refused}"
         try:
-            async with self.session().post(
-                url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                await resp.content.read(MAX_RESPONSE_BYTES)
-                status = resp.status
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                status = await self.http.post(url, body, headers)
         except TimeoutError:
             return None, f"timed out after {self.settings.webhook_timeout_seconds:g} s"
-        except aiohttp.ClientConnectorError as exc:
-            cause = exc.os_error
-            if isinstance(cause, TargetRefused):
-                return None, str(cause)
-            return None, f"cannot connect: {cause}"[:MAX_ERROR_LENGTH]
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except TargetRefused as exc:
+            return None, str(exc)
+        except CannotConnect as exc:
+            return None, f"cannot connect: {exc}"[:MAX_ERROR_LENGTH]
+        except (OSError, ValueError) as exc:  # BadResponse, ssl.SSLError...
             return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
         if 200 <= status < 300:
             return status, None

@@ -4,7 +4,7 @@ Only ``https`` outside development (``MARKETSVC_ENV``); no credentials in the UR
 ``MARKETSVC_WEBHOOK_ALLOW_PRIVATE=1``, a target must not resolve to an address that is not
 global: loopback, private, link-local (which holds the cloud metadata address 169.254.169.254),
 shared, reserved, unspecified, or multicast; IPv4-mapped IPv6 addresses are judged as IPv4. At
-delivery the same rule runs inside the HTTP client's resolver (``GuardedResolver``), so the
+delivery the same rule runs where the delivery client connects (``webhook_http``), so the
 address checked is the address connected to (a name re-pointed after creation is refused).
 """
 
@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any
 
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from marketsvc.settings import Settings
@@ -74,34 +71,3 @@ async def check_target(url: str, settings: Settings) -> str | None:
         if reason is not None:
             return f"The host {host!r} resolves to a refused address: {reason}."
     return None
-
-
-def literal_refusal(url: str, settings: Settings) -> str | None:
-    """At delivery: an IP literal host skips the resolver, so it is judged here."""
-    if settings.webhook_allow_private:
-        return None
-    host = URL(url).host or ""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    return refusal(host)
-
-
-class GuardedResolver(ThreadedResolver):
-    """aiohttp's threaded resolver, keeping only the addresses a webhook may connect to."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
-        allowed = [r for r in results if refusal(r["host"]) is None]
-        if not allowed:
-            reasons = "; ".join(str(refusal(r["host"])) for r in results)
-            raise TargetRefused(f"refused: {host} resolves only to refused addresses ({reasons})")
-        return allowed
-
-
-def resolver_for(settings: Settings) -> Any:
-    """The resolver for the delivery session: guarded unless private targets are allowed."""
-    return ThreadedResolver() if settings.webhook_allow_private else GuardedResolver()
