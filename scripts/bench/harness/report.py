@@ -225,8 +225,8 @@ def webhook_note(result: dict[str, Any]) -> str:
         "load): "
         + ("the relay kept up (under a second's worth behind)" if kept_up else "BEHIND")
         + f"; {drained}; {w.requests - w.received:,} duplicate POSTs, {w.failed} failed. "
-        f"The receiver (an asyncio protocol, same machine) took {w.receiver_cpu_us:.0f} us of CPU per "
-        "placement."
+        f"The receiver (an asyncio protocol, same machine) took {w.receiver_cpu_us:.0f} us of CPU "
+        "per placement."
     )
 
 
