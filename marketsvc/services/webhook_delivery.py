@@ -3,9 +3,10 @@
 A sender claims due deliveries in a short transaction of its own (``webhooks.claim_due``: a
 lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
 PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, POSTs
-each claimed delivery with no transaction open (``webhook_http``), then records the attempt and its outcome in
-another short transaction. A sender that dies between claim and record leaves a lease that runs
-out: the delivery is sent again (a duplicate the receiver drops by ``webhook-id``), never lost.
+each claimed delivery with no transaction open (``webhook_http``), then records the attempt and
+its outcome in another short transaction. A sender that dies between claim and record leaves a
+lease that runs out: the delivery is sent again (a duplicate the receiver drops by
+``webhook-id``), never lost.
 
 Outcome: a 2xx is delivered. Anything else (another status, a timeout, a refused or failed
 connection) is retried after a random wait between 0 and the schedule's next step ("full

@@ -270,9 +270,9 @@ class WebhookHttp:
                 return conn
             except OSError as exc:  # ssl.SSLError included
                 errors.append(exc)
-        for exc in errors:  # an address answered, with TLS that did not verify: that says most
-            if isinstance(exc, ssl.SSLError):
-                raise exc
+        for error in errors:  # an address answered, with TLS that did not verify: that says most
+            if isinstance(error, ssl.SSLError):
+                raise error
         raise CannotConnect(
             "; ".join(f"{a}: {e}" for (_, a), e in zip(addresses, errors, strict=True))
         )

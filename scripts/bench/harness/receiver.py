@@ -5,8 +5,9 @@ apart from marketsvc's workers and the harness. A real subscriber runs on anothe
 one shares the two cores with the workers, wrk and the database, so it is an asyncio protocol
 on uvloop that parses no more HTTP than it needs (the head, Content-Length, ``webhook-id``):
 20-24 us of CPU a request against 126-134 for aiohttp's low-level server on uvloop, the
-receiver before (2026-12-02, 5,000 POSTs by aiohttp's client, 20 at once). ``POST /...`` counts a delivery
-(and its distinct ``webhook-id``); ``GET /count`` answers ``{"requests": n, "distinct": n}``.
+receiver before (2026-12-02, 5,000 POSTs by aiohttp's client, 20 at once). ``POST /...``
+counts a delivery (and its distinct ``webhook-id``); ``GET /count`` answers
+``{"requests": n, "distinct": n}``.
 """
 
 from __future__ import annotations
