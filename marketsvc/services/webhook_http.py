@@ -10,8 +10,8 @@ What is here is framing and connections; the response is parsed by ``httptools``
 parser of Node.js and uvicorn): status line, headers, Content-Length, chunked and
 close-delimited bodies, interim 1xx answers. Each POST:
 
-- connects to an address of the host checked by ``webhook_targets.refusal`` (unless private
-  targets are allowed): the address checked is the address connected to;
+- connects to an address of the host that ``webhook_targets.allowed_addresses`` lets through
+  (unless private targets are allowed): the address checked is the address connected to;
 - ``https`` with the system's trust store and the host's name for SNI and verification;
 - sends ``Host``, ``User-Agent``, ``Content-Length`` and the caller's headers;
 - follows no redirect (a 3xx is an answer like any other);
@@ -40,7 +40,7 @@ from typing import cast
 import httptools
 from yarl import URL
 
-from marketsvc.services.webhook_targets import TargetRefused, refusal
+from marketsvc.services.webhook_targets import allowed_addresses
 
 IDLE_S = 15.0  # a kept connection unused this long is closed rather than reused
 IDLE_PER_HOST = 20  # connections kept per host (a sender POSTs at most 20 at once)
@@ -248,13 +248,8 @@ class WebhookHttp:
             raise CannotConnect(f"{target.host} does not resolve: {exc}") from exc
         addresses = [(family, str(address[0])) for family, _, _, _, address in infos]
         if not self.allow_private:
-            refusals = [refusal(address) for _, address in addresses]
-            if all(refusals):
-                reasons = "; ".join(str(r) for r in refusals)
-                raise TargetRefused(
-                    f"refused: {target.host} resolves only to refused addresses ({reasons})"
-                )
-            addresses = [a for a, refused in zip(addresses, refusals, strict=True) if not refused]
+            allowed = set(allowed_addresses(target.host, [a for _, a in addresses]))
+            addresses = [(family, a) for family, a in addresses if a in allowed]
         tls = self._tls() if target.tls else None
         errors = []
         for family, address in addresses:

@@ -71,3 +71,13 @@ async def check_target(url: str, settings: Settings) -> str | None:
         if reason is not None:
             return f"The host {host!r} resolves to a refused address: {reason}."
     return None
+
+
+def allowed_addresses(host: str, addresses: list[str]) -> list[str]:
+    """At delivery: those of ``host``'s ``addresses`` a webhook may connect to; TargetRefused
+    if none."""
+    refusals = [refusal(address) for address in addresses]
+    if all(refusals):
+        reasons = "; ".join(str(r) for r in refusals)
+        raise TargetRefused(f"refused: {host} resolves only to refused addresses ({reasons})")
+    return [a for a, refused in zip(addresses, refusals, strict=True) if not refused]
