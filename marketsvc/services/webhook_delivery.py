@@ -45,18 +45,20 @@ from marketsvc.store.models import utcnow
 from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.delivery")
-IN_FLIGHT = 20  # deliveries one sender POSTs at once (a slow receiver holds one slot)
+IN_FLIGHT = 100  # deliveries one sender POSTs at once (a slow receiver holds one slot)
 # A finished POST wakes the sender to claim again only once half the slots are free: a claim is
 # a write transaction, and one per finished delivery queued behind the placements for SQLite's
-# one write lock. A fan-out still wakes it at once, whatever is free. Placement with a
-# subscription (tests/test_webhook_sender.py checks the refill): SQLite 698-816 -> 825-970
-# req/s, PostgreSQL 430-492 -> 491-506, the same hour, alternating.
+# one write lock. A fan-out still wakes it at once, whatever is free. A slot is free once its
+# POST has an answer: the attempt is recorded in a batch after it (``_record_batch``), and the
+# delivery stays leased until then. With 20 slots, each waiting for its record, a subscribed
+# worker fell behind its placements (scripts/bench, SQLite: half the events still pending when
+# a load ended); with 100 it keeps up.
 REFILL_AT = IN_FLIGHT // 2
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
 GAUGE_EVERY_S = 30.0
 USER_AGENT = "marketsvc-webhooks/1"
-RECORD_GATHER_S = 0.005  # attempts finished this close together are recorded in one transaction
+RECORD_GATHER_S = 0.02  # attempts finished this close together are recorded in one transaction
 
 
 def next_wait(settings: Settings, attempts: int) -> float:
@@ -93,16 +95,17 @@ class Sender:
         self._gauge_at = 0.0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._results: list[_Result] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the batch still gathering
+        self._recording: set[asyncio.Task[None]] = set()  # batches gathering or committing
 
     async def close(self) -> None:
         """Stop: a POST in flight is abandoned (its lease runs out: it is sent again)."""
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
-        if self._flush is not None:  # unrecorded attempts: their leases run out, sent again
-            self._flush.cancel()
-            await asyncio.gather(self._flush, return_exceptions=True)
+        for task in list(self._recording):  # unrecorded attempts: leases run out, sent again
+            task.cancel()
+        await asyncio.gather(*self._recording, return_exceptions=True)
         await self.http.close()
 
     async def send_due(self) -> int:
@@ -141,7 +144,7 @@ class Sender:
             log_retry(log, f"webhook delivery {row.id}", exc)
 
     async def deliver(self, row: Any) -> None:
-        """POST one claimed delivery (no transaction open) and record the attempt."""
+        """POST one claimed delivery (no transaction open) and queue the attempt's record."""
         body = row.body.encode()
         secrets = [row.secret]
         if row.previous_secret and row.previous_until and row.previous_until > utcnow():
@@ -152,7 +155,7 @@ class Sender:
         status_code, error = await self._post(row.url, body, headers)
         elapsed = time.perf_counter() - started
         WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
-        await self._record(row, at, status_code, error, elapsed)
+        self._record(row, at, status_code, error, elapsed)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
@@ -172,10 +175,10 @@ class Sender:
             return status, None
         return status, f"answered {status}"
 
-    async def _record(
+    def _record(
         self, row: Any, at: datetime, status_code: int | None, error: str | None, elapsed: float
     ) -> None:
-        """Queue the attempt's record and wait until the batch holding it has committed."""
+        """Queue the attempt's record in the batch gathering now."""
         now = utcnow()
         attempts = row.attempts + 1
         first = row.first_attempt_at or at
@@ -199,7 +202,8 @@ class Sender:
         self._results.append(_Result(row.id, row.subscription_id, at, attempt, outcome, label))
         if self._flush is None:
             self._flush = asyncio.create_task(self._record_batch())
-        await asyncio.shield(self._flush)
+            self._recording.add(self._flush)
+            self._flush.add_done_callback(self._recording.discard)
 
     async def _record_batch(self) -> None:
         """Record every attempt finished within ``RECORD_GATHER_S`` in one transaction.
@@ -211,7 +215,11 @@ class Sender:
         """
         await asyncio.sleep(RECORD_GATHER_S)
         batch, self._results, self._flush = self._results, [], None
-        await self.database.change_with(self._record_in, batch)
+        try:
+            await self.database.change_with(self._record_in, batch)
+        except Exception as exc:  # their leases run out: the deliveries are sent again
+            log_retry(log, f"recording {len(batch)} webhook attempts", exc)
+            return
         for result in batch:
             WEBHOOK_DELIVERIES.labels(result.label).inc()
 
