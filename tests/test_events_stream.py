@@ -80,7 +80,7 @@ async def test_a_cursor_older_than_the_kept_events_is_gone(
     database = Database(settings)
     try:
         await settled(client)
-        assert await purge_events(database, cutoff) == 2
+        assert await purge_events(database, cutoff, settings.events_source) == 2
     finally:
         await database.dispose()
     gone = await client.get("/api/v1/events", params={"after": old[0]["cursor"]}, headers=admin)

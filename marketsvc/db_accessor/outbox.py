@@ -240,26 +240,34 @@ async def purged_through(db: Executor) -> Position:
     return START if row is None else (row.txid, row.event_row)
 
 
-async def purge_before(db: Executor, cutoff: datetime, batch: int = PURGE_BATCH) -> int:
-    """Delete up to ``batch`` of the oldest events (in feed order) older than ``cutoff``.
+async def purgeable(db: Executor, cutoff: datetime, batch: int = PURGE_BATCH) -> list[Row[Any]]:
+    """Up to ``batch`` of the oldest events (in feed order) older than ``cutoff``, with
+    ``FEED_COLUMNS``: what ``purge`` may delete next.
 
     Only a prefix of the feed goes, and only below the horizon (an event of a transaction still
     open is never passed), so every cursor before the newest deleted event is exactly the set
     of cursors that lost something: those get 410 (see ``purged_through``).
     """
-    oldest = _settled(
-        select(Event.txid, Event.id, Event.time).order_by(Event.txid, Event.id).limit(batch), db
-    )
+    oldest = _settled(select(*FEED_COLUMNS).order_by(Event.txid, Event.id).limit(batch), db)
     prefix = []
     for row in (await execute(db, oldest)).all():
         if row.time >= cutoff:
             break
         prefix.append(row)
-    if not prefix:
-        return 0
-    await execute(db, delete(Event).where(Event.id.in_([row.id for row in prefix])))
-    await _mark_purged(db, (prefix[-1].txid, prefix[-1].id))
-    return len(prefix)
+    return prefix
+
+
+async def purge(db: Executor, prefix: Sequence[Row[Any]]) -> None:
+    """Delete ``prefix`` (from ``purgeable``, in the same transaction)."""
+    if prefix:
+        await execute(db, delete(Event).where(Event.id.in_([row.id for row in prefix])))
+        await _mark_purged(db, (prefix[-1].txid, prefix[-1].id))
+
+
+async def events_by_row(db: Executor, rows: Sequence[int]) -> dict[int, Row[Any]]:
+    """The kept events among ``rows`` (``events.id``), by id, with ``FEED_COLUMNS``."""
+    stmt = select(*FEED_COLUMNS).where(Event.id.in_(rows))
+    return {event.id: event for event in (await execute(db, stmt)).all()}
 
 
 async def _mark_purged(db: Executor, position: Position) -> None:

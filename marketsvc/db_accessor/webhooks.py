@@ -34,8 +34,9 @@ from sqlalchemy.orm import aliased
 
 from marketsvc.db_accessor.core import Executor, dialect_name, execute, rowcount
 from marketsvc.db_accessor.paging import DEFAULT_CHUNK_ROWS, ChunkStream, stream_chunks
-from marketsvc.errors import NotFound
+from marketsvc.errors import DomainError, NotFound
 from marketsvc.store.models import (
+    Event,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
@@ -55,6 +56,16 @@ class SubscriptionNotFound(NotFound):
 class DeliveryNotFound(NotFound):
     def __init__(self, delivery_id: int) -> None:
         super().__init__(f"webhook delivery {delivery_id} does not exist")
+
+
+class EventPurged(DomainError):
+    status = 410
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(
+            f"the event of webhook delivery {delivery_id} is past retention and was deleted: "
+            "it cannot be sent again"
+        )
 
 
 def types_column(types: Sequence[str] | None) -> str | None:
@@ -143,7 +154,8 @@ async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:
 
 
 async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> None:
-    """``rows``: subscription_id, event_row, event_id, subject, type, body (in feed order)."""
+    """``rows``: subscription_id, event_row, event_id, subject, type (in feed order); body only
+    for a delivery with no event (``WebhookDelivery``)."""
     if rows:
         now = utcnow()
         base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
@@ -234,6 +246,7 @@ _LEASE = (
         WebhookDelivery.subscription_id,
         WebhookDelivery.event_id,
         WebhookDelivery.type,
+        WebhookDelivery.event_row,
         WebhookDelivery.body,
         WebhookDelivery.attempts,
         WebhookDelivery.first_attempt_at,
@@ -455,10 +468,44 @@ async def delivery_with_attempts(db: Executor, delivery_id: int) -> dict[str, An
 
 
 async def copy_delivery(db: Executor, delivery_id: int) -> int:
-    """A new pending delivery of the same event to the same subscription; its id."""
+    """A new pending delivery of the same event to the same subscription; its id. Raises
+    ``EventPurged`` if the delivery has no body of its own and retention purged its event."""
     row = await get_delivery(db, delivery_id)
+    if row.body is None and row.event_row is not None:
+        kept = select(Event.id).where(Event.id == row.event_row)
+        if (await execute(db, kept)).first() is None:
+            raise EventPurged(delivery_id)
     fields = ("subscription_id", "event_row", "event_id", "subject", "type", "body")
     return await insert_delivery(db, {f: getattr(row, f) for f in fields})
+
+
+async def waiting_for(db: Executor, event_rows: Sequence[int]) -> set[int]:
+    """Those of ``event_rows`` that a pending delivery with no body of its own will send."""
+    stmt = (
+        select(WebhookDelivery.event_row)
+        .where(
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.body.is_(None),
+            WebhookDelivery.event_row.in_(event_rows),
+        )
+        .distinct()
+    )
+    return set((await execute(db, stmt)).scalars().all())
+
+
+async def keep_bodies(db: Executor, bodies: dict[int, str]) -> None:
+    """Write each event's CloudEvent (``{event_row: body}``) into its pending deliveries that
+    have none, before retention purges the event."""
+    stmt = (
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.event_row == bindparam("b_event_row"),
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.body.is_(None),
+        )
+        .values(body=bindparam("b_body"))
+    )
+    await execute(db, stmt, [{"b_event_row": k, "b_body": v} for k, v in bodies.items()])
 
 
 async def insert_delivery(db: Executor, row: dict[str, Any]) -> int:

@@ -176,7 +176,6 @@ async def replay(request: web.Request) -> web.Response:
     try:
         count = await use_cases.replay(
             request.app[DATABASE],
-            request.app[SETTINGS],
             subscription_id,
             body.get("after"),
             body.get("since"),
@@ -209,7 +208,7 @@ async def ping(request: web.Request) -> web.Response:
     tag="webhooks",
     response=DeliveryOut(),
     status=202,
-    errors=(404,),
+    errors=(404, 410),
     response_example=NEW_DELIVERY,
 )
 async def redeliver(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from marketsvc.db_accessor import outbox, webhooks
+from marketsvc.events.envelope import encode, envelope
 from marketsvc.events.types import NewEvent
 from marketsvc.ops.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES, WEBHOOK_DISABLED
 from marketsvc.schemas.webhooks import dump_subscription
@@ -58,6 +59,7 @@ MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
 GAUGE_EVERY_S = 30.0
 USER_AGENT = "marketsvc-webhooks/1"
+EVENT_GONE = "its event is past retention and was deleted"
 RECORD_GATHER_S = 0.02  # attempts finished this close together are recorded in one transaction
 
 
@@ -77,6 +79,7 @@ class _Result:
     attempt: dict[str, Any]
     outcome: dict[str, Any] | None  # None: delivered
     label: str
+    posted: bool  # False: nothing was sent (its event was purged): says nothing of the receiver
 
 
 class Sender:
@@ -124,28 +127,53 @@ class Sender:
         claimed = await self.database.change_with(
             webhooks.claim_due, self.owner, now, now + lease, room
         )
+        bodies = await self._bodies(claimed)
         for row in claimed:
-            task = asyncio.create_task(self._deliver_logged(row))
+            task = asyncio.create_task(self._deliver_logged(row, bodies[row.id]))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
         return len(claimed)
+
+    async def _bodies(self, claimed: list[Any]) -> dict[int, bytes | None]:
+        """Each claimed delivery's CloudEvent, by delivery id: its own body (a ping's), else
+        built from its event, once per event (None: retention purged the event)."""
+        wanted = [row.event_row for row in claimed if row.body is None]
+        events: dict[int, Any] = {}
+        if wanted:
+            async with self.database.read() as conn:
+                events = await outbox.events_by_row(conn, wanted)
+        built: dict[int, bytes] = {}
+        bodies: dict[int, bytes | None] = {}
+        for row in claimed:
+            if row.body is not None:
+                bodies[row.id] = row.body.encode()
+            elif (event := events.get(row.event_row)) is None:
+                bodies[row.id] = None
+            else:
+                if (body := built.get(event.id)) is None:
+                    body = built[event.id] = encode(envelope(event, self.settings.events_source))
+                bodies[row.id] = body
+        return bodies
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         if len(self._in_flight) <= REFILL_AT:
             self.wake.set()
 
-    async def _deliver_logged(self, row: Any) -> None:
+    async def _deliver_logged(self, row: Any, body: bytes | None) -> None:
         """``deliver`` in a task of its own, which nothing awaits: whatever fails is logged here,
         and the delivery's lease runs out, so it is sent again."""
         try:
-            await self.deliver(row)
+            await self.deliver(row, body)
         except Exception as exc:
             log_retry(log, f"webhook delivery {row.id}", exc)
 
-    async def deliver(self, row: Any) -> None:
-        """POST one claimed delivery (no transaction open) and queue the attempt's record."""
-        body = row.body.encode()
+    async def deliver(self, row: Any, body: bytes | None) -> None:
+        """POST one claimed delivery (no transaction open) and queue the attempt's record;
+        ``body`` None: its event was purged, nothing can be sent (failed)."""
+        if body is None:
+            self._record(row, utcnow(), None, EVENT_GONE, 0.0, gone=True)
+            return
         secrets = [row.secret]
         if row.previous_secret and row.previous_until and row.previous_until > utcnow():
             secrets.append(row.previous_secret)
@@ -176,16 +204,22 @@ class Sender:
         return status, f"answered {status}"
 
     def _record(
-        self, row: Any, at: datetime, status_code: int | None, error: str | None, elapsed: float
+        self,
+        row: Any,
+        at: datetime,
+        status_code: int | None,
+        error: str | None,
+        elapsed: float,
+        gone: bool = False,
     ) -> None:
-        """Queue the attempt's record in the batch gathering now."""
+        """Queue the attempt's record in the batch gathering now (``gone``: failed at once)."""
         now = utcnow()
         attempts = row.attempts + 1
         first = row.first_attempt_at or at
         outcome: dict[str, Any] | None = None  # delivered: a batch's in one statement
         if error is None:
             label, next_at = "delivered", None
-        elif (now - first).total_seconds() >= self.settings.webhook_retry_for_seconds:
+        elif gone or (now - first).total_seconds() >= self.settings.webhook_retry_for_seconds:
             outcome = {"attempts": attempts, "first_attempt_at": first, "status": "failed"}
             label, next_at = "failed", None
         else:
@@ -199,7 +233,9 @@ class Sender:
             "error": error,
             "next_attempt_at": next_at,
         }
-        self._results.append(_Result(row.id, row.subscription_id, at, attempt, outcome, label))
+        self._results.append(
+            _Result(row.id, row.subscription_id, at, attempt, outcome, label, posted=not gone)
+        )
         if self._flush is None:
             self._flush = asyncio.create_task(self._record_batch())
             self._recording.add(self._flush)
@@ -237,6 +273,8 @@ class Sender:
         # else failing since the first failure after its last success
         health: dict[int, datetime | None] = {}
         for result in batch:
+            if not result.posted:
+                continue
             failed = result.attempt["error"] is not None
             if not failed:
                 health[result.subscription_id] = None

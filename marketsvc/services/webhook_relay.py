@@ -29,7 +29,6 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketsvc.db_accessor import outbox, webhooks
-from marketsvc.events.envelope import encode, envelope
 from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease, log_retry
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.services.webhook_delivery import WEBHOOK_SENDER
@@ -47,31 +46,6 @@ class LeaseLost(Exception):
     """Another relay took the consumer over: this one's fan-out must roll back."""
 
 
-class EventBodies:
-    """Each event's CloudEvent body (``EventBodies(source)(event)``), encoded once.
-
-    The relay encodes them before its fan-out transaction (``prepare``), so that the write
-    lock is not held while they are built: ~30 us an event, most of the fan-out's time in
-    SQLite's one writer (scripts/bench: placement with a subscription)."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self._bodies: dict[int, str] = {}
-
-    def __call__(self, event: Any) -> str:
-        body = self._bodies.get(event.id)
-        if body is None:
-            body = self._bodies[event.id] = encode(envelope(event, self.source)).decode()
-        return body
-
-    def prepare(self, events: Sequence[Any], subscriptions: Sequence[Any]) -> None:
-        """Encode the events that one of ``subscriptions`` takes."""
-        wanted = _wanted(subscriptions)
-        for event in events:
-            if any(types is None or event.type in types for _, types in wanted):
-                self(event)
-
-
 def _wanted(subscriptions: Sequence[Any]) -> list[tuple[int, set[str] | None]]:
     """Each subscription's id and the event types it takes (None: all)."""
     return [
@@ -80,10 +54,9 @@ def _wanted(subscriptions: Sequence[Any]) -> list[tuple[int, set[str] | None]]:
     ]
 
 
-def delivery_rows(
-    events: Sequence[Any], subscriptions: Sequence[Any], bodies: EventBodies
-) -> list[dict[str, Any]]:
-    """One delivery per event and subscription that takes its type, in feed order."""
+def delivery_rows(events: Sequence[Any], subscriptions: Sequence[Any]) -> list[dict[str, Any]]:
+    """One delivery per event and subscription that takes its type, in feed order. No body:
+    the sender builds each CloudEvent from its event when it sends it."""
     wanted = _wanted(subscriptions)
     rows = []
     for event in events:
@@ -97,7 +70,6 @@ def delivery_rows(
                     "event_id": event.event_id,
                     "subject": event.subject,
                     "type": event.type,
-                    "body": bodies(event),
                 }
             )
     return rows
@@ -118,12 +90,9 @@ class Relay:
             page = await outbox.read_feed(conn, self.lease.position, outbox.FeedFilter(), BATCH)
             if not page.rows:
                 return 0, page.held_back
-            subscriptions = await webhooks.receiving_subscriptions(conn)
-        bodies = EventBodies(self.settings.events_source)
-        bodies.prepare(page.rows, subscriptions)  # the transaction reads them again
         last = page.rows[-1]
         try:
-            rows = await self.database.change_with(self._fan_out, page.rows, bodies)
+            rows = await self.database.change_with(self._fan_out, page.rows)
         except LeaseLost:
             log.info("webhook relay lease passed to another process")
             self.lease.lost()
@@ -133,13 +102,11 @@ class Relay:
             self.wake_sender.set()
         return len(page.rows), page.held_back
 
-    async def _fan_out(
-        self, conn: Any, events: Sequence[Any], bodies: EventBodies
-    ) -> list[dict[str, Any]]:
+    async def _fan_out(self, conn: Any, events: Sequence[Any]) -> list[dict[str, Any]]:
         """One delivery per event and matching subscription, and the position past the
         events, in one transaction; the deliveries."""
         subscriptions = await webhooks.receiving_subscriptions(conn)
-        rows = delivery_rows(events, subscriptions, bodies)
+        rows = delivery_rows(events, subscriptions)
         await webhooks.insert_deliveries(conn, rows)
         if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
             raise LeaseLost

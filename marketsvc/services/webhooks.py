@@ -13,7 +13,7 @@ from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.errors import CursorExpired, InvalidInput
 from marketsvc.events.envelope import encode
 from marketsvc.schemas.common import format_timestamp
-from marketsvc.services.webhook_relay import EventBodies, delivery_rows
+from marketsvc.services.webhook_relay import delivery_rows
 from marketsvc.services.webhook_signing import new_secret
 from marketsvc.services.webhook_targets import check_target
 from marketsvc.settings import Settings
@@ -75,7 +75,8 @@ async def rotate(database: Database, subscription_id: int) -> tuple[Row[Any], st
 
 
 async def redeliver(database: Database, delivery_id: int) -> dict[str, Any]:
-    """A new pending delivery of the same event (the old one keeps its history)."""
+    """A new pending delivery of the same event (the old one keeps its history); 410 if
+    retention purged the event (``webhooks.EventPurged``)."""
     async with database.change_rows() as conn:
         new_id = await webhooks.copy_delivery(conn, delivery_id)
         return await webhooks.delivery_with_attempts(conn, new_id)
@@ -113,7 +114,6 @@ async def ping(database: Database, settings: Settings, subscription_id: int) -> 
 
 async def replay(
     database: Database,
-    settings: Settings,
     subscription_id: int,
     after: outbox.Position | None,
     since: datetime | None,
@@ -135,7 +135,7 @@ async def replay(
         position = (events[-1].txid, events[-1].id)
         if since is not None:
             events = [e for e in events if e.time >= since]
-        rows = delivery_rows(events, [subscription], EventBodies(settings.events_source))
+        rows = delivery_rows(events, [subscription])
         if rows:
             async with database.change_rows() as conn:
                 await webhooks.insert_deliveries(conn, rows)

@@ -405,6 +405,13 @@ PENDING_DUE_ONLY: dict[str, Any] = {
     "sqlite_where": text("status = 'pending'"),
 }
 
+# Pending deliveries that will build their CloudEvent from their event. ``body IS NULL`` also
+# keeps the claim (which does not filter on it) from reading pending deliveries through this
+# index and sorting them, as PostgreSQL planned it with ``status = 'pending'`` alone.
+WAITING_FOR_EVENT: dict[str, Any] = {
+    f"{d}_where": text("status = 'pending' AND body IS NULL") for d in ("postgresql", "sqlite")
+}
+
 
 class WebhookSubscription(Base):
     """Where events are POSTed, which types (``event_types`` a JSON list; NULL: all), and the
@@ -429,8 +436,10 @@ class WebhookSubscription(Base):
 
 
 class WebhookDelivery(Base):
-    """One event for one subscription. ``body`` is the CloudEvent JSON as sent, kept here so
-    that retention may purge the event while its delivery still retries."""
+    """One event for one subscription. The CloudEvent it sends is built from its event
+    (``event_row``) when it is sent; ``body`` holds it only where there is no event to build it
+    from: a ping, or a pending delivery whose event retention purged (``services.retention``
+    writes it here first). Migration 0013 says why."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -445,6 +454,8 @@ class WebhookDelivery(Base):
             **PENDING_ONLY,
         ),
         Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+        # what retention looks up before it purges an event (migration 0013)
+        Index("ix_webhook_deliveries_pending_event", "event_row", **WAITING_FOR_EVENT),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -455,7 +466,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(String(36))
     subject: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(100))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
