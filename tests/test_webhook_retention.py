@@ -6,14 +6,19 @@ finds its event gone when it is sent fails at once, without counting against its
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from marketsvc.app import create_app
-from marketsvc.db_accessor import webhooks
+from marketsvc.db_accessor import outbox, webhooks
+from marketsvc.events.envelope import envelope
+from marketsvc.events.types import NewEvent
 from marketsvc.services.retention import purge_events
 from marketsvc.services.webhook_delivery import Sender
 from marketsvc.settings import Settings
@@ -142,4 +147,60 @@ async def test_a_delivery_that_finds_its_event_gone_fails_without_blaming_its_re
     finally:
         await sender.close()
         await receiver.stop()
+        await database.dispose()
+
+
+async def test_a_delivery_claimed_just_before_its_events_purge_sends_the_kept_body(
+    settings: Settings,
+) -> None:
+    """The race: a sender claims a delivery (no body of its own), retention then purges its
+    event (writing the body into the row first), and only then does the sender read the event.
+    It sends the body retention kept, not a failure."""
+    settings = dataclasses.replace(settings, webhook_allow_private=True)
+    database = Database(settings)
+    sender = Sender(database, settings)
+    try:
+        async with database.change_rows() as conn:
+            await outbox.record(conn, NewEvent("webhook_subscription.disabled", "x/1", {"n": 1}))
+        events: Any = []
+        for _ in range(300):  # PostgreSQL: until no other transaction holds the horizon
+            async with database.read() as conn:
+                events = (await outbox.read_feed(conn, outbox.START, outbox.FeedFilter(), 9)).rows
+            if events:
+                break
+            await asyncio.sleep(0.1)
+        [event] = events
+        async with database.change_rows() as conn:
+            sub = await webhooks.create_subscription(conn, "http://127.0.0.1:9/", None, "", "s")
+            delivery_id = await webhooks.insert_delivery(
+                conn,
+                {
+                    "subscription_id": sub.id,
+                    "event_row": event.id,
+                    "event_id": event.event_id,
+                    "subject": event.subject,
+                    "type": event.type,
+                },
+            )
+        now = utcnow()
+        [claimed] = await database.change_with(
+            webhooks.claim_due, sender.owner, now, now + timedelta(minutes=1), 9
+        )
+        assert claimed.id == delivery_id
+        assert claimed.body is None
+        for _ in range(300):  # PostgreSQL: until no other transaction holds the horizon
+            if await purge_events(database, utcnow(), settings.events_source):
+                break
+            await asyncio.sleep(0.1)
+        async with database.read() as conn:
+            assert await outbox.events_by_row(conn, [event.id]) == {}
+
+        bodies = await sender._bodies([claimed])
+        sent = bodies[delivery_id]
+        assert sent is not None, "sent as a failure: its event is gone"
+        assert orjson.loads(sent) == orjson.loads(
+            orjson.dumps(envelope(event, settings.events_source))
+        )
+    finally:
+        await sender.close()
         await database.dispose()

@@ -493,6 +493,14 @@ async def waiting_for(db: Executor, event_rows: Sequence[int]) -> set[int]:
     return set((await execute(db, stmt)).scalars().all())
 
 
+async def kept_bodies(db: Executor, delivery_ids: Sequence[int]) -> dict[int, str]:
+    """The bodies that ``keep_bodies`` wrote into these deliveries, by delivery id."""
+    stmt = select(WebhookDelivery.id, WebhookDelivery.body).where(
+        WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.body.is_not(None)
+    )
+    return {row.id: row.body for row in (await execute(db, stmt)).all()}
+
+
 async def keep_bodies(db: Executor, bodies: dict[int, str]) -> None:
     """Write each event's CloudEvent (``{event_row: body}``) into its pending deliveries that
     have none, before retention purges the event."""

@@ -136,23 +136,31 @@ class Sender:
 
     async def _bodies(self, claimed: list[Any]) -> dict[int, bytes | None]:
         """Each claimed delivery's CloudEvent, by delivery id: its own body (a ping's), else
-        built from its event, once per event (None: retention purged the event)."""
+        built from its event, once per event (None: retention purged the event and kept no
+        body for it)."""
         wanted = [row.event_row for row in claimed if row.body is None]
         events: dict[int, Any] = {}
+        kept: dict[int, str] = {}
         if wanted:
             async with self.database.read() as conn:
                 events = await outbox.events_by_row(conn, wanted)
+                # purged since the claim: retention wrote the body into the row first
+                purged = [
+                    row.id for row in claimed if row.body is None and row.event_row not in events
+                ]
+                if purged:
+                    kept = await webhooks.kept_bodies(conn, purged)
         built: dict[int, bytes] = {}
         bodies: dict[int, bytes | None] = {}
         for row in claimed:
-            if row.body is not None:
-                bodies[row.id] = row.body.encode()
+            if (body := row.body or kept.get(row.id)) is not None:
+                bodies[row.id] = body.encode()
             elif (event := events.get(row.event_row)) is None:
                 bodies[row.id] = None
             else:
-                if (body := built.get(event.id)) is None:
-                    body = built[event.id] = encode(envelope(event, self.settings.events_source))
-                bodies[row.id] = body
+                if (encoded := built.get(event.id)) is None:
+                    encoded = built[event.id] = encode(envelope(event, self.settings.events_source))
+                bodies[row.id] = encoded
         return bodies
 
     def _finished(self, task: asyncio.Task[None]) -> None:
