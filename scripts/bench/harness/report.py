@@ -196,13 +196,22 @@ def webhook_rows(result: dict[str, Any]) -> list[str]:
                 f"| {med([x.p99_ms for x in samples]):.1f} "
                 f"| {med([x.cpu_us for x in samples]):.0f} | {_errors(samples)} |"
             )
+    if w.drained_cpu_us:
+        rows.append(
+            f"| with one, worker CPU through the drain | | | | {med(w.drained_cpu_us):.0f} | |"
+        )
     if plain and w.samples:
         ratio = med([x.rps for x in w.samples]) / med([x.rps for x in plain])
         cpu = med([x.cpu_us for x in w.samples]) / med([x.cpu_us for x in plain])
         verdict = "pass" if ratio >= WEBHOOK_BUDGET else "FAIL"
+        drained = (
+            f" ({med(w.drained_cpu_us) / med([x.cpu_us for x in plain]):.2f} through the drain)"
+            if w.drained_cpu_us
+            else ""
+        )
         rows.append(
             f"| with / without | {ratio:.2f} ({verdict}: >= {WEBHOOK_BUDGET:.2f}) | | "
-            f"| {cpu:.2f} | |"
+            f"| {cpu:.2f}{drained} | |"
         )
     return rows
 

@@ -50,6 +50,10 @@ class WebhookResult:
     drains: list[float | None] = field(default_factory=list)  # seconds from the end of each
     # load until all were received; None: not within CATCH_UP_S
     receiver_cpu_us: float = 0.0  # the receiver's CPU per placement, during the loads
+    # the workers' CPU from the start of each subscribed load to the end of its drain, per
+    # placement: what a subscribed placement costs in all, whether its delivery was made during
+    # the load or after it (a sender that falls behind does part of it after)
+    drained_cpu_us: list[float] = field(default_factory=list)
 
     @property
     def drain_s(self) -> float | None:
@@ -141,7 +145,8 @@ def measure_webhook(
             sample = result.samples[-1]
             say(
                 f"{backend} placement with a subscription {n + 1}/{plan.repeat}: "
-                f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req, "
+                f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req "
+                f"({result.drained_cpu_us[-1]:.0f} through the drain), "
                 f"errors {sample.errors} {sample.statuses or ''}"
             )
     finally:
@@ -176,6 +181,8 @@ def subscribed(
     with subscription_of(receiver, backend, server, token) as subscription:
         first_event = max_event_id(url)
         received_before = receiver.counts()[1]
+        pids = server.worker_pids()
+        cpu_before = worker_cpu_seconds(pids)
         result.samples.append(placements(plan, server, token, counts))
         # where delivery stood when the load ended
         result.received_at_end += receiver.counts()[1] - received_before
@@ -192,6 +199,8 @@ def subscribed(
             return receiver.counts()[1] - received_before >= made
 
         result.drains.append(wait_until(drained, CATCH_UP_S))
+        cpu = worker_cpu_seconds(pids) - cpu_before
+        result.drained_cpu_us.append(cpu / result.samples[-1].requests * 1e6)
         result.events += made
         result.requests, result.received = receiver.counts()
         result.failed += delivery_counts(url, subscription).get("failed", 0)
