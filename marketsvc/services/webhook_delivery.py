@@ -2,9 +2,11 @@
 
 A sender claims due deliveries in a short transaction of its own (``webhooks.claim_due``: a
 lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
-PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, POSTs
-each claimed delivery with no transaction open (``webhook_http``), then records the attempt and
-its outcome in another short transaction. A sender that dies between claim and record leaves a
+PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, reads
+the claimed deliveries' events and builds each CloudEvent once (a delivery carries a body of its
+own only when it has no event: a ping, or one whose event retention purged), POSTs each with no
+transaction open (``webhook_http``), then records the attempts and their outcomes in batches, in
+short transactions of their own. A sender that dies between claim and record leaves a
 lease that runs out: the delivery is sent again (a duplicate the receiver drops by
 ``webhook-id``), never lost.
 
@@ -153,7 +155,7 @@ class Sender:
         built: dict[int, bytes] = {}
         bodies: dict[int, bytes | None] = {}
         for row in claimed:
-            if (body := row.body or kept.get(row.id)) is not None:
+            if (body := row.body if row.body is not None else kept.get(row.id)) is not None:
                 bodies[row.id] = body.encode()
             elif (event := events.get(row.event_row)) is None:
                 bodies[row.id] = None
