@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
@@ -20,7 +24,7 @@ from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.envelope import envelope
 from marketsvc.events.types import NewEvent
 from marketsvc.services.retention import purge_events
-from marketsvc.services.webhook_delivery import Sender
+from marketsvc.services.webhook_delivery import RECENT_BODIES, Sender
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
@@ -107,100 +111,145 @@ async def test_a_paused_subscriptions_deliveries_outlive_the_purge_of_their_even
         await database.dispose()
 
 
-async def test_a_delivery_that_finds_its_event_gone_fails_without_blaming_its_receiver(
-    settings: Settings,
-) -> None:
+@dataclass
+class Rig:
+    """A sender of its own (no app), a real receiver, and the settings they run with."""
+
+    settings: Settings
+    database: Database
+    sender: Sender
+    receiver: Receiver
+
+    async def subscribe(self) -> int:
+        async with self.database.change_rows() as conn:
+            sub = await webhooks.create_subscription(
+                conn, self.receiver.url, None, "", "whsec_AA=="
+            )
+        return int(sub.id)
+
+    async def deliver(self, delivery: dict[str, Any]) -> int:
+        async with self.database.change_rows() as conn:
+            return await webhooks.insert_delivery(conn, delivery)
+
+    async def one_event(self) -> Any:
+        """A new event, read back from the feed once it is settled (PostgreSQL's horizon)."""
+        async with self.database.change_rows() as conn:
+            await outbox.record(conn, NewEvent("webhook_subscription.disabled", "x/1", {"n": 1}))
+        for _ in range(300):
+            async with self.database.read() as conn:
+                events = (await outbox.read_feed(conn, outbox.START, outbox.FeedFilter(), 9)).rows
+            if events:
+                return events[-1]
+            await asyncio.sleep(0.1)
+        raise AssertionError("the event never settled")
+
+    def cloudevent(self, event: Any) -> Any:
+        return orjson.loads(orjson.dumps(envelope(event, self.settings.events_source)))
+
+
+@pytest.fixture
+async def rig(settings: Settings) -> AsyncIterator[Rig]:
     receiver = Receiver()
     await receiver.start()
     settings = dataclasses.replace(settings, webhook_allow_private=True)
     database = Database(settings)
     sender = Sender(database, settings)
     try:
-        async with database.change_rows() as conn:
-            sub = await webhooks.create_subscription(conn, receiver.url, None, "", "whsec_AA==")
-            delivery_id = await webhooks.insert_delivery(
-                conn,
-                {
-                    "subscription_id": sub.id,
-                    "event_row": 999_999,  # no such event: purged, say, by a race
-                    "event_id": "e-gone",
-                    "subject": "orders/1",
-                    "type": PLACED,
-                },
-            )
-        assert await sender.send_due() == 1
-
-        async def failed() -> bool:
-            async with database.read() as conn:
-                delivery = await webhooks.delivery_with_attempts(conn, delivery_id)
-            return bool(delivery["status"] == "failed")
-
-        await until(failed, 20, "the delivery failed")
-        async with database.read() as conn:
-            delivery = await webhooks.delivery_with_attempts(conn, delivery_id)
-            subscription = await webhooks.get_subscription(conn, sub.id)
-        assert [a.error for a in delivery["attempt_log"]] == [
-            "its event is past retention and was deleted"
-        ]
-        assert subscription.failing_since is None
-        assert receiver.receipts == []
+        yield Rig(settings, database, sender, receiver)
     finally:
         await sender.close()
         await receiver.stop()
         await database.dispose()
 
 
+def _delivery_of(subscription_id: int, event: Any) -> dict[str, Any]:
+    """A delivery of a feed event, as the relay inserts it (no body)."""
+    return {
+        "subscription_id": subscription_id,
+        "event_row": event.id,
+        "event_id": event.event_id,
+        "subject": event.subject,
+        "type": event.type,
+    }
+
+
+async def test_a_delivery_that_finds_its_event_gone_fails_without_blaming_its_receiver(
+    rig: Rig,
+) -> None:
+    subscription_id = await rig.subscribe()
+    gone = SimpleNamespace(id=999_999, event_id="e-gone", subject="orders/1", type=PLACED)
+    delivery_id = await rig.deliver(_delivery_of(subscription_id, gone))  # no such event
+    assert await rig.sender.send_due() == 1
+
+    async def failed() -> bool:
+        async with rig.database.read() as conn:
+            delivery = await webhooks.delivery_with_attempts(conn, delivery_id)
+        return bool(delivery["status"] == "failed")
+
+    await until(failed, 20, "the delivery failed")
+    async with rig.database.read() as conn:
+        delivery = await webhooks.delivery_with_attempts(conn, delivery_id)
+        subscription = await webhooks.get_subscription(conn, subscription_id)
+    assert [a.error for a in delivery["attempt_log"]] == [
+        "its event is past retention and was deleted"
+    ]
+    assert subscription.failing_since is None
+    assert rig.receiver.receipts == []
+
+
 async def test_a_delivery_claimed_just_before_its_events_purge_sends_the_kept_body(
-    settings: Settings,
+    rig: Rig,
 ) -> None:
     """The race: a sender claims a delivery (no body of its own), retention then purges its
     event (writing the body into the row first), and only then does the sender read the event.
     It sends the body retention kept, not a failure."""
-    settings = dataclasses.replace(settings, webhook_allow_private=True)
-    database = Database(settings)
-    sender = Sender(database, settings)
-    try:
-        async with database.change_rows() as conn:
-            await outbox.record(conn, NewEvent("webhook_subscription.disabled", "x/1", {"n": 1}))
-        events: Any = []
-        for _ in range(300):  # PostgreSQL: until no other transaction holds the horizon
-            async with database.read() as conn:
-                events = (await outbox.read_feed(conn, outbox.START, outbox.FeedFilter(), 9)).rows
-            if events:
-                break
-            await asyncio.sleep(0.1)
-        [event] = events
-        async with database.change_rows() as conn:
-            sub = await webhooks.create_subscription(conn, "http://127.0.0.1:9/", None, "", "s")
-            delivery_id = await webhooks.insert_delivery(
-                conn,
-                {
-                    "subscription_id": sub.id,
-                    "event_row": event.id,
-                    "event_id": event.event_id,
-                    "subject": event.subject,
-                    "type": event.type,
-                },
-            )
-        now = utcnow()
-        [claimed] = await database.change_with(
-            webhooks.claim_due, sender.owner, now, now + timedelta(minutes=1), 9
-        )
-        assert claimed.id == delivery_id
-        assert claimed.body is None
-        for _ in range(300):  # PostgreSQL: until no other transaction holds the horizon
-            if await purge_events(database, utcnow(), settings.events_source):
-                break
-            await asyncio.sleep(0.1)
-        async with database.read() as conn:
-            assert await outbox.events_by_row(conn, [event.id]) == {}
+    event = await rig.one_event()
+    delivery_id = await rig.deliver(_delivery_of(await rig.subscribe(), event))
+    now = utcnow()
+    [claimed] = await rig.database.change_with(
+        webhooks.claim_due, rig.sender.owner, now, now + timedelta(minutes=1), 9
+    )
+    assert claimed.id == delivery_id
+    assert claimed.body is None
+    for _ in range(300):  # PostgreSQL: until no other transaction holds the horizon
+        if await purge_events(rig.database, utcnow(), rig.settings.events_source):
+            break
+        await asyncio.sleep(0.1)
+    async with rig.database.read() as conn:
+        assert await outbox.events_by_row(conn, [event.id]) == {}
 
-        bodies = await sender._bodies([claimed])
-        sent = bodies[delivery_id]
-        assert sent is not None, "sent as a failure: its event is gone"
-        assert orjson.loads(sent) == orjson.loads(
-            orjson.dumps(envelope(event, settings.events_source))
+    sent = (await rig.sender._bodies([claimed]))[delivery_id]
+    assert sent is not None, "sent as a failure: its event is gone"
+    assert orjson.loads(sent) == rig.cloudevent(event)
+
+
+async def test_the_relays_cloudevents_spare_the_claim_a_read_of_the_events(rig: Rig) -> None:
+    """What this worker's relay fanned out, the sender sends from the CloudEvents it built then
+    (``Sender.fanned_out``): the event is not read back. Shown by deleting the event row (no
+    body kept) before the claim: the receiver still gets the CloudEvent."""
+    event = await rig.one_event()
+    await rig.deliver(_delivery_of(await rig.subscribe(), event))
+    rig.sender.fanned_out([event])  # as the relay does after its fan-out commits
+    assert rig.sender.wake.is_set()
+    async with rig.database.change_rows() as conn:
+        await conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event.id})
+    assert await rig.sender.send_due() == 1
+    await until(lambda: len(rig.receiver.accepted()) == 1, 20, "the delivery")
+    assert rig.receiver.receipts[0].event == rig.cloudevent(event)
+
+
+async def test_the_sender_keeps_the_last_cloudevents_only(rig: Rig) -> None:
+    events = [
+        SimpleNamespace(
+            id=n,
+            event_id=f"e-{n}",
+            type=PLACED,
+            subject=f"orders/{n}",
+            sequence=1,
+            time=utcnow(),
+            data=b"{}",
         )
-    finally:
-        await sender.close()
-        await database.dispose()
+        for n in range(RECENT_BODIES + 10)
+    ]
+    rig.sender.fanned_out(events)
+    assert list(rig.sender._recent) == [e.id for e in events[10:]]

@@ -12,8 +12,9 @@ subscription receives the events fanned out after it was created (events already
 but not yet fanned out included); ``replay`` sends older ones.
 
 The relay wakes on the feed's wake-up (``services.feed_wakeup``: PostgreSQL NOTIFY, SQLite a
-short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``, and wakes this worker's sender after a
-fan-out.
+short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``, and after a fan-out hands the events it
+read to this worker's sender (``Sender.fanned_out``), which builds their CloudEvents then rather
+than read the events back when it claims their deliveries.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease, log_retry
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
-from marketsvc.services.webhook_delivery import WEBHOOK_SENDER
+from marketsvc.services.webhook_delivery import WEBHOOK_SENDER, Sender
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.web.keys import SETTINGS
@@ -76,10 +77,10 @@ def delivery_rows(events: Sequence[Any], subscriptions: Sequence[Any]) -> list[d
 
 
 class Relay:
-    def __init__(self, database: Database, settings: Settings, wake_sender: asyncio.Event) -> None:
+    def __init__(self, database: Database, settings: Settings, sender: Sender) -> None:
         self.database = database
         self.settings = settings
-        self.wake_sender = wake_sender
+        self.sender = sender
         self.lease = FeedLease(database, CONSUMER, settings.webhook_lease_seconds)
 
     async def step(self) -> tuple[int, bool]:
@@ -99,7 +100,8 @@ class Relay:
             return 0, False
         self.lease.position = (last.txid, last.id)
         if rows:
-            self.wake_sender.set()
+            fanned = {row["event_row"] for row in rows}
+            self.sender.fanned_out([event for event in page.rows if event.id in fanned])
         return len(page.rows), page.held_back
 
     async def _fan_out(self, conn: Any, events: Sequence[Any]) -> list[dict[str, Any]]:
@@ -136,7 +138,7 @@ class Relay:
 async def webhook_relay_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx`` (after the sender's and the feed wake-up's): the relay task; on a clean
     stop it gives its lease up so that another process takes over at once."""
-    relay = Relay(app[BACKGROUND_DATABASE], app[SETTINGS], app[WEBHOOK_SENDER].wake)
+    relay = Relay(app[BACKGROUND_DATABASE], app[SETTINGS], app[WEBHOOK_SENDER])
     task = asyncio.create_task(relay.run(app[FEED_WAKEUP]))
     yield
     task.cancel()
