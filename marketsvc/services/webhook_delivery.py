@@ -48,14 +48,15 @@ from marketsvc.store.models import utcnow
 from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.delivery")
-IN_FLIGHT = 100  # deliveries one sender POSTs at once (a slow receiver holds one slot)
+IN_FLIGHT = 50  # deliveries one sender POSTs at once (a slow receiver holds one slot)
 # A finished POST wakes the sender to claim again only once half the slots are free: a claim is
 # a write transaction, and one per finished delivery queued behind the placements for SQLite's
 # one write lock. A fan-out still wakes it at once, whatever is free. A slot is free once its
 # POST has an answer: the attempt is recorded in a batch after it (``_record_batch``), and the
 # delivery stays leased until then. With 20 slots, each waiting for its record, a subscribed
 # worker fell behind its placements (scripts/bench, SQLite: half the events still pending when
-# a load ended); with 100 it keeps up.
+# a load ended); with 50 it keeps up. 100 kept up too, but its bursts of POSTs cost the
+# placements more, and unevenly (scripts/bench/results/webhook-ac03f4c.md).
 REFILL_AT = IN_FLIGHT // 2
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500

@@ -43,7 +43,7 @@ from yarl import URL
 from marketsvc.services.webhook_targets import allowed_addresses
 
 IDLE_S = 15.0  # a kept connection unused this long is closed rather than reused
-IDLE_PER_HOST = 100  # connections kept per host (a sender POSTs at most 100 at once)
+IDLE_PER_HOST = 50  # connections kept per host (a sender POSTs at most 50 at once)
 
 
 class CannotConnect(OSError):
