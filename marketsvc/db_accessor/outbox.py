@@ -241,14 +241,16 @@ async def purged_through(db: Executor) -> Position:
 
 
 async def purgeable(db: Executor, cutoff: datetime, batch: int = PURGE_BATCH) -> list[Row[Any]]:
-    """Up to ``batch`` of the oldest events (in feed order) older than ``cutoff``, with
-    ``FEED_COLUMNS``: what ``purge`` may delete next.
+    """Up to ``batch`` of the oldest events (in feed order) older than ``cutoff``, their
+    ``txid``, ``id`` and ``time``: what ``purge`` may delete next.
 
     Only a prefix of the feed goes, and only below the horizon (an event of a transaction still
     open is never passed), so every cursor before the newest deleted event is exactly the set
     of cursors that lost something: those get 410 (see ``purged_through``).
     """
-    oldest = _settled(select(*FEED_COLUMNS).order_by(Event.txid, Event.id).limit(batch), db)
+    oldest = _settled(
+        select(Event.txid, Event.id, Event.time).order_by(Event.txid, Event.id).limit(batch), db
+    )
     prefix = []
     for row in (await execute(db, oldest)).all():
         if row.time >= cutoff:

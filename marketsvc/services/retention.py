@@ -40,9 +40,8 @@ async def purge_events(database: Database, cutoff: datetime, source: str) -> int
         async with database.change_rows() as conn:
             prefix = await outbox.purgeable(conn, cutoff)
             if prefix and (waiting := await webhooks.waiting_for(conn, [e.id for e in prefix])):
-                bodies = {
-                    e.id: encode(envelope(e, source)).decode() for e in prefix if e.id in waiting
-                }
+                events = await outbox.events_by_row(conn, list(waiting))
+                bodies = {k: encode(envelope(e, source)).decode() for k, e in events.items()}
                 await webhooks.keep_bodies(conn, bodies)
             await outbox.purge(conn, prefix)
         purged = len(prefix)

@@ -160,33 +160,25 @@ class Sender:
         built from its event, once per event (None: retention purged the event and kept no
         body for it)."""
         recent = self._recent
-        wanted = [
-            row.event_row for row in claimed if row.body is None and row.event_row not in recent
-        ]
+        missing = {row.event_row for row in claimed if row.body is None} - recent.keys()
         events: dict[int, Any] = {}
         kept: dict[int, str] = {}
-        if wanted:
+        if missing:
             async with self.database.read() as conn:
-                events = await outbox.events_by_row(conn, wanted)
+                events = await outbox.events_by_row(conn, list(missing))
                 # purged since the claim: retention wrote the body into the row first
-                purged = [
-                    row.id for row in claimed if row.body is None and row.event_row not in events
-                ]
-                if purged:
-                    kept = await webhooks.kept_bodies(conn, purged)
-        built: dict[int, bytes] = {}
+                if purged := missing - events.keys():
+                    ids = [
+                        row.id for row in claimed if row.body is None and row.event_row in purged
+                    ]
+                    kept = await webhooks.kept_bodies(conn, ids)
+        built = {event_row: self._encode(event) for event_row, event in events.items()}
         bodies: dict[int, bytes | None] = {}
         for row in claimed:
             if (body := row.body if row.body is not None else kept.get(row.id)) is not None:
                 bodies[row.id] = body.encode()
-            elif (encoded := recent.get(row.event_row)) is not None:
-                bodies[row.id] = encoded
-            elif (event := events.get(row.event_row)) is None:
-                bodies[row.id] = None
             else:
-                if (encoded := built.get(event.id)) is None:
-                    encoded = built[event.id] = self._encode(event)
-                bodies[row.id] = encoded
+                bodies[row.id] = recent.get(row.event_row) or built.get(row.event_row)
         return bodies
 
     def _finished(self, task: asyncio.Task[None]) -> None:
