@@ -23,7 +23,10 @@ from marketsvc.store.engine import Database
 from marketsvc.store.outages import classify
 from marketsvc.web.keys import DATABASE
 
-BACKGROUND_POOL_SIZE = 4
+# Its connections stay open once made, idle between steps: with PostgreSQL's feed listener they
+# must leave the requests a slot however tight max_connections is. With 4, the idle connections
+# of a few overlapping steps could take every slot of a server allowing 4 (tests/test_outages.py)
+BACKGROUND_POOL_SIZE = 2
 BACKGROUND_DATABASE = web.AppKey("background_database", Database)
 
 
