@@ -107,7 +107,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         type=int,
         default=0,
         metavar="SECONDS",
-        help="afterwards, py-spy one marketsvc and one baseline worker per route for SECONDS "
+        help="afterwards, py-spy every marketsvc and every baseline worker per route for SECONDS "
         "(not measured)",
     )
     p.add_argument(

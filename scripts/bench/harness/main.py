@@ -118,7 +118,7 @@ def bench_backend(plan: Plan, backend: str, env: dict[str, str]) -> dict[str, An
                 profile_routes(plan, backend, routes, out, servers, token, counts)
             if plan.profile and webhook:
                 target = Path(plan.results) / f"profile-{backend}-{WEBHOOK_ROUTE}.txt"
-                say(f"{backend} {WEBHOOK_ROUTE}: py-spy on a marketsvc worker for {plan.profile}s")
+                say(f"{backend} {WEBHOOK_ROUTE}: py-spy on the workers for {plan.profile}s")
                 profile_webhook(plan, backend, servers["marketsvc"], token, counts, logdir, target)
             stop_all()
         if "place_order" in routes or webhook:
@@ -340,5 +340,5 @@ def profile_routes(
         if out["routes"][route]["available"]:
             for kind, suffix in (("marketsvc", ""), ("baseline", "-baseline")):
                 target = Path(plan.results) / f"profile-{backend}-{route}{suffix}.txt"
-                say(f"{backend} {route}: py-spy on one {kind} worker for {plan.profile}s")
+                say(f"{backend} {route}: py-spy on every {kind} worker for {plan.profile}s")
                 profile_route(servers[kind], route, plan, token, counts, target)

@@ -1,4 +1,4 @@
-"""py-spy on one worker of a server (marketsvc or the baseline) under wrk load, summarised as
+"""py-spy on every worker of a server (marketsvc or the baseline) under wrk load, summarised as
 the top frames."""
 
 from __future__ import annotations
@@ -47,30 +47,25 @@ def profile_route(
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         raise BenchError("--profile needs py-spy (pip install -r requirements-dev.txt)")
-    raw = target.with_suffix(".collapsed")
-    spy = subprocess.Popen(
-        [
-            py_spy,
-            "record",
-            "--pid",
-            str(server.worker_pids()[0]),
-            "--duration",
-            str(plan.profile),
-            "--format",
-            "raw",
-            "--nonblocking",
-            "-o",
-            str(raw),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # every worker: the webhook row's delivery work sits on the worker whose relay holds the
+    # lease, the placements on both; their samples are summed
+    spies = []
+    for n, pid in enumerate(server.worker_pids()):
+        raw = target.with_suffix(f".{n}.collapsed")
+        command = [py_spy, "record", "--pid", str(pid), "--duration", str(plan.profile)]
+        command += ["--format", "raw", "--nonblocking", "-o", str(raw)]
+        spy = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        spies.append((spy, raw))
     run_wrk(server.base, route, plan, token, plan.profile + 1, counts)
-    _, err = spy.communicate()
-    if spy.returncode:
-        raise BenchError(f"py-spy failed: {err}")
-    target.write_text(summarise(raw.read_text()))
+    collapsed = []
+    for spy, raw in spies:
+        _, err = spy.communicate()
+        if spy.returncode:
+            raise BenchError(f"py-spy failed: {err}")
+        collapsed.append(raw.read_text())
+    target.write_text(summarise("\n".join(collapsed)))
 
 
 def summarise(collapsed: str) -> str:

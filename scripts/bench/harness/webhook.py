@@ -215,7 +215,7 @@ def profile_webhook(
     logdir: Path,
     target: Path,
 ) -> None:
-    """py-spy on one marketsvc worker during placement with a subscription (not measured): where
+    """py-spy on every marketsvc worker during placement with a subscription (not measured): where
     the time that the subscription adds goes. The subscription is deleted afterwards."""
     receiver = Receiver(free_port(), logdir / "receiver-profile.log")
     try:
