@@ -7,7 +7,6 @@ finds its event gone when it is sent fails at once, without counting against its
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +37,7 @@ from tests.test_webhooks_delivery import (
     until,
 )
 from tests.webhook_receivers import Receiver
+from tests.webhook_rig import sender_and_receiver
 
 PLACED = "com.marketsvc.order.placed.v1"
 
@@ -149,17 +149,8 @@ class Rig:
 
 @pytest.fixture
 async def rig(settings: Settings) -> AsyncIterator[Rig]:
-    receiver = Receiver()
-    await receiver.start()
-    settings = dataclasses.replace(settings, webhook_allow_private=True)
-    database = Database(settings)
-    sender = Sender(database, settings)
-    try:
-        yield Rig(settings, database, sender, receiver)
-    finally:
-        await sender.close()
-        await receiver.stop()
-        await database.dispose()
+    async with sender_and_receiver(settings) as parts:
+        yield Rig(*parts)
 
 
 def _delivery_of(subscription_id: int, event: Any) -> dict[str, Any]:
@@ -229,7 +220,7 @@ async def test_the_relays_cloudevents_spare_the_claim_a_read_of_the_events(rig: 
     body kept) before the claim: the receiver still gets the CloudEvent."""
     event = await rig.one_event()
     await rig.deliver(_delivery_of(await rig.subscribe(), event))
-    rig.sender.fanned_out([event])  # as the relay does after its fan-out commits
+    rig.sender.fanned_out([event], [])  # as the relay does after its fan-out commits
     assert rig.sender.wake.is_set()
     async with rig.database.change_rows() as conn:
         await conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event.id})
@@ -251,5 +242,5 @@ async def test_the_sender_keeps_the_last_cloudevents_only(rig: Rig) -> None:
         )
         for n in range(RECENT_BODIES + 10)
     ]
-    rig.sender.fanned_out(events)
+    rig.sender.fanned_out(events, [])
     assert list(rig.sender._recent) == [e.id for e in events[10:]]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -145,26 +145,67 @@ async def stream_subscriptions(
             yield chunk
 
 
+_RECEIVING = select(  # the relay's, each fan-out: built once (see the statements below)
+    WebhookSubscription.id,
+    WebhookSubscription.event_types,
+    WebhookSubscription.status,
+    WebhookSubscription.url,
+    WebhookSubscription.secret,
+    WebhookSubscription.previous_secret,
+    WebhookSubscription.previous_until,
+).where(WebhookSubscription.status.in_(("active", "paused")))
+
+
 async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:
-    """Subscriptions that get new deliveries: active ones, and paused ones (theirs wait)."""
-    stmt = select(WebhookSubscription.id, WebhookSubscription.event_types).where(
-        WebhookSubscription.status.in_(("active", "paused"))
-    )
-    return (await execute(db, stmt)).all()
+    """The subscriptions events are fanned out to: id, event_types, status, and what sending
+    needs (url, secrets)."""
+    return (await execute(db, _RECEIVING)).all()
 
 
-async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> None:
-    """``rows``: subscription_id, event_row, event_id, subject, type (in feed order); body only
-    for a delivery with no event (``WebhookDelivery``)."""
-    if rows:
-        now = utcnow()
-        base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-        await execute(db, _INSERT_DELIVERIES, [base | row for row in rows])
+class Claimed(NamedTuple):
+    """A delivery leased to a sender, with what sending it needs: the columns of a row of
+    ``claim_due``, for a delivery the relay leased as it inserted it (``insert_deliveries``)."""
+
+    id: int
+    subscription_id: int
+    event_id: str
+    type: str
+    event_row: int | None
+    body: str | None
+    attempts: int
+    first_attempt_at: datetime | None
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_until: datetime | None
+
+
+async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> list[int]:
+    """``rows``: subscription_id, event_row, event_id, subject, type (in feed order), and
+    lease_owner and lease_until for every row or none (a row leased as it is made); body only
+    for a delivery with no event (``WebhookDelivery``). Their ids, in order."""
+    if not rows:
+        return []
+    now = utcnow()
+    base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+    result = await execute(db, _INSERT_DELIVERIES, [base | row for row in rows])
+    return list(result.scalars())
+
+
+async def pending_subjects(
+    db: Executor, subscription_ids: Sequence[int], subjects: Sequence[str]
+) -> set[tuple[int, str]]:
+    """(subscription id, subject) of the pending deliveries among these subscriptions and
+    subjects: a new delivery about one of them must wait its turn (per-subject order)."""
+    params = {"subscriptions": list(subscription_ids), "subjects": list(subjects)}
+    return {(row[0], row[1]) for row in await execute(db, _PENDING_SUBJECTS, params)}
 
 
 # statements of the delivery path, built once: SQLite's writer runs each on sqlite3 itself
 # (store/writer_statements.py); one built per call would go through SQLAlchemy's execution
-_INSERT_DELIVERIES = insert(WebhookDelivery)
+_INSERT_DELIVERIES = insert(WebhookDelivery).returning(
+    WebhookDelivery.id, sort_by_parameter_order=True
+)
 _INSERT_ATTEMPTS = insert(WebhookAttempt)
 
 
@@ -172,6 +213,17 @@ _INSERT_ATTEMPTS = insert(WebhookAttempt)
 # 'pending'``, migration 0010) serve a statement only if its plan sees the value, and PostgreSQL
 # plans a statement asyncpg has prepared for any value (a generic plan) after five runs.
 PENDING: ColumnElement[str] = literal_column("'pending'")
+
+
+_PENDING_SUBJECTS = (
+    select(WebhookDelivery.subscription_id, WebhookDelivery.subject)
+    .where(
+        WebhookDelivery.status == PENDING,
+        WebhookDelivery.subscription_id.in_(bindparam("subscriptions", expanding=True)),
+        WebhookDelivery.subject.in_(bindparam("subjects", expanding=True)),
+    )
+    .distinct()
+)
 
 
 def _eligible() -> Any:

@@ -4,11 +4,12 @@ A sender claims due deliveries in a short transaction of its own (``webhooks.cla
 lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
 PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, reads
 the claimed deliveries' events and builds each CloudEvent once (a delivery carries a body of its
-own only when it has no event: a ping, or one whose event retention purged), POSTs each with no
-transaction open (``webhook_http``), then records the attempts and their outcomes in batches, in
-short transactions of their own. A sender that dies between claim and record leaves a
-lease that runs out: the delivery is sent again (a duplicate the receiver drops by
-``webhook-id``), never lost.
+own only when it has no event: a ping, or one whose event retention purged). New deliveries its
+worker's relay leased to it as it made them come with their events, unclaimed (``fanned_out``).
+It POSTs each with no transaction open (``webhook_http``), then records the attempts and their
+outcomes in batches, in short transactions of their own. A sender that dies between lease and
+record leaves a lease that runs out: the delivery is sent again (a duplicate the receiver drops
+by ``webhook-id``), never lost.
 
 Outcome: a 2xx is delivered. Anything else (another status, a timeout, a refused or failed
 connection) is retried after a random wait between 0 and the schedule's next step ("full
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,32 +123,47 @@ class Sender:
     async def send_due(self) -> int:
         """Claim what is due, as many as there are free slots, and start sending each (the
         claim is committed first); how many were claimed."""
-        room = IN_FLIGHT - len(self._in_flight)
+        room = self.room()
         if room <= 0:
             return 0
         now = utcnow()
         async with self.database.read() as conn:
             if not await webhooks.any_due(conn, now):
                 return 0
-        lease = timedelta(
-            seconds=self.settings.webhook_timeout_seconds + self.settings.webhook_lease_seconds
-        )
         claimed = await self.database.change_with(
-            webhooks.claim_due, self.owner, now, now + lease, room
+            webhooks.claim_due, self.owner, now, self.lease_until(now), room
         )
-        bodies = await self._bodies(claimed)
+        self._start(claimed, await self._bodies(claimed))
+        return len(claimed)
+
+    def room(self) -> int:
+        """Free slots: how many deliveries this sender can start now."""
+        return max(0, IN_FLIGHT - len(self._in_flight))
+
+    def lease_until(self, now: datetime) -> datetime:
+        """The end of a lease taken ``now``: the POST's timeout and the lease's margin."""
+        settings = self.settings
+        return now + timedelta(
+            seconds=settings.webhook_timeout_seconds + settings.webhook_lease_seconds
+        )
+
+    def _start(self, claimed: Sequence[Any], bodies: Mapping[int, bytes | None]) -> None:
         for row in claimed:
             task = asyncio.create_task(self._deliver_logged(row, bodies[row.id]))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
-        return len(claimed)
 
-    def fanned_out(self, events: Sequence[Any]) -> None:
-        """This worker's relay fanned these events out (feed rows): build their CloudEvents
-        for the claim that follows, and wake the sender."""
+    def fanned_out(self, events: Sequence[Any], leased: Sequence[webhooks.Claimed]) -> None:
+        """This worker's relay fanned these events out (feed rows) and leased ``leased`` of
+        their deliveries to this sender as it inserted them (at most ``room()``): build the
+        events' CloudEvents, keep them for the claims that follow, and start sending the
+        leased deliveries."""
         recent = self._recent
         for event in events:
             recent[event.id] = self._encode(event)
+        # a fanned-out delivery has its event (only a ping has none)
+        bodies = {row.id: recent[row.event_row] for row in leased if row.event_row is not None}
+        self._start(leased, bodies)
         while len(recent) > RECENT_BODIES:  # the oldest first (insertion order)
             del recent[next(iter(recent))]
         self.wake.set()

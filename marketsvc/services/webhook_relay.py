@@ -12,9 +12,10 @@ subscription receives the events fanned out after it was created (events already
 but not yet fanned out included); ``replay`` sends older ones.
 
 The relay wakes on the feed's wake-up (``services.feed_wakeup``: PostgreSQL NOTIFY, SQLite a
-short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``, and after a fan-out hands the events it
-read to this worker's sender (``Sender.fanned_out``), which builds their CloudEvents then rather
-than read the events back when it claims their deliveries.
+short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``. In its fan-out transaction it leases the
+deliveries it can to this worker's sender (``_to_lease``), and after the commit hands them over
+with the events it read (``Sender.fanned_out``): the sender sends them without claiming them,
+and builds the events' CloudEvents then rather than read the events back for a later claim.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
 from marketsvc.services.webhook_delivery import WEBHOOK_SENDER, Sender
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
+from marketsvc.store.models import utcnow
 from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.relay")
@@ -76,6 +78,24 @@ def delivery_rows(events: Sequence[Any], subscriptions: Sequence[Any]) -> list[d
     return rows
 
 
+def _claimed(delivery_id: int, row: dict[str, Any], subscription: Any) -> webhooks.Claimed:
+    """A delivery the relay leased as it inserted it, as a claim would have returned it."""
+    return webhooks.Claimed(
+        id=delivery_id,
+        subscription_id=row["subscription_id"],
+        event_id=row["event_id"],
+        type=row["type"],
+        event_row=row["event_row"],
+        body=None,
+        attempts=0,
+        first_attempt_at=None,
+        url=subscription.url,
+        secret=subscription.secret,
+        previous_secret=subscription.previous_secret,
+        previous_until=subscription.previous_until,
+    )
+
+
 class Relay:
     def __init__(self, database: Database, settings: Settings, sender: Sender) -> None:
         self.database = database
@@ -93,7 +113,7 @@ class Relay:
                 return 0, page.held_back
         last = page.rows[-1]
         try:
-            rows = await self.database.change_with(self._fan_out, page.rows)
+            rows, leased = await self.database.change_with(self._fan_out, page.rows)
         except LeaseLost:
             log.info("webhook relay lease passed to another process")
             self.lease.lost()
@@ -101,18 +121,52 @@ class Relay:
         self.lease.position = (last.txid, last.id)
         if rows:
             fanned = {row["event_row"] for row in rows}
-            self.sender.fanned_out([event for event in page.rows if event.id in fanned])
+            events = [event for event in page.rows if event.id in fanned]
+            self.sender.fanned_out(events, leased)
         return len(page.rows), page.held_back
 
-    async def _fan_out(self, conn: Any, events: Sequence[Any]) -> list[dict[str, Any]]:
+    async def _fan_out(
+        self, conn: Any, events: Sequence[Any]
+    ) -> tuple[list[dict[str, Any]], list[webhooks.Claimed]]:
         """One delivery per event and matching subscription, and the position past the
-        events, in one transaction; the deliveries."""
+        events, in one transaction; the deliveries, and those leased to this worker's sender."""
         subscriptions = await webhooks.receiving_subscriptions(conn)
         rows = delivery_rows(events, subscriptions)
-        await webhooks.insert_deliveries(conn, rows)
+        chosen = await self._to_lease(conn, rows, subscriptions)
+        ids = await webhooks.insert_deliveries(conn, rows)
         if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
             raise LeaseLost
-        return rows
+        by_id = {s.id: s for s in subscriptions}
+        leased = [_claimed(ids[n], rows[n], by_id[rows[n]["subscription_id"]]) for n in chosen]
+        return rows, leased
+
+    async def _to_lease(
+        self, conn: Any, rows: list[dict[str, Any]], subscriptions: Sequence[Any]
+    ) -> list[int]:
+        """Lease new deliveries to this worker's sender as they are inserted, so that it sends
+        them without claiming them (a claim is a write of its own, behind the placements for
+        SQLite's one write lock): as many as it has free slots, each to an active subscription
+        and the first pending delivery about its subject (per-subject order: a delivery waits
+        while an earlier one about the same resource is pending). Every row gets the lease's
+        columns, None where not leased; the indexes of the leased rows."""
+        room = self.sender.room()
+        active = {s.id for s in subscriptions if s.status == "active"}
+        firsts: dict[tuple[int, str], int] = {}  # (subscription, subject) -> its first row
+        for n, row in enumerate(rows):
+            row["lease_owner"] = row["lease_until"] = None
+            pair = (row["subscription_id"], row["subject"])
+            if row["subscription_id"] in active and pair not in firsts and len(firsts) < room:
+                firsts[pair] = n
+        if not firsts:
+            return []
+        waiting = await webhooks.pending_subjects(
+            conn, list({s for s, _ in firsts}), list({subject for _, subject in firsts})
+        )
+        until = self.sender.lease_until(utcnow())
+        chosen = [n for pair, n in firsts.items() if pair not in waiting]
+        for n in chosen:
+            rows[n]["lease_owner"], rows[n]["lease_until"] = self.sender.owner, until
+        return chosen
 
     async def run(self, wakeup: FeedWakeup) -> None:
         while True:

@@ -1,0 +1,147 @@
+"""The relay leases the deliveries it makes to its worker's sender, in the fan-out's transaction,
+and hands them over: the sender sends them without a claim (``Relay._to_lease``). Only as many
+as the sender has free slots, only to an active subscription, and only a delivery that is the
+first pending one about its subject: per-subject order holds as it does for a claim."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from marketsvc.db_accessor import outbox, webhooks
+from marketsvc.events.types import NewEvent
+from marketsvc.services import webhook_delivery
+from marketsvc.services.webhook_delivery import Sender
+from marketsvc.services.webhook_relay import Relay
+from marketsvc.settings import Settings
+from marketsvc.store.engine import Database
+from tests.test_webhooks_delivery import until
+from tests.webhook_receivers import Receiver
+from tests.webhook_rig import sender_and_receiver
+
+
+@dataclass
+class Rig:
+    """A relay and its sender (no app, so no claim runs unless a test asks), a real receiver."""
+
+    database: Database
+    sender: Sender
+    relay: Relay
+    receiver: Receiver
+
+    async def subscribe(self, status: str = "active") -> int:
+        async with self.database.change_rows() as conn:
+            sub = await webhooks.create_subscription(
+                conn, self.receiver.url, None, "", "whsec_AA=="
+            )
+            if status != "active":
+                await webhooks.update_subscription(conn, sub.id, {"status": status})
+        return int(sub.id)
+
+    async def events(self, *subjects: str) -> None:
+        async with self.database.change_rows() as conn:
+            for n, subject in enumerate(subjects):
+                await outbox.record(
+                    conn, NewEvent("webhook_subscription.disabled", subject, {"n": n})
+                )
+
+    async def fan_out(self) -> None:
+        """Relay steps until it has fanned out what there is (PostgreSQL: once settled)."""
+        for _ in range(300):
+            moved, _held_back = await self.relay.step()
+            if moved:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the relay fanned nothing out")
+
+    async def deliveries(self) -> list[Any]:
+        async with self.database.read() as conn:
+            result = await conn.execute(
+                text("SELECT id, subject, status, lease_owner FROM webhook_deliveries ORDER BY id")
+            )
+            return list(result)
+
+    def subjects_received(self) -> list[str]:
+        return [receipt.event["subject"] for receipt in self.receiver.accepted()]
+
+
+@pytest.fixture
+async def rig(settings: Settings) -> AsyncIterator[Rig]:
+    async with sender_and_receiver(settings) as (settings, database, sender, receiver):
+        yield Rig(database, sender, Relay(database, settings, sender), receiver)
+
+
+async def delivered(rig: Rig, count: int) -> None:
+    async def done() -> bool:
+        rows = await rig.deliveries()
+        return sum(row.status == "delivered" for row in rows) == count
+
+    await until(done, 20, f"{count} delivered and recorded")
+
+
+async def test_the_relay_hands_its_sender_leased_deliveries_that_go_out_without_a_claim(
+    rig: Rig,
+) -> None:
+    await rig.subscribe()
+    await rig.events("orders/1", "orders/2", "orders/3")
+    await rig.fan_out()
+    # nothing claimed: the sender's loop does not run here, and send_due is never called
+    await until(lambda: len(rig.receiver.accepted()) == 3, 20, "the three deliveries")
+    assert sorted(rig.subjects_received()) == ["orders/1", "orders/2", "orders/3"]
+    await delivered(rig, 3)
+
+
+async def test_a_subjects_later_delivery_waits_for_the_earlier_one(rig: Rig) -> None:
+    await rig.subscribe()
+    await rig.events("orders/1", "orders/1", "orders/2")  # two about orders/1 in one batch
+    await rig.fan_out()
+    await delivered(rig, 2)
+    rows = await rig.deliveries()
+    assert [(row.subject, row.status, row.lease_owner) for row in rows] == [
+        ("orders/1", "delivered", None),
+        ("orders/1", "pending", None),  # not leased: the first about orders/1 was pending
+        ("orders/2", "delivered", None),
+    ]
+    # a new event about orders/1 while its second delivery is still pending: not leased either
+    await rig.events("orders/1")
+    await rig.fan_out()
+    assert [row.lease_owner for row in await rig.deliveries()] == [None] * 4
+    assert await rig.sender.send_due() == 1  # the claim takes the subject's head only
+    await delivered(rig, 3)
+    assert await rig.sender.send_due() == 1
+    await delivered(rig, 4)
+    assert rig.subjects_received()[-2:] == ["orders/1", "orders/1"]
+    numbers = [
+        r.event["data"]["n"] for r in rig.receiver.accepted() if r.event["subject"] == "orders/1"
+    ]
+    assert numbers == [0, 1, 0]  # in feed order
+
+
+async def test_a_paused_subscriptions_deliveries_are_not_leased(rig: Rig) -> None:
+    await rig.subscribe(status="paused")
+    await rig.events("orders/1")
+    await rig.fan_out()
+    [row] = await rig.deliveries()
+    assert (row.status, row.lease_owner) == ("pending", None)
+    await asyncio.sleep(0.3)
+    assert rig.receiver.receipts == []
+
+
+async def test_no_more_are_leased_than_the_sender_has_free_slots(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_delivery, "IN_FLIGHT", 2)
+    await rig.subscribe()
+    await rig.events(*(f"orders/{n}" for n in range(5)))
+    await rig.fan_out()
+    leased = [row.lease_owner for row in await rig.deliveries()]
+    assert leased.count(rig.sender.owner) + leased.count(None) == 5
+    await delivered(rig, 2)
+    await asyncio.sleep(0.3)
+    assert len(rig.receiver.receipts) == 2
+    assert [row.status for row in await rig.deliveries()].count("pending") == 3
