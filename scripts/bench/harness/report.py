@@ -321,7 +321,7 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
                 "of placement without). One server, rounds of: placement without; a "
                 "subscription of a local receiver to every event, placement again, its "
                 "deliveries drained, the subscription deleted (each run starts with none "
-                "pending):",
+                "pending; every other round runs the subscribed load first):",
                 "",
             ]
             lines += [*webhook_rows(result), "", webhook_note(result), ""]

@@ -117,11 +117,11 @@ def measure_webhook(
     logdir: Path,
     say: Any,
 ) -> WebhookResult:
-    """Rounds of placement without, then with a subscription, on one server: each run starts
-    with the relay caught up and no delivery pending (runs one after the other inherited the
-    last one's backlog: 609 -> 422 -> 313 req/s in three subscribed runs on one machine while
-    the plain ones rose), and the subscription of each round is deleted once its deliveries
-    drained."""
+    """Rounds of placement without and with a subscription (each first in turn), on one
+    server: each run starts with the relay caught up and no delivery pending (runs one after the
+    other inherited the last one's backlog: 609 -> 422 -> 313 req/s in three subscribed runs on
+    one machine while the plain ones rose), and the subscription of each round is deleted once
+    its deliveries drained."""
     result = WebhookResult()
     stale = delete_leftovers(backend, server, token)
     if stale:
@@ -130,25 +130,35 @@ def measure_webhook(
         run_wrk(server.base, "place_order", plan, token, plan.warmup, counts)
     receiver = Receiver(free_port(), logdir / "receiver.log")
     receiver_cpu = 0.0
+
+    def plain(n: int) -> None:
+        caught_up(backend, url)
+        result.plain.append(placements(plan, server, token, counts))
+        say(
+            f"{backend} placement (no subscription) {n + 1}/{plan.repeat}: "
+            f"{result.plain[-1].rps:.0f} req/s, worker CPU {result.plain[-1].cpu_us:.0f} us/req"
+        )
+
+    def with_subscription(n: int) -> None:
+        nonlocal receiver_cpu
+        caught_up(backend, url)
+        cpu_before = receiver.cpu_seconds()
+        subscribed(plan, backend, server, url, token, counts, receiver, result)
+        receiver_cpu += receiver.cpu_seconds() - cpu_before
+        sample = result.samples[-1]
+        say(
+            f"{backend} placement with a subscription {n + 1}/{plan.repeat}: "
+            f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req "
+            f"({result.drained_cpu_us[-1]:.0f} through the drain), "
+            f"errors {sample.errors} {sample.statuses or ''}"
+        )
+
     try:
         for n in range(plan.repeat):
-            caught_up(backend, url)
-            result.plain.append(placements(plan, server, token, counts))
-            say(
-                f"{backend} placement (no subscription) {n + 1}/{plan.repeat}: "
-                f"{result.plain[-1].rps:.0f} req/s, worker CPU {result.plain[-1].cpu_us:.0f} us/req"
-            )
-            caught_up(backend, url)
-            cpu_before = receiver.cpu_seconds()
-            subscribed(plan, backend, server, url, token, counts, receiver, result)
-            receiver_cpu += receiver.cpu_seconds() - cpu_before
-            sample = result.samples[-1]
-            say(
-                f"{backend} placement with a subscription {n + 1}/{plan.repeat}: "
-                f"{sample.rps:.0f} req/s, worker CPU {sample.cpu_us:.0f} us/req "
-                f"({result.drained_cpu_us[-1]:.0f} through the drain), "
-                f"errors {sample.errors} {sample.statuses or ''}"
-            )
+            # A B B A: the machine's drift and the growing database weigh on both sides alike
+            # (always without first, the subscribed runs came later in every round)
+            for run in (plain, with_subscription) if n % 2 == 0 else (with_subscription, plain):
+                run(n)
     finally:
         receiver.stop()
     result.receiver_cpu_us = receiver_cpu / sum(s.requests for s in result.samples) * 1e6
