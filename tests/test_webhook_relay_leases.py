@@ -1,11 +1,13 @@
 """The relay leases the deliveries it makes to its worker's sender, in the fan-out's transaction,
-and hands them over: the sender sends them without a claim (``Relay._to_lease``). Only as many
-as the sender has free slots, only to an active subscription, and only a delivery that is the
-first pending one about its subject: per-subject order holds as it does for a claim."""
+and hands them over: the sender sends them without a claim (``Relay._to_lease``), those beyond
+its free slots from a queue of its own. Only as many as it has slots and queue for, only to an
+active subscription, and only a delivery that is the first pending one about its subject:
+per-subject order holds as it does for a claim."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,14 @@ async def rig(settings: Settings) -> AsyncIterator[Rig]:
         yield Rig(database, sender, Relay(database, settings, sender), receiver)
 
 
+@pytest.fixture
+async def short_lease_rig(settings: Settings) -> AsyncIterator[Rig]:
+    """POSTs time out after 1 s and leases last 2 s (the timeout and a margin of 1 s)."""
+    short = dataclasses.replace(settings, webhook_timeout_seconds=1.0, webhook_lease_seconds=1.0)
+    async with sender_and_receiver(short) as (short, database, sender, receiver):
+        yield Rig(database, sender, Relay(database, short, sender), receiver)
+
+
 async def delivered(rig: Rig, count: int) -> None:
     async def done() -> bool:
         rows = await rig.deliveries()
@@ -132,16 +142,43 @@ async def test_a_paused_subscriptions_deliveries_are_not_leased(rig: Rig) -> Non
     assert rig.receiver.receipts == []
 
 
-async def test_no_more_are_leased_than_the_sender_has_free_slots(
+async def test_leased_deliveries_beyond_the_free_slots_wait_in_the_senders_queue(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webhook_delivery, "IN_FLIGHT", 2)
+    monkeypatch.setattr(webhook_delivery, "QUEUED", 1)
     await rig.subscribe()
     await rig.events(*(f"orders/{n}" for n in range(5)))
     await rig.fan_out()
-    leased = [row.lease_owner for row in await rig.deliveries()]
-    assert leased.count(rig.sender.owner) + leased.count(None) == 5
-    await delivered(rig, 2)
+    # two slots and one place in the queue: three leased, two left in the table for a claim
+    await delivered(rig, 3)  # the queued one too, without a claim
     await asyncio.sleep(0.3)
-    assert len(rig.receiver.receipts) == 2
-    assert [row.status for row in await rig.deliveries()].count("pending") == 3
+    assert len(rig.receiver.receipts) == 3
+    rows = await rig.deliveries()
+    assert [row.status for row in rows] == ["delivered"] * 3 + ["pending"] * 2
+    assert [row.lease_owner for row in rows[3:]] == [None, None]
+    assert await rig.sender.send_due() == 2
+    await delivered(rig, 5)
+
+
+async def test_a_queued_delivery_whose_lease_would_run_out_first_is_left_to_a_claim(
+    short_lease_rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = short_lease_rig
+    monkeypatch.setattr(webhook_delivery, "IN_FLIGHT", 1)
+    rig.receiver.hang_first, rig.receiver.hang_s = 1, 1.5  # the one slot held until its timeout
+    await rig.subscribe()
+    await rig.events("orders/1", "orders/2")
+    await rig.fan_out()
+    # both leased until the fan-out + 2 s; the second waits in the queue for the slot, which
+    # frees when the first POST times out, 1 s in: sending it then could outlast its lease
+    await until(lambda: rig.sender.room() == webhook_delivery.QUEUED + 1, 20, "the slot freed")
+    await asyncio.sleep(0.3)
+    assert len(rig.receiver.receipts) == 1
+    second = (await rig.deliveries())[1]
+    assert (second.status, second.lease_owner) == ("pending", rig.sender.owner)
+    await asyncio.sleep(1.0)  # its lease runs out: a claim takes it
+    assert await rig.sender.send_due() >= 1
+    await until(
+        lambda: "orders/2" in rig.subjects_received(), 20, "the second, sent after its claim"
+    )

@@ -220,7 +220,7 @@ async def test_the_relays_cloudevents_spare_the_claim_a_read_of_the_events(rig: 
     body kept) before the claim: the receiver still gets the CloudEvent."""
     event = await rig.one_event()
     await rig.deliver(_delivery_of(await rig.subscribe(), event))
-    rig.sender.fanned_out([event], [])  # as the relay does after its fan-out commits
+    rig.sender.fanned_out([event], [], None)  # as the relay does after its fan-out commits
     assert rig.sender.wake.is_set()
     async with rig.database.change_rows() as conn:
         await conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event.id})
@@ -242,5 +242,5 @@ async def test_the_sender_keeps_the_last_cloudevents_only(rig: Rig) -> None:
         )
         for n in range(RECENT_BODIES + 10)
     ]
-    rig.sender.fanned_out(events, [])
+    rig.sender.fanned_out(events, [], None)
     assert list(rig.sender._recent) == [e.id for e in events[10:]]

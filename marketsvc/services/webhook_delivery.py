@@ -5,7 +5,8 @@ lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECON
 PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, reads
 the claimed deliveries' events and builds each CloudEvent once (a delivery carries a body of its
 own only when it has no event: a ping, or one whose event retention purged). New deliveries its
-worker's relay leased to it as it made them come with their events, unclaimed (``fanned_out``).
+worker's relay leased to it as it made them come with their events, unclaimed (``fanned_out``);
+those beyond its free slots wait in its own queue for a slot, not in the table for a claim.
 It POSTs each with no transaction open (``webhook_http``), then records the attempts and their
 outcomes in batches, in short transactions of their own. A sender that dies between lease and
 record leaves a lease that runs out: the delivery is sent again (a duplicate the receiver drops
@@ -27,6 +28,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +61,11 @@ IN_FLIGHT = 50  # deliveries one sender POSTs at once (a slow receiver holds one
 # a load ended); with 50 it keeps up. 100 kept up too, but its bursts of POSTs cost the
 # placements more, and unevenly (scripts/bench/results/webhook-ac03f4c.md).
 REFILL_AT = IN_FLIGHT // 2
+# Deliveries this worker's relay leased to it beyond its free slots wait here for one (a batch
+# of the relay's). Left in the table, two in three were claimed under the placement load, each
+# claim a write transaction of its own (scripts/bench, SQLite: ~150 events a fan-out, 50 slots).
+# One whose lease would run out before its POST could end is left to a claim instead.
+QUEUED = 500
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
 GAUGE_EVERY_S = 30.0
@@ -109,9 +116,13 @@ class Sender:
         self._flush: asyncio.Task[None] | None = None  # the batch still gathering
         self._recording: set[asyncio.Task[None]] = set()  # batches gathering or committing
         self._recent: dict[int, bytes] = {}  # events.id -> CloudEvent (``fanned_out``)
+        # leased, waiting for a slot: (delivery, its CloudEvent, the end of its lease)
+        self._queued: deque[tuple[Any, bytes | None, datetime]] = deque()
 
     async def close(self) -> None:
-        """Stop: a POST in flight is abandoned (its lease runs out: it is sent again)."""
+        """Stop: a POST in flight is abandoned, a queued delivery dropped (their leases run
+        out: they are sent again)."""
+        self._queued.clear()
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -122,8 +133,9 @@ class Sender:
 
     async def send_due(self) -> int:
         """Claim what is due, as many as there are free slots, and start sending each (the
-        claim is committed first); how many were claimed."""
-        room = self.room()
+        claim is committed first); how many were claimed. None while leased deliveries wait
+        for a slot: they came first."""
+        room = 0 if self._queued else max(0, IN_FLIGHT - len(self._in_flight))
         if room <= 0:
             return 0
         now = utcnow()
@@ -137,8 +149,9 @@ class Sender:
         return len(claimed)
 
     def room(self) -> int:
-        """Free slots: how many deliveries this sender can start now."""
-        return max(0, IN_FLIGHT - len(self._in_flight))
+        """How many new deliveries the relay may lease to this sender: its free slots and the
+        free places in its queue."""
+        return max(0, IN_FLIGHT + QUEUED - len(self._in_flight) - len(self._queued))
 
     def lease_until(self, now: datetime) -> datetime:
         """The end of a lease taken ``now``: the POST's timeout and the lease's margin."""
@@ -148,22 +161,41 @@ class Sender:
         )
 
     def _start(self, claimed: Sequence[Any], bodies: Mapping[int, bytes | None]) -> None:
+        """Start sending each (a claim takes no more than the free slots)."""
         for row in claimed:
-            task = asyncio.create_task(self._deliver_logged(row, bodies[row.id]))
-            self._in_flight.add(task)
-            task.add_done_callback(self._finished)
+            self._launch(row, bodies[row.id])
 
-    def fanned_out(self, events: Sequence[Any], leased: Sequence[webhooks.Claimed]) -> None:
+    def _launch(self, row: Any, body: bytes | None) -> None:
+        task = asyncio.create_task(self._deliver_logged(row, body))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _start_queued(self) -> None:
+        """Start queued deliveries while there are free slots; drop one whose lease would run
+        out before its POST's timeout (it is claimed once the lease has run out)."""
+        if not self._queued:
+            return
+        latest = utcnow() + timedelta(seconds=self.settings.webhook_timeout_seconds)
+        while self._queued and len(self._in_flight) < IN_FLIGHT:
+            row, body, until = self._queued.popleft()
+            if until > latest:
+                self._launch(row, body)
+
+    def fanned_out(
+        self, events: Sequence[Any], leased: Sequence[webhooks.Claimed], until: datetime | None
+    ) -> None:
         """This worker's relay fanned these events out (feed rows) and leased ``leased`` of
-        their deliveries to this sender as it inserted them (at most ``room()``): build the
-        events' CloudEvents, keep them for the claims that follow, and start sending the
-        leased deliveries."""
+        their deliveries to this sender, until ``until``, as it inserted them (at most
+        ``room()``): build the events' CloudEvents, keep them for the claims that follow, and
+        start sending the leased deliveries, queueing those beyond the free slots."""
         recent = self._recent
         for event in events:
             recent[event.id] = self._encode(event)
-        # a fanned-out delivery has its event (only a ping has none)
-        bodies = {row.id: recent[row.event_row] for row in leased if row.event_row is not None}
-        self._start(leased, bodies)
+        if until is not None:
+            # a fanned-out delivery has its event (only a ping has none)
+            bodies = {row.id: recent[row.event_row] for row in leased if row.event_row is not None}
+            self._queued.extend((row, bodies[row.id], until) for row in leased)
+            self._start_queued()
         while len(recent) > RECENT_BODIES:  # the oldest first (insertion order)
             del recent[next(iter(recent))]
         self.wake.set()
@@ -199,7 +231,8 @@ class Sender:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if len(self._in_flight) <= REFILL_AT:
+        self._start_queued()
+        if len(self._in_flight) <= REFILL_AT and not self._queued:
             self.wake.set()
 
     async def _deliver_logged(self, row: Any, body: bytes | None) -> None:
@@ -298,8 +331,8 @@ class Sender:
         except Exception as exc:  # their leases run out: the deliveries are sent again
             log_retry(log, f"recording {len(batch)} webhook attempts", exc)
             return
-        for result in batch:
-            WEBHOOK_DELIVERIES.labels(result.label).inc()
+        for label, count in Counter(result.label for result in batch).items():
+            WEBHOOK_DELIVERIES.labels(label).inc(count)  # one shared-memory write an outcome
 
     async def _record_in(self, conn: Any, batch: list[Any]) -> None:
         """The batch's attempts, deliveries and subscriptions' health, in one transaction."""

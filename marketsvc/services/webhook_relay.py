@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -113,7 +114,7 @@ class Relay:
                 return 0, page.held_back
         last = page.rows[-1]
         try:
-            rows, leased = await self.database.change_with(self._fan_out, page.rows)
+            rows, leased, until = await self.database.change_with(self._fan_out, page.rows)
         except LeaseLost:
             log.info("webhook relay lease passed to another process")
             self.lease.lost()
@@ -122,33 +123,35 @@ class Relay:
         if rows:
             fanned = {row["event_row"] for row in rows}
             events = [event for event in page.rows if event.id in fanned]
-            self.sender.fanned_out(events, leased)
+            self.sender.fanned_out(events, leased, until)
         return len(page.rows), page.held_back
 
     async def _fan_out(
         self, conn: Any, events: Sequence[Any]
-    ) -> tuple[list[dict[str, Any]], list[webhooks.Claimed]]:
+    ) -> tuple[list[dict[str, Any]], list[webhooks.Claimed], datetime | None]:
         """One delivery per event and matching subscription, and the position past the
-        events, in one transaction; the deliveries, and those leased to this worker's sender."""
+        events, in one transaction; the deliveries, those leased to this worker's sender, and
+        the end of their lease."""
         subscriptions = await webhooks.receiving_subscriptions(conn)
         rows = delivery_rows(events, subscriptions)
-        chosen = await self._to_lease(conn, rows, subscriptions)
+        chosen, until = await self._to_lease(conn, rows, subscriptions)
         ids = await webhooks.insert_deliveries(conn, rows)
         if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
             raise LeaseLost
         by_id = {s.id: s for s in subscriptions}
         leased = [_claimed(ids[n], rows[n], by_id[rows[n]["subscription_id"]]) for n in chosen]
-        return rows, leased
+        return rows, leased, until
 
     async def _to_lease(
         self, conn: Any, rows: list[dict[str, Any]], subscriptions: Sequence[Any]
-    ) -> list[int]:
+    ) -> tuple[list[int], datetime | None]:
         """Lease new deliveries to this worker's sender as they are inserted, so that it sends
         them without claiming them (a claim is a write of its own, behind the placements for
-        SQLite's one write lock): as many as it has free slots, each to an active subscription
-        and the first pending delivery about its subject (per-subject order: a delivery waits
-        while an earlier one about the same resource is pending). Every row gets the lease's
-        columns, None where not leased; the indexes of the leased rows."""
+        SQLite's one write lock): as many as it has room for (``Sender.room``), each to an
+        active subscription and the first pending delivery about its subject (per-subject
+        order: a delivery waits while an earlier one about the same resource is pending). Every
+        row gets the lease's columns, None where not leased; the indexes of the leased rows
+        and the end of their lease (None: none leased)."""
         room = self.sender.room()
         active = {s.id for s in subscriptions if s.status == "active"}
         firsts: dict[tuple[int, str], int] = {}  # (subscription, subject) -> its first row
@@ -158,7 +161,7 @@ class Relay:
             if row["subscription_id"] in active and pair not in firsts and len(firsts) < room:
                 firsts[pair] = n
         if not firsts:
-            return []
+            return [], None
         waiting = await webhooks.pending_subjects(
             conn, list({s for s, _ in firsts}), list({subject for _, subject in firsts})
         )
@@ -166,7 +169,7 @@ class Relay:
         chosen = [n for pair, n in firsts.items() if pair not in waiting]
         for n in chosen:
             rows[n]["lease_owner"], rows[n]["lease_until"] = self.sender.owner, until
-        return chosen
+        return chosen, until
 
     async def run(self, wakeup: FeedWakeup) -> None:
         while True:
