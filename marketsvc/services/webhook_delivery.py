@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,7 +145,9 @@ class Sender:
         claimed = await self.database.change_with(
             webhooks.claim_due, self.owner, now, self.lease_until(now), room
         )
-        self._start(claimed, await self._bodies(claimed))
+        bodies = await self._bodies(claimed)
+        for row in claimed:
+            self._launch(row, bodies[row.id])
         return len(claimed)
 
     def room(self) -> int:
@@ -159,11 +161,6 @@ class Sender:
         return now + timedelta(
             seconds=settings.webhook_timeout_seconds + settings.webhook_lease_seconds
         )
-
-    def _start(self, claimed: Sequence[Any], bodies: Mapping[int, bytes | None]) -> None:
-        """Start sending each (a claim takes no more than the free slots)."""
-        for row in claimed:
-            self._launch(row, bodies[row.id])
 
     def _launch(self, row: Any, body: bytes | None) -> None:
         task = asyncio.create_task(self._deliver_logged(row, body))
