@@ -1,10 +1,8 @@
-"""The relay sends new deliveries through its worker's sender before it records them
-(``Relay._firsts``), and records each once, in its state after the attempt, in the fan-out's
-transaction; one still unanswered then is recorded leased to the sender, which records its
-attempt when it answers. No claim for any of them. Only as many as the sender has slots and
-queue for, only to an active subscription that is not failing, and only a delivery that is the
-first pending one about its subject: per-subject order holds as it does for a claim. A fan-out
-that does not commit sends its events again, never loses one."""
+"""The relay leases the deliveries it makes to its worker's sender, in the fan-out's transaction,
+and hands them over: the sender sends them without a claim (``Relay._to_lease``), those beyond
+its free slots from a queue of its own. Only as many as it has slots and queue for, only to an
+active subscription, and only a delivery that is the first pending one about its subject:
+per-subject order holds as it does for a claim."""
 
 from __future__ import annotations
 
@@ -12,7 +10,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +17,11 @@ from sqlalchemy import text
 
 from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.events.types import NewEvent
-from marketsvc.services import webhook_delivery, webhook_relay
+from marketsvc.services import webhook_delivery
 from marketsvc.services.webhook_delivery import Sender
 from marketsvc.services.webhook_relay import Relay
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
-from marketsvc.store.models import utcnow
 from tests.test_webhooks_delivery import until
 from tests.webhook_receivers import Receiver
 from tests.webhook_rig import sender_and_receiver
@@ -65,18 +61,10 @@ class Rig:
             await asyncio.sleep(0.05)
         raise AssertionError("the relay fanned nothing out")
 
-    async def attempts(self, delivery_id: int) -> list[Any]:
-        async with self.database.read() as conn:
-            delivery = await webhooks.delivery_with_attempts(conn, delivery_id)
-        return list(delivery["attempt_log"])
-
     async def deliveries(self) -> list[Any]:
         async with self.database.read() as conn:
             result = await conn.execute(
-                text(
-                    "SELECT id, subject, status, attempts, lease_owner FROM webhook_deliveries"
-                    " ORDER BY id"
-                )
+                text("SELECT id, subject, status, lease_owner FROM webhook_deliveries ORDER BY id")
             )
             return list(result)
 
@@ -173,114 +161,24 @@ async def test_leased_deliveries_beyond_the_free_slots_wait_in_the_senders_queue
     await delivered(rig, 5)
 
 
-async def test_a_delivery_answered_during_the_fan_out_is_recorded_once_in_its_final_state(
-    rig: Rig,
-) -> None:
-    await rig.subscribe()
-    await rig.events("orders/1")
-    await rig.fan_out()
-    # nothing left to record after the step: the row was inserted delivered, with its attempt
-    [row] = await rig.deliveries()
-    assert (row.status, row.attempts, row.lease_owner) == ("delivered", 1, None)
-    [attempt] = await rig.attempts(row.id)
-    assert (attempt.status_code, attempt.error) == (200, None)
-    assert len(rig.receiver.receipts) == 1
-
-
-async def test_a_first_send_that_fails_is_recorded_retrying_and_the_next_goes_by_claim(
-    rig: Rig,
-) -> None:
-    rig.receiver.fail_first = 1
-    subscription_id = await rig.subscribe()
-    await rig.events("orders/1")
-    await rig.fan_out()
-    [row] = await rig.deliveries()
-    assert (row.status, row.attempts, row.lease_owner) == ("pending", 1, None)
-    [attempt] = await rig.attempts(row.id)
-    assert (attempt.status_code, attempt.error) == (500, "answered 500")
-    assert attempt.next_attempt_at is not None
-    async with rig.database.read() as conn:
-        assert (await webhooks.get_subscription(conn, subscription_id)).failing_since is not None
-    # the subscription is failing: its next delivery is not sent at once, but left to a claim
-    await rig.events("orders/2")
-    await rig.fan_out()
-    second = (await rig.deliveries())[1]
-    assert (second.status, second.attempts, second.lease_owner) == ("pending", 0, None)
-    assert len(rig.receiver.receipts) == 1
-    assert await rig.sender.send_due() == 1
-    await until(lambda: "orders/2" in rig.subjects_received(), 20, "the claimed delivery")
-
-
-async def test_a_post_unanswered_when_the_fan_out_commits_is_handed_to_the_sender(
-    rig: Rig,
-) -> None:
-    rig.receiver.gate_when = lambda event: True  # the first POST is held until the gate opens
-    await rig.subscribe()
-    await rig.events("orders/1")
-    await rig.fan_out()
-    await rig.receiver.arrived.wait()
-    [row] = await rig.deliveries()
-    assert (row.status, row.attempts, row.lease_owner) == ("pending", 0, rig.sender.owner)
-    rig.receiver.gate.set()
-    await delivered(rig, 1)  # recorded by the sender when it answered: no claim ran
-    [row] = await rig.deliveries()
-    assert (row.attempts, row.lease_owner) == (1, None)
-    assert len(await rig.attempts(row.id)) == 1
-
-
-async def test_a_fan_out_that_does_not_commit_sends_its_events_again(rig: Rig) -> None:
-    """The relay loses its lease while its POST is out: the fan-out rolls back, the position
-    stays, and the next holder sends the event again (the same ``webhook-id``) and records it."""
-    rig.receiver.gate_when = lambda event: True
-    await rig.subscribe()
-    await rig.events("orders/1")
-    for _ in range(300):  # PostgreSQL: until the relay sees the event
-        step = asyncio.create_task(rig.relay.step())
-        arrived = asyncio.create_task(rig.receiver.arrived.wait())
-        await asyncio.wait([step, arrived], return_when=asyncio.FIRST_COMPLETED)
-        if arrived.done():
-            break
-        arrived.cancel()
-        await asyncio.sleep(0.05)
-    async with rig.database.change_rows() as conn:  # another process takes the lease over
-        await conn.execute(
-            text("UPDATE event_consumers SET owner = 'another', lease_until = :until"),
-            {"until": utcnow() + timedelta(hours=1)},
-        )
-    rig.receiver.gate.set()
-    assert await step == (0, False)
-    assert await rig.deliveries() == []
-    async with rig.database.change_rows() as conn:  # ... and dies: its lease runs out
-        await conn.execute(text("UPDATE event_consumers SET lease_until = NULL"))
-    await rig.fan_out()
-    await delivered(rig, 1)
-    [row] = await rig.deliveries()
-    assert row.attempts == 1
-    first, second = rig.receiver.receipts
-    assert first.headers["webhook-id"] == second.headers["webhook-id"]
-
-
 async def test_a_queued_delivery_whose_lease_would_run_out_first_is_left_to_a_claim(
     short_lease_rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig = short_lease_rig
     monkeypatch.setattr(webhook_delivery, "IN_FLIGHT", 1)
-    rig.receiver.hang_first, rig.receiver.hang_s = 2, 1.5  # each holds the slot to its timeout
+    rig.receiver.hang_first, rig.receiver.hang_s = 1, 1.5  # the one slot held until its timeout
     await rig.subscribe()
-    await rig.events("orders/1", "orders/2", "orders/3")
+    await rig.events("orders/1", "orders/2")
     await rig.fan_out()
-    # unanswered when the fan-out commits (``ANSWER_WAIT_S``), all three are leased until then
-    # + 2 s. The second starts when the first POST times out, 1 s in; the third at 2 s, when
-    # sending it could outlast its lease: it is left to a claim.
-    await until(lambda: len(rig.receiver.receipts) == 2, 20, "the second POST")
+    # both leased until the fan-out + 2 s; the second waits in the queue for the slot, which
+    # frees when the first POST times out, 1 s in: sending it then could outlast its lease
     await until(lambda: rig.sender.room() == webhook_delivery.QUEUED + 1, 20, "the slot freed")
     await asyncio.sleep(0.3)
-    assert len(rig.receiver.receipts) == 2
-    third = (await rig.deliveries())[2]
-    assert (third.status, third.lease_owner) == ("pending", rig.sender.owner)
+    assert len(rig.receiver.receipts) == 1
+    second = (await rig.deliveries())[1]
+    assert (second.status, second.lease_owner) == ("pending", rig.sender.owner)
     await asyncio.sleep(1.0)  # its lease runs out: a claim takes it
     assert await rig.sender.send_due() >= 1
     await until(
-        lambda: "orders/3" in rig.subjects_received(), 20, "the third, sent after its claim"
+        lambda: "orders/2" in rig.subjects_received(), 20, "the second, sent after its claim"
     )
-    assert webhook_relay.ANSWER_WAIT_S < 1  # the timing above

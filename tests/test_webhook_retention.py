@@ -216,11 +216,12 @@ async def test_a_delivery_claimed_just_before_its_events_purge_sends_the_kept_bo
 
 async def test_the_relays_cloudevents_spare_the_claim_a_read_of_the_events(rig: Rig) -> None:
     """What this worker's relay fanned out, the sender sends from the CloudEvents it built then
-    (``Sender.remember``): the event is not read back. Shown by deleting the event row (no
+    (``Sender.fanned_out``): the event is not read back. Shown by deleting the event row (no
     body kept) before the claim: the receiver still gets the CloudEvent."""
     event = await rig.one_event()
     await rig.deliver(_delivery_of(await rig.subscribe(), event))
-    rig.sender.remember([event])  # as the relay does as it fans out
+    rig.sender.fanned_out([event], [], None)  # as the relay does after its fan-out commits
+    assert rig.sender.wake.is_set()
     async with rig.database.change_rows() as conn:
         await conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event.id})
     assert await rig.sender.send_due() == 1
@@ -241,5 +242,5 @@ async def test_the_sender_keeps_the_last_cloudevents_only(rig: Rig) -> None:
         )
         for n in range(RECENT_BODIES + 10)
     ]
-    rig.sender.remember(events)
+    rig.sender.fanned_out(events, [], None)
     assert list(rig.sender._recent) == [e.id for e in events[10:]]

@@ -153,19 +153,18 @@ _RECEIVING = select(  # the relay's, each fan-out: built once (see the statement
     WebhookSubscription.secret,
     WebhookSubscription.previous_secret,
     WebhookSubscription.previous_until,
-    WebhookSubscription.failing_since,
 ).where(WebhookSubscription.status.in_(("active", "paused")))
 
 
 async def receiving_subscriptions(db: Executor) -> Sequence[Row[Any]]:
-    """The subscriptions events are fanned out to: id, event_types, status, failing_since,
-    and what sending needs (url, secrets)."""
+    """The subscriptions events are fanned out to: id, event_types, status, and what sending
+    needs (url, secrets)."""
     return (await execute(db, _RECEIVING)).all()
 
 
 class Claimed(NamedTuple):
     """A delivery leased to a sender, with what sending it needs: the columns of a row of
-    ``claim_due``, for a delivery the relay sends before it inserts it."""
+    ``claim_due``, for a delivery the relay leased as it inserted it (``insert_deliveries``)."""
 
     id: int
     subscription_id: int
@@ -182,23 +181,13 @@ class Claimed(NamedTuple):
 
 
 async def insert_deliveries(db: Executor, rows: list[dict[str, Any]]) -> list[int]:
-    """``rows``: subscription_id, event_row, event_id, subject, type (in feed order), and any
-    of the state after an attempt the relay made before it inserts them (status, attempts,
-    first_attempt_at, next_attempt_at, delivered_at) or of a lease (lease_owner, lease_until);
-    body only for a delivery with no event (``WebhookDelivery``). Their ids, in order."""
+    """``rows``: subscription_id, event_row, event_id, subject, type (in feed order), and
+    lease_owner and lease_until for every row or none (a row leased as it is made); body only
+    for a delivery with no event (``WebhookDelivery``). Their ids, in order."""
     if not rows:
         return []
     now = utcnow()
-    base = {
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "first_attempt_at": None,
-        "delivered_at": None,
-        "lease_owner": None,
-        "lease_until": None,
-        "created_at": now,
-    }
+    base = {"status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
     result = await execute(db, _INSERT_DELIVERIES, [base | row for row in rows])
     return list(result.scalars())
 

@@ -4,15 +4,13 @@ A sender claims due deliveries in a short transaction of its own (``webhooks.cla
 lease of ``MARKETSVC_WEBHOOK_TIMEOUT_SECONDS`` + ``MARKETSVC_WEBHOOK_LEASE_SECONDS``; on
 PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two senders never take the same row), commits, reads
 the claimed deliveries' events and builds each CloudEvent once (a delivery carries a body of its
-own only when it has no event: a ping, or one whose event retention purged). It POSTs each with
-no transaction open (``webhook_http``), then records the attempts and their outcomes in
-batches, in short transactions of their own. A sender that dies between lease and record leaves
-a lease that runs out: the delivery is sent again (a duplicate the receiver drops by
-``webhook-id``), never lost.
-
-Its worker's relay also sends new deliveries through it before they are in the table
-(``send_first``): the relay records them once, answered, in its fan-out transaction, and hands
-over those still unanswered then (``handed_over``), which this sender records like a claim's.
+own only when it has no event: a ping, or one whose event retention purged). New deliveries its
+worker's relay leased to it as it made them come with their events, unclaimed (``fanned_out``);
+those beyond its free slots wait in its own queue for a slot, not in the table for a claim.
+It POSTs each with no transaction open (``webhook_http``), then records the attempts and their
+outcomes in batches, in short transactions of their own. A sender that dies between lease and
+record leaves a lease that runs out: the delivery is sent again (a duplicate the receiver drops
+by ``webhook-id``), never lost.
 
 Outcome: a 2xx is delivered. Anything else (another status, a timeout, a refused or failed
 connection) is retried after a random wait between 0 and the schedule's next step ("full
@@ -31,11 +29,10 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiohttp import web
 
@@ -64,10 +61,10 @@ IN_FLIGHT = 50  # deliveries one sender POSTs at once (a slow receiver holds one
 # a load ended); with 50 it keeps up. 100 kept up too, but its bursts of POSTs cost the
 # placements more, and unevenly (scripts/bench/results/webhook-ac03f4c.md).
 REFILL_AT = IN_FLIGHT // 2
-# What this worker's relay sends first beyond the free slots waits here for one (a batch of the
-# relay's). Left in the table, two in three were claimed under the placement load, each claim a
-# write transaction of its own (scripts/bench, SQLite: ~150 events a fan-out, 50 slots). One
-# handed over with a lease that would run out before its POST could end is left to a claim.
+# Deliveries this worker's relay leased to it beyond its free slots wait here for one (a batch
+# of the relay's). Left in the table, two in three were claimed under the placement load, each
+# claim a write transaction of its own (scripts/bench, SQLite: ~150 events a fan-out, 50 slots).
+# One whose lease would run out before its POST could end is left to a claim instead.
 QUEUED = 500
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer, read and dropped
 MAX_ERROR_LENGTH = 500
@@ -87,31 +84,9 @@ def next_wait(settings: Settings, attempts: int) -> float:
     return random.uniform(0, schedule[min(attempts - 1, len(schedule) - 1)])
 
 
-class Attempt(NamedTuple):
-    """What one POST came to."""
-
-    at: datetime
-    status_code: int | None
-    error: str | None  # None: a 2xx
-    elapsed: float
-
-
-@dataclass(eq=False)
-class FirstSend:
-    """A new delivery the relay sends before it is in the table (``Sender.send_first``): its
-    row (``id`` 0 until recorded), its CloudEvent, the end of its lease once it is recorded
-    unanswered (``Sender.handed_over``), and the attempt once answered (cancelled: abandoned,
-    or left unsent to a claim)."""
-
-    row: webhooks.Claimed
-    body: bytes
-    answer: asyncio.Future[Attempt]
-    until: datetime | None = None
-
-
 @dataclass(frozen=True)
-class Result:
-    """A finished attempt, to be recorded."""
+class _Result:
+    """A finished attempt, waiting for its batch to be recorded."""
 
     delivery_id: int
     subscription_id: int
@@ -137,16 +112,16 @@ class Sender:
         )
         self._gauge_at = 0.0
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._results: list[Result] = []
+        self._results: list[_Result] = []
         self._flush: asyncio.Task[None] | None = None  # the batch still gathering
         self._recording: set[asyncio.Task[None]] = set()  # batches gathering or committing
-        self._recent: dict[int, bytes] = {}  # events.id -> CloudEvent (``remember``)
-        self._queued: deque[FirstSend] = deque()  # the relay's, waiting for a slot
+        self._recent: dict[int, bytes] = {}  # events.id -> CloudEvent (``fanned_out``)
+        # leased, waiting for a slot: (delivery, its CloudEvent, the end of its lease)
+        self._queued: deque[tuple[Any, bytes | None, datetime]] = deque()
 
     async def close(self) -> None:
         """Stop: a POST in flight is abandoned, a queued delivery dropped (their leases run
-        out, or their fan-out is not committed: they are sent again)."""
-        self.abandon(self._queued)
+        out: they are sent again)."""
         self._queued.clear()
         for task in list(self._in_flight):
             task.cancel()
@@ -172,12 +147,12 @@ class Sender:
         )
         bodies = await self._bodies(claimed)
         for row in claimed:
-            self._launch(self._deliver_logged(row, bodies[row.id]))
+            self._launch(row, bodies[row.id])
         return len(claimed)
 
     def room(self) -> int:
-        """How many new deliveries the relay may send first through this sender: its free
-        slots and the free places in its queue."""
+        """How many new deliveries the relay may lease to this sender: its free slots and the
+        free places in its queue."""
         return max(0, IN_FLIGHT + QUEUED - len(self._in_flight) - len(self._queued))
 
     def lease_until(self, now: datetime) -> datetime:
@@ -187,72 +162,40 @@ class Sender:
             seconds=settings.webhook_timeout_seconds + settings.webhook_lease_seconds
         )
 
-    def _launch(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+    def _launch(self, row: Any, body: bytes | None) -> None:
+        task = asyncio.create_task(self._deliver_logged(row, body))
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
 
     def _start_queued(self) -> None:
-        """Start queued deliveries while there are free slots; skip one the relay abandoned,
-        and drop one whose lease would run out before its POST's timeout (it is claimed once
-        the lease has run out)."""
+        """Start queued deliveries while there are free slots; drop one whose lease would run
+        out before its POST's timeout (it is claimed once the lease has run out)."""
         if not self._queued:
             return
         latest = utcnow() + timedelta(seconds=self.settings.webhook_timeout_seconds)
         while self._queued and len(self._in_flight) < IN_FLIGHT:
-            job = self._queued.popleft()
-            if job.answer.done():
-                continue
-            if job.until is not None and job.until <= latest:
-                job.answer.cancel()
-                continue
-            self._launch(self._answer(job))
+            row, body, until = self._queued.popleft()
+            if until > latest:
+                self._launch(row, body)
 
-    def remember(self, events: Sequence[Any]) -> dict[int, bytes]:
-        """Build the CloudEvents of events the relay is fanning out (feed rows) and keep the
-        last ``RECENT_BODIES`` for the claims that follow; by event row."""
+    def fanned_out(
+        self, events: Sequence[Any], leased: Sequence[webhooks.Claimed], until: datetime | None
+    ) -> None:
+        """This worker's relay fanned these events out (feed rows) and leased ``leased`` of
+        their deliveries to this sender, until ``until``, as it inserted them (at most
+        ``room()``): build the events' CloudEvents, keep them for the claims that follow, and
+        start sending the leased deliveries, queueing those beyond the free slots."""
         recent = self._recent
         for event in events:
             recent[event.id] = self._encode(event)
-        bodies = {event.id: recent[event.id] for event in events}
+        if until is not None:
+            # a fanned-out delivery has its event (only a ping has none)
+            bodies = {row.id: recent[row.event_row] for row in leased if row.event_row is not None}
+            self._queued.extend((row, bodies[row.id], until) for row in leased)
+            self._start_queued()
         while len(recent) > RECENT_BODIES:  # the oldest first (insertion order)
             del recent[next(iter(recent))]
-        return bodies
-
-    def send_first(self, rows: Sequence[tuple[webhooks.Claimed, bytes]]) -> list[FirstSend]:
-        """POST these new deliveries (not in the table yet) as slots free, at most ``room()``;
-        each one's answer comes in its ``FirstSend``. The relay records them."""
-        loop = asyncio.get_running_loop()
-        jobs = [FirstSend(row, body, loop.create_future()) for row, body in rows]
-        self._queued.extend(jobs)
-        self._start_queued()
-        return jobs
-
-    def handed_over(self, job: FirstSend, row: webhooks.Claimed, until: datetime) -> None:
-        """The relay recorded ``job`` unanswered, as ``row``, leased to this sender until
-        ``until``: its attempt is recorded here once it answers."""
-        job.row, job.until = row, until
-        job.answer.add_done_callback(partial(self._answered_late, job))
-
-    def _answered_late(self, job: FirstSend, answer: asyncio.Future[Attempt]) -> None:
-        if not answer.cancelled():
-            self._record(job.row, answer.result())
-
-    def abandon(self, jobs: Sequence[FirstSend]) -> None:
-        """The relay's fan-out of these did not commit: whatever they answer is dropped (the
-        relay sends them again)."""
-        for job in jobs:
-            job.answer.cancel()
-
-    async def _answer(self, job: FirstSend) -> None:
-        try:
-            attempt = await self.attempt(job.row, job.body)
-        except Exception as exc:  # a bug: nothing recorded, sent again (its fan-out or lease)
-            log_retry(log, f"webhook delivery of event {job.row.event_id}", exc)
-            job.answer.cancel()
-            return
-        if not job.answer.done():
-            job.answer.set_result(attempt)
+        self.wake.set()
 
     def _encode(self, event: Any) -> bytes:
         return encode(envelope(event, self.settings.events_source))
@@ -301,12 +244,8 @@ class Sender:
         """POST one claimed delivery (no transaction open) and queue the attempt's record;
         ``body`` None: its event was purged, nothing can be sent (failed)."""
         if body is None:
-            self._record(row, Attempt(utcnow(), None, EVENT_GONE, 0.0), gone=True)
+            self._record(row, utcnow(), None, EVENT_GONE, 0.0, gone=True)
             return
-        self._record(row, await self.attempt(row, body))
-
-    async def attempt(self, row: Any, body: bytes) -> Attempt:
-        """POST ``body``, signed with the row's subscription's secrets (no transaction open)."""
         secrets = [row.secret]
         if row.previous_secret and row.previous_until and row.previous_until > utcnow():
             secrets.append(row.previous_secret)
@@ -316,7 +255,7 @@ class Sender:
         status_code, error = await self._post(row.url, body, headers)
         elapsed = time.perf_counter() - started
         WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
-        return Attempt(at, status_code, error, elapsed)
+        self._record(row, at, status_code, error, elapsed)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
@@ -336,19 +275,17 @@ class Sender:
             return status, None
         return status, f"answered {status}"
 
-    def _record(self, row: Any, attempt: Attempt, gone: bool = False) -> None:
+    def _record(
+        self,
+        row: Any,
+        at: datetime,
+        status_code: int | None,
+        error: str | None,
+        elapsed: float,
+        gone: bool = False,
+    ) -> None:
         """Queue the attempt's record in the batch gathering now (``gone``: failed at once)."""
-        self._results.append(self.result(row, attempt, gone))
-        if self._flush is None:
-            self._flush = asyncio.create_task(self._record_batch())
-            self._recording.add(self._flush)
-            self._flush.add_done_callback(self._recording.discard)
-
-    def result(self, row: Any, attempt: Attempt, gone: bool = False) -> Result:
-        """What ``attempt`` makes of the delivery ``row``: delivered, retrying when, or failed
-        (``gone``: at once: its event was purged)."""
         now = utcnow()
-        at, status_code, error, elapsed = attempt
         attempts = row.attempts + 1
         first = row.first_attempt_at or at
         outcome: dict[str, Any] | None = None  # delivered: a batch's in one statement
@@ -361,14 +298,20 @@ class Sender:
             next_at = now + timedelta(seconds=next_wait(self.settings, attempts))
             outcome = {"attempts": attempts, "first_attempt_at": first, "next_attempt_at": next_at}
             label = "retrying"
-        record = {
+        attempt = {
             "at": at,
             "status_code": status_code,
             "latency_ms": round(elapsed * 1000),
             "error": error,
             "next_attempt_at": next_at,
         }
-        return Result(row.id, row.subscription_id, at, record, outcome, label, posted=not gone)
+        self._results.append(
+            _Result(row.id, row.subscription_id, at, attempt, outcome, label, posted=not gone)
+        )
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._record_batch())
+            self._recording.add(self._flush)
+            self._flush.add_done_callback(self._recording.discard)
 
     async def _record_batch(self) -> None:
         """Record every attempt finished within ``RECORD_GATHER_S`` in one transaction.
@@ -385,9 +328,10 @@ class Sender:
         except Exception as exc:  # their leases run out: the deliveries are sent again
             log_retry(log, f"recording {len(batch)} webhook attempts", exc)
             return
-        count_outcomes(batch)
+        for label, count in Counter(result.label for result in batch).items():
+            WEBHOOK_DELIVERIES.labels(label).inc(count)  # one shared-memory write an outcome
 
-    async def _record_in(self, conn: Any, batch: list[Result]) -> None:
+    async def _record_in(self, conn: Any, batch: list[Any]) -> None:
         """The batch's attempts, deliveries and subscriptions' health, in one transaction."""
         await webhooks.record_attempts(
             conn,
@@ -397,10 +341,6 @@ class Sender:
             now=utcnow(),
             outcomes=[(r.delivery_id, r.outcome) for r in batch if r.outcome is not None],
         )
-        await self.note_health(conn, batch)
-
-    async def note_health(self, conn: Any, batch: Sequence[Result]) -> None:
-        """Each subscription's health after these attempts, in the caller's transaction."""
         # a subscription's health after the batch: healthy if its last attempt succeeded,
         # else failing since the first failure after its last success
         health: dict[int, datetime | None] = {}
@@ -454,12 +394,6 @@ class Sender:
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self.wake.wait()
             self.wake.clear()
-
-
-def count_outcomes(batch: Sequence[Result]) -> None:
-    """Once recorded: the delivery-outcome counter, one shared-memory write an outcome."""
-    for label, count in Counter(result.label for result in batch).items():
-        WEBHOOK_DELIVERIES.labels(label).inc(count)
 
 
 WEBHOOK_SENDER = web.AppKey("webhook_sender", Sender)

@@ -5,26 +5,17 @@ elects one of them across all workers and instances: the one holding its lease r
 after the consumer's position and, in ONE transaction, inserts a delivery for each active or
 paused subscription whose types match (a paused one's wait until it is resumed) and advances
 the position, so each event is fanned out exactly once (a relay that lost its lease rolls
-back). The others try for the lease every third of ``MARKETSVC_WEBHOOK_LEASE_SECONDS``, so a
-crashed relay is replaced within about one lease. A subscription receives the events fanned
-out after it was created (events already in the feed but not yet fanned out included);
-``replay`` sends older ones.
-
-A delivery is recorded once, after its POST, where it can be: before that transaction the
-relay sends, through its worker's sender (``Sender.send_first``), each new delivery that may
-go out at once (``_firsts``: the first about its subject, to a healthy active subscription, as
-many as the sender has room for), waits up to ``ANSWER_WAIT_S`` for the answers, and inserts
-those answered in their state after the attempt (delivered, or retrying), with the attempt.
-The others answered later are inserted leased to the sender, which records their attempts
-(``Sender.handed_over``); the rest are pending, for claims. Written before the POST and again
-after it, a delivery cost the database a pending row, an attempt and an update, in two write
-transactions (scripts/bench: placement with a subscription active, SQLite). A relay that
-crashes or loses its lease before the transaction commits leaves the position where it was:
-the next fan-out sends those events again (a duplicate the receiver drops by ``webhook-id``),
-never loses one.
+back). Reading the feed and claiming the lease are short transactions of their own; nothing
+here does network I/O. The others try for the lease every third of
+``MARKETSVC_WEBHOOK_LEASE_SECONDS``, so a crashed relay is replaced within about one lease. A
+subscription receives the events fanned out after it was created (events already in the feed
+but not yet fanned out included); ``replay`` sends older ones.
 
 The relay wakes on the feed's wake-up (``services.feed_wakeup``: PostgreSQL NOTIFY, SQLite a
-short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``.
+short poll) or every ``MARKETSVC_WEBHOOK_POLL_SECONDS``. In its fan-out transaction it leases the
+deliveries it can to this worker's sender (``_to_lease``), and after the commit hands them over
+with the events it read (``Sender.fanned_out``): the sender sends them without claiming them,
+and builds the events' CloudEvents then rather than read the events back for a later claim.
 """
 
 from __future__ import annotations
@@ -43,13 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from marketsvc.db_accessor import outbox, webhooks
 from marketsvc.services.background import BACKGROUND_DATABASE, FeedLease, log_retry
 from marketsvc.services.feed_wakeup import FEED_WAKEUP, FeedWakeup
-from marketsvc.services.webhook_delivery import (
-    WEBHOOK_SENDER,
-    FirstSend,
-    Result,
-    Sender,
-    count_outcomes,
-)
+from marketsvc.services.webhook_delivery import WEBHOOK_SENDER, Sender
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 from marketsvc.store.models import utcnow
@@ -59,11 +44,6 @@ log = logging.getLogger("marketsvc.webhooks.relay")
 CONSUMER = "webhooks"
 BATCH = 500
 HELD_BACK_S = 0.05
-# How long a fan-out waits for the POSTs it sent first: those answered by then are recorded once,
-# in their state after the attempt; the rest are recorded leased to the sender, which records
-# their attempts when they answer. A slow receiver delays the fan-out by this much at most.
-ANSWER_WAIT_S = 0.25
-Key = tuple[int, int]  # (subscription id, events.id): a delivery in one fan-out
 
 
 class LeaseLost(Exception):
@@ -99,22 +79,6 @@ def delivery_rows(events: Sequence[Any], subscriptions: Sequence[Any]) -> list[d
     return rows
 
 
-def _key(row: dict[str, Any]) -> Key:
-    return row["subscription_id"], row["event_row"]
-
-
-def _after(result: Result, now: datetime) -> dict[str, Any]:
-    """A new delivery's columns after its first attempt."""
-    if result.outcome is None:
-        return {
-            "status": "delivered",
-            "attempts": 1,
-            "first_attempt_at": result.at,
-            "delivered_at": now,
-        }
-    return result.outcome  # attempts, first_attempt_at, and next_attempt_at or status
-
-
 def _claimed(delivery_id: int, row: dict[str, Any], subscription: Any) -> webhooks.Claimed:
     """A delivery the relay leased as it inserted it, as a claim would have returned it."""
     return webhooks.Claimed(
@@ -148,120 +112,64 @@ class Relay:
             page = await outbox.read_feed(conn, self.lease.position, outbox.FeedFilter(), BATCH)
             if not page.rows:
                 return 0, page.held_back
-            jobs = await self._send_first(conn, page.rows)
-        if jobs:
-            try:
-                await asyncio.wait([job.answer for job in jobs.values()], timeout=ANSWER_WAIT_S)
-            except BaseException:  # cancelled: stopping
-                self.sender.abandon(list(jobs.values()))
-                raise
-        if not await self._record(page.rows, jobs):
+        last = page.rows[-1]
+        try:
+            rows, leased, until = await self.database.change_with(self._fan_out, page.rows)
+        except LeaseLost:
+            log.info("webhook relay lease passed to another process")
+            self.lease.lost()
             return 0, False
+        self.lease.position = (last.txid, last.id)
+        if rows:
+            fanned = {row["event_row"] for row in rows}
+            events = [event for event in page.rows if event.id in fanned]
+            self.sender.fanned_out(events, leased, until)
         return len(page.rows), page.held_back
 
-    async def _send_first(self, conn: Any, events: Sequence[Any]) -> dict[Key, FirstSend]:
-        """Start POSTing the new deliveries that go out at once (``_firsts``); by key."""
+    async def _fan_out(
+        self, conn: Any, events: Sequence[Any]
+    ) -> tuple[list[dict[str, Any]], list[webhooks.Claimed], datetime | None]:
+        """One delivery per event and matching subscription, and the position past the
+        events, in one transaction; the deliveries, those leased to this worker's sender, and
+        the end of their lease."""
         subscriptions = await webhooks.receiving_subscriptions(conn)
         rows = delivery_rows(events, subscriptions)
-        if not rows:
-            return {}
-        fanned = {row["event_row"] for row in rows}
-        bodies = self.sender.remember([event for event in events if event.id in fanned])
+        chosen, until = await self._to_lease(conn, rows, subscriptions)
+        ids = await webhooks.insert_deliveries(conn, rows)
+        if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
+            raise LeaseLost
         by_id = {s.id: s for s in subscriptions}
-        firsts = [rows[n] for n in await self._firsts(conn, rows, subscriptions)]
-        sent = self.sender.send_first(
-            [
-                (_claimed(0, row, by_id[row["subscription_id"]]), bodies[row["event_row"]])
-                for row in firsts
-            ]
-        )
-        return {_key(row): job for row, job in zip(firsts, sent, strict=True)}
+        leased = [_claimed(ids[n], rows[n], by_id[rows[n]["subscription_id"]]) for n in chosen]
+        return rows, leased, until
 
-    async def _firsts(
+    async def _to_lease(
         self, conn: Any, rows: list[dict[str, Any]], subscriptions: Sequence[Any]
-    ) -> list[int]:
-        """Which new deliveries go out before they are recorded, by index: as many as the
-        sender has room for (``Sender.room``), each to an active subscription that is not
-        failing (a failing one's go by claims, so a timing-out receiver does not hold the
-        fan-out up), and the first about its subject with none pending before it
-        (per-subject order)."""
+    ) -> tuple[list[int], datetime | None]:
+        """Lease new deliveries to this worker's sender as they are inserted, so that it sends
+        them without claiming them (a claim is a write of its own, behind the placements for
+        SQLite's one write lock): as many as it has room for (``Sender.room``), each to an
+        active subscription and the first pending delivery about its subject (per-subject
+        order: a delivery waits while an earlier one about the same resource is pending). Every
+        row gets the lease's columns, None where not leased; the indexes of the leased rows
+        and the end of their lease (None: none leased)."""
         room = self.sender.room()
-        healthy = {s.id for s in subscriptions if s.status == "active" and s.failing_since is None}
+        active = {s.id for s in subscriptions if s.status == "active"}
         firsts: dict[tuple[int, str], int] = {}  # (subscription, subject) -> its first row
         for n, row in enumerate(rows):
+            row["lease_owner"] = row["lease_until"] = None
             pair = (row["subscription_id"], row["subject"])
-            if row["subscription_id"] in healthy and pair not in firsts and len(firsts) < room:
+            if row["subscription_id"] in active and pair not in firsts and len(firsts) < room:
                 firsts[pair] = n
         if not firsts:
-            return []
+            return [], None
         waiting = await webhooks.pending_subjects(
             conn, list({s for s, _ in firsts}), list({subject for _, subject in firsts})
         )
-        return [n for pair, n in firsts.items() if pair not in waiting]
-
-    async def _record(self, events: Sequence[Any], jobs: dict[Key, FirstSend]) -> bool:
-        """Record the fan-out in one transaction, the answered deliveries in their state after
-        the attempt, and hand the unanswered ones over to the sender; if it does not commit,
-        abandon them all: the next step sends the batch again. False: the lease passed on."""
-        results = {
-            key: self.sender.result(job.row, job.answer.result())
-            for key, job in jobs.items()
-            if job.answer.done() and not job.answer.cancelled()
-        }
-        try:
-            rows, ids, until = await self.database.change_with(self._fan_out, events, jobs, results)
-        except BaseException as exc:
-            self.sender.abandon(list(jobs.values()))
-            if not isinstance(exc, LeaseLost):
-                raise
-            log.info("webhook relay lease passed to another process")
-            self.lease.lost()
-            return False
-        last = events[-1]
-        self.lease.position = (last.txid, last.id)
-        made = {_key(row): ids[n] for n, row in enumerate(rows)}
-        for key, job in jobs.items():
-            if key not in made:  # its subscription was deleted meanwhile
-                job.answer.cancel()
-            elif key not in results:
-                self.sender.handed_over(job, job.row._replace(id=made[key]), until)
-        count_outcomes([result for key, result in results.items() if key in made])
-        if rows:
-            self.sender.wake.set()  # deliveries left to claims
-        return True
-
-    async def _fan_out(
-        self,
-        conn: Any,
-        events: Sequence[Any],
-        jobs: dict[Key, FirstSend],
-        results: dict[Key, Result],
-    ) -> tuple[list[dict[str, Any]], list[int], datetime]:
-        """One delivery per event and matching subscription (read again: one may have come
-        or gone since), the answered ones' attempts and their subscriptions' health, and the
-        position past the events, in one transaction. A delivery sent first and unanswered is
-        leased to this worker's sender. The rows, their ids, and the end of that lease."""
-        subscriptions = await webhooks.receiving_subscriptions(conn)
-        rows = delivery_rows(events, subscriptions)
-        now = utcnow()
-        until = self.sender.lease_until(now)
-        answered: list[tuple[int, Result]] = []
-        for n, row in enumerate(rows):
-            key = _key(row)
-            if (result := results.get(key)) is not None:
-                row.update(_after(result, now))
-                answered.append((n, result))
-            elif key in jobs:
-                row["lease_owner"], row["lease_until"] = self.sender.owner, until
-        ids = await webhooks.insert_deliveries(conn, rows)
-        if answered:
-            await webhooks.record_attempts(
-                conn, self.sender.owner, [(ids[n], r.attempt) for n, r in answered], (), now
-            )
-            await self.sender.note_health(conn, [result for _, result in answered])
-        if not await self.lease.advance(conn, (events[-1].txid, events[-1].id)):
-            raise LeaseLost
-        return rows, ids, until
+        until = self.sender.lease_until(utcnow())
+        chosen = [n for pair, n in firsts.items() if pair not in waiting]
+        for n in chosen:
+            rows[n]["lease_owner"], rows[n]["lease_until"] = self.sender.owner, until
+        return chosen, until
 
     async def run(self, wakeup: FeedWakeup) -> None:
         while True:
