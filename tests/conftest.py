@@ -90,6 +90,22 @@ async def aiohttp_client(aiohttp_client: Any) -> AsyncIterator[Any]:
     contract.assert_kept()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand the contract counts to the controller's summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["contract_seen"] = dict(SEEN)
+        workeroutput["contract_streamed"] = dict(STREAMED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller, as each worker ends: add its contract counts."""
+    output = getattr(node, "workeroutput", {})
+    SEEN.update(output.get("contract_seen", {}))
+    STREAMED.update(output.get("contract_streamed", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     _backend_summary(terminalreporter)
     if SEEN:
