@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sqlite3
@@ -216,6 +217,40 @@ def webhook_rows(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def median_interval(values: list[float], coverage: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free interval for the median of what ``values`` sample: the k-th lowest
+    and the k-th highest of them, k the largest for which at least ``coverage`` of samples of
+    that size would hold the median between them (binomial, p = 1/2); None below 6 values,
+    too few for 95 %."""
+    n, ordered = len(values), sorted(values)
+    k, below = 0, 0.0  # below: P(at most k - 1 of the n fall under the median)
+    while True:
+        below += math.comb(n, k) / 2**n
+        if 1 - 2 * below < coverage:
+            break
+        k += 1
+    return (ordered[k - 1], ordered[n - k]) if k else None
+
+
+def webhook_rounds(result: dict[str, Any]) -> str:
+    """Each round's with / without (its two loads ran minutes apart, in alternating order),
+    their median and the interval it lies in: the figure to trust on a noisy machine."""
+    w = result["webhook"]
+    ratios = [x.rps / y.rps for x, y in zip(w.samples, w.plain, strict=True) if y.rps]
+    if not ratios:
+        return ""
+    interval = median_interval(ratios)
+    where = (
+        f"95 % interval of the median {interval[0]:.2f}-{interval[1]:.2f}"
+        if interval
+        else "at least 6 rounds (`--repeat`) give it a 95 % interval"
+    )
+    return (
+        f"Rounds, with / without: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+        f"{med(ratios):.2f} ({where})."
+    )
+
+
 def webhook_note(result: dict[str, Any]) -> str:
     w = result["webhook"]
     seconds = sum(x.seconds for x in w.samples)
@@ -324,7 +359,8 @@ def render(plan: Plan, results: list[dict[str, Any]], pg_version: str | None) ->
                 "pending; every other round runs the subscribed load first):",
                 "",
             ]
-            lines += [*webhook_rows(result), "", webhook_note(result), ""]
+            lines += [*webhook_rows(result), "", webhook_rounds(result), ""]
+            lines += [webhook_note(result), ""]
         if result.get("scaling", {}).get("workers"):
             lines += [
                 "",
