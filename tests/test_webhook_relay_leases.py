@@ -1,8 +1,8 @@
 """The relay leases the deliveries it makes to its worker's sender, in the fan-out's transaction,
 and hands them over: the sender sends them without a claim (``Relay._to_lease``), those beyond
-its free slots from a queue of its own. Only as many as it has slots and queue for, only to an
-active subscription, and only a delivery that is the first pending one about its subject:
-per-subject order holds as it does for a claim."""
+its free slots from a queue of its own. Only as many as it has slots and queue for (of a failing
+subscription's, one at a time), only to an active subscription, and only a delivery that is the
+first pending one about its subject: per-subject order holds as it does for a claim."""
 
 from __future__ import annotations
 
@@ -182,3 +182,40 @@ async def test_a_queued_delivery_whose_lease_would_run_out_first_is_left_to_a_cl
     await until(
         lambda: "orders/2" in rig.subjects_received(), 20, "the second, sent after its claim"
     )
+
+
+async def test_a_failing_subscription_gets_one_post_at_a_time_until_one_succeeds(
+    rig: Rig,
+) -> None:
+    rig.receiver.fail_first = 10**6  # 500 to everything, but what the gate holds
+    subscription = await rig.subscribe()
+    await rig.events("orders/1")
+    await rig.fan_out()
+    await until(lambda: len(rig.receiver.receipts) == 1, 20, "the first POST, answered 500")
+    await until(lambda: rig.sender.takes(subscription) == 1, 20, "the failure noted")
+    await until(lambda: recorded_first(rig), 20, "the failed attempt recorded")
+
+    # the next POST is held at the receiver: the subscription's one probe is out
+    rig.receiver.gate_when = lambda event: event["subject"] == "orders/2"
+    await rig.events(*(f"orders/{n}" for n in range(2, 7)))
+    await rig.fan_out()
+    await until(lambda: rig.receiver.arrived.is_set(), 20, "the probe at the receiver")
+    rows = await rig.deliveries()
+    leased = [row.subject for row in rows if row.lease_owner is not None]
+    assert leased == ["orders/2"]  # the other four were left in the table
+    assert rig.sender.takes(subscription) == 0
+    assert await rig.sender.send_due() == 0  # and the claims pass over them
+    assert len(rig.receiver.receipts) == 2
+
+    rig.receiver.fail_first = 0
+    rig.receiver.gate.set()  # the probe succeeds: the subscription is healthy again
+    await until(lambda: rig.sender.takes(subscription) is None, 20, "the success noted")
+    await until(rig.sender.send_due, 20, "the four left claimed")
+    wanted = {f"orders/{n}" for n in range(2, 7)}
+    await until(lambda: wanted <= set(rig.subjects_received()), 20, "orders/2 to 6 accepted")
+    assert rig.receiver.most_open == 1
+
+
+async def recorded_first(rig: Rig) -> bool:
+    first = (await rig.deliveries())[0]
+    return first.status == "pending" and first.lease_owner is None

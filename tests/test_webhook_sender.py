@@ -1,6 +1,6 @@
 """The sender (services.webhook_delivery.Sender): a finished POST wakes it to claim again only
-once half its slots are free, so that a burst costs a few claims, not one each; and it keeps no
-receiver's cookies."""
+once half of a subscription's slots are free, so that a burst costs a few claims, not one each;
+and it keeps no receiver's cookies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from marketsvc.db_accessor import webhooks
-from marketsvc.services.webhook_delivery import IN_FLIGHT, REFILL_AT, Sender
+from marketsvc.services.webhook_delivery import REFILL_AT, SUBSCRIPTION_IN_FLIGHT, Sender
 from marketsvc.settings import Settings
 from marketsvc.store.engine import Database
 
@@ -82,25 +82,27 @@ async def test_a_finished_post_wakes_the_sender_once_half_its_slots_are_free(
     settings = dataclasses.replace(settings, webhook_allow_private=True)
     database = Database(settings)
     sender = Sender(database, settings)
+    full = SUBSCRIPTION_IN_FLIGHT  # one subscription's share of the slots
     try:
         url = await receiver.start()
         async with database.change_rows() as conn:
             sub = await webhooks.create_subscription(conn, url, None, "", "whsec_AA==")
-            await webhooks.insert_deliveries(
-                conn, [_delivery(sub.id, n) for n in range(IN_FLIGHT + 5)]
-            )
-        assert await sender.send_due() == IN_FLIGHT  # every slot taken, 5 left due
-        await _until(lambda: receiver.arrived == IN_FLIGHT, "every slot's POST")
+            await webhooks.insert_deliveries(conn, [_delivery(sub.id, n) for n in range(full)])
+        assert await sender.send_due() == full  # its every slot taken
+        await _until(lambda: receiver.arrived == full, "every slot's POST")
+        async with database.change_rows() as conn:  # 5 more due
+            rows = [_delivery(sub.id, n) for n in range(full, full + 5)]
+            await webhooks.insert_deliveries(conn, rows)
         sender.wake.clear()
 
-        busy = IN_FLIGHT
+        busy = full
         while busy > REFILL_AT + 1:  # one finished delivery at a time: no wake-up
             receiver.release.release()
             busy -= 1
             await _until(lambda n=busy: len(sender._in_flight) == n, "a delivery recorded")
-            assert not sender.wake.is_set(), f"woken with {busy} of {IN_FLIGHT} slots busy"
+            assert not sender.wake.is_set(), f"woken with {busy} of {full} slots busy"
 
-        receiver.release.release()  # half the slots free now: claim again
+        receiver.release.release()  # half its slots free now: claim again
         await _until(lambda: len(sender._in_flight) == REFILL_AT, "half the slots free")
         assert sender.wake.is_set()
         assert await sender.send_due() == 5  # the rest, in one claim

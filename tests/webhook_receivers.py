@@ -35,6 +35,8 @@ class Receiver:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
+    open: int = 0  # requests being answered now
+    most_open: int = 0  # the most at once
     _runner: web.AppRunner | None = None
 
     async def start(self, host: str = "127.0.0.1") -> str:
@@ -54,6 +56,14 @@ class Receiver:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            return await self._answer(request)
+        finally:
+            self.open -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         receipt = Receipt(
             {k.lower(): v for k, v in request.headers.items()},
             await request.read(),

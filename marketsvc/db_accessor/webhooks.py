@@ -259,21 +259,28 @@ def _eligible() -> Any:
     )
 
 
-@cache  # built once per (limit, locking): the sender asks after every delivery
-def _due(limit: int, lock: bool = False) -> Select[Any]:
+@cache  # built once per (limit, locking, skipping): the sender asks after every delivery
+def _due(limit: int, lock: bool = False, skipping: bool = False) -> Select[Any]:
     due = (
         select(WebhookDelivery.id)
         .where(_eligible())
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
     )
+    if skipping:  # a separate statement: an expanding IN cannot be empty
+        due = due.where(WebhookDelivery.subscription_id.not_in(bindparam("skip", expanding=True)))
     # PostgreSQL: senders on other workers and instances pass over each other's rows
     return due.with_for_update(of=WebhookDelivery, skip_locked=True) if lock else due
 
 
-async def any_due(db: Executor, now: datetime) -> bool:
-    """A cheap read (no lock, no write) before a claim."""
-    return (await execute(db, _due(1), {"now": now})).first() is not None
+def _due_params(now: datetime, skip: Sequence[int]) -> dict[str, Any]:
+    return {"now": now, "skip": list(skip)} if skip else {"now": now}
+
+
+async def any_due(db: Executor, now: datetime, skip: Sequence[int] = ()) -> bool:
+    """A cheap read (no lock, no write) before a claim; ``skip``: subscriptions left out."""
+    stmt = _due(1, skipping=bool(skip))
+    return (await execute(db, stmt, _due_params(now, skip))).first() is not None
 
 
 def _of_subscription(column: Any) -> Any:
@@ -316,14 +323,19 @@ _LEASE = (
 
 
 async def claim_due(
-    db: Executor, owner: str, now: datetime, lease_until: datetime, limit: int
+    db: Executor,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    skip: Sequence[int] = (),
 ) -> list[Row[Any]]:
     """Lease up to ``limit`` eligible deliveries to ``owner`` (in the caller's short
-    transaction), in id order, each with its subscription's URL and secrets. PostgreSQL:
-    ``FOR UPDATE SKIP LOCKED`` so that senders on other workers and instances pass over each
-    other's rows; SQLite: writers are serial."""
-    due = _due(limit, lock=dialect_name(db) == "postgresql")
-    ids = (await execute(db, due, {"now": now})).scalars().all()
+    transaction), in id order, each with its subscription's URL and secrets; none of the
+    subscriptions in ``skip``. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` so that senders on other
+    workers and instances pass over each other's rows; SQLite: writers are serial."""
+    due = _due(limit, lock=dialect_name(db) == "postgresql", skipping=bool(skip))
+    ids = (await execute(db, due, _due_params(now, skip))).scalars().all()
     if not ids:
         return []
     leased = await execute(db, _LEASE, {"ids": ids, "owner": owner, "until": lease_until})

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -52,15 +53,25 @@ from marketsvc.web.keys import SETTINGS
 
 log = logging.getLogger("marketsvc.webhooks.delivery")
 IN_FLIGHT = 50  # deliveries one sender POSTs at once (a slow receiver holds one slot)
-# A finished POST wakes the sender to claim again only once half the slots are free: a claim is
-# a write transaction, and one per finished delivery queued behind the placements for SQLite's
-# one write lock. A fan-out still wakes it at once, whatever is free. A slot is free once its
-# POST has an answer: the attempt is recorded in a batch after it (``_record_batch``), and the
-# delivery stays leased until then. With 20 slots, each waiting for its record, a subscribed
-# worker fell behind its placements (scripts/bench, SQLite: half the events still pending when
-# a load ended); with 50 it keeps up. 100 kept up too, but its bursts of POSTs cost the
-# placements more, and unevenly (scripts/bench/results/webhook-ac03f4c.md).
-REFILL_AT = IN_FLIGHT // 2
+# A slot is free once its POST has an answer: the attempt is recorded in a batch after it
+# (``_record_batch``), and the delivery stays leased until then. With 20 slots, each waiting for
+# its record, a subscribed worker fell behind its placements (scripts/bench, SQLite: half the
+# events still pending when a load ended); with 50 it keeps up. 100 kept up too, but its bursts
+# of POSTs cost the placements more, and unevenly (scripts/bench/results/webhook-ac03f4c.md).
+#
+# One subscription gets at most half the slots, and one whose last attempt here failed (an
+# error status, a timeout, no connection) one POST at a time until a POST succeeds: a receiver
+# that is down must not hold the slots that every other subscription's deliveries wait for.
+# Sent in turn from one queue, 300 orders' deliveries to a receiver hanging past a 2 s timeout
+# held those to a healthy receiver back for 13.6 s; with the caps, 0.7 s, as long as placing the
+# orders took (tests/test_webhooks_isolation.py). Half, not all, for a receiver that has just
+# gone down: it looks healthy until its first timeout.
+SUBSCRIPTION_IN_FLIGHT = IN_FLIGHT // 2
+FAILING_IN_FLIGHT = 1
+# A finished POST wakes the sender to claim again only once half of what one subscription may
+# have out is free: a claim is a write transaction, and one per finished delivery queued behind
+# the placements for SQLite's one write lock. A fan-out still wakes it at once.
+REFILL_AT = SUBSCRIPTION_IN_FLIGHT // 2
 # Deliveries this worker's relay leased to it beyond its free slots wait here for one (a batch
 # of the relay's). Left in the table, two in three were claimed under the placement load, each
 # claim a write transaction of its own (scripts/bench, SQLite: ~150 events a fan-out, 50 slots).
@@ -116,13 +127,17 @@ class Sender:
         self._flush: asyncio.Task[None] | None = None  # the batch still gathering
         self._recording: set[asyncio.Task[None]] = set()  # batches gathering or committing
         self._recent: dict[int, bytes] = {}  # events.id -> CloudEvent (``fanned_out``)
-        # leased, waiting for a slot: (delivery, its CloudEvent, the end of its lease)
-        self._queued: deque[tuple[Any, bytes | None, datetime]] = deque()
+        # leased, waiting for a slot, by subscription: (delivery, its CloudEvent, lease's end)
+        self._queued: dict[int, deque[tuple[Any, bytes | None, datetime]]] = {}
+        self._queued_count = 0
+        self._busy: Counter[int] = Counter()  # POSTs in flight by subscription
+        self._failing: set[int] = set()  # subscriptions whose last attempt here failed
 
     async def close(self) -> None:
         """Stop: a POST in flight is abandoned, a queued delivery dropped (their leases run
         out: they are sent again)."""
         self._queued.clear()
+        self._queued_count = 0
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -133,27 +148,46 @@ class Sender:
 
     async def send_due(self) -> int:
         """Claim what is due, as many as there are free slots, and start sending each (the
-        claim is committed first); how many were claimed. None while leased deliveries wait
-        for a slot: they came first."""
-        room = 0 if self._queued else max(0, IN_FLIGHT - len(self._in_flight))
-        if room <= 0:
+        claim is committed first); how many were claimed. None while leased deliveries that
+        may start wait for a slot: they came first. Not the deliveries of a failing
+        subscription that has its POST out or deliveries waiting here."""
+        room = IN_FLIGHT - len(self._in_flight)
+        if room <= 0 or any(map(self._may_start, self._queued)):
             return 0
+        skip = sorted(s for s in self._failing if not self._may_start(s) or s in self._queued)
         now = utcnow()
         async with self.database.read() as conn:
-            if not await webhooks.any_due(conn, now):
+            if not await webhooks.any_due(conn, now, skip):
                 return 0
         claimed = await self.database.change_with(
-            webhooks.claim_due, self.owner, now, self.lease_until(now), room
+            webhooks.claim_due, self.owner, now, self.lease_until(now), room, skip
         )
         bodies = await self._bodies(claimed)
         for row in claimed:
-            self._launch(row, bodies[row.id])
+            self._enqueue(row, bodies[row.id], self.lease_until(now))
+        self._start_queued()
         return len(claimed)
 
     def room(self) -> int:
         """How many new deliveries the relay may lease to this sender: its free slots and the
         free places in its queue."""
-        return max(0, IN_FLIGHT + QUEUED - len(self._in_flight) - len(self._queued))
+        return max(0, IN_FLIGHT + QUEUED - len(self._in_flight) - self._queued_count)
+
+    def takes(self, subscription_id: int) -> int | None:
+        """How many more of this subscription's deliveries the relay may lease to this sender
+        (within ``room()``): None if only ``room()`` bounds them; for a failing subscription,
+        what it may start at once."""
+        if subscription_id not in self._failing:
+            return None
+        waiting = len(self._queued.get(subscription_id, ()))
+        return max(0, FAILING_IN_FLIGHT - self._busy[subscription_id] - waiting)
+
+    def _may_start(self, subscription_id: int) -> bool:
+        """Whether a POST of this subscription's may start now that a slot is free."""
+        failing = subscription_id in self._failing
+        return self._busy[subscription_id] < (
+            FAILING_IN_FLIGHT if failing else SUBSCRIPTION_IN_FLIGHT
+        )
 
     def lease_until(self, now: datetime) -> datetime:
         """The end of a lease taken ``now``: the POST's timeout and the lease's margin."""
@@ -165,18 +199,34 @@ class Sender:
     def _launch(self, row: Any, body: bytes | None) -> None:
         task = asyncio.create_task(self._deliver_logged(row, body))
         self._in_flight.add(task)
-        task.add_done_callback(self._finished)
+        self._busy[row.subscription_id] += 1
+        task.add_done_callback(functools.partial(self._finished, row.subscription_id))
+
+    def _enqueue(self, row: Any, body: bytes | None, until: datetime) -> None:
+        self._queued.setdefault(row.subscription_id, deque()).append((row, body, until))
+        self._queued_count += 1
 
     def _start_queued(self) -> None:
-        """Start queued deliveries while there are free slots; drop one whose lease would run
-        out before its POST's timeout (it is claimed once the lease has run out)."""
+        """Start queued deliveries while there are free slots, one subscription after the
+        other, a failing one only as far as ``FAILING_IN_FLIGHT``; drop one whose lease would
+        run out before its POST's timeout (it is claimed once the lease has run out)."""
         if not self._queued:
             return
         latest = utcnow() + timedelta(seconds=self.settings.webhook_timeout_seconds)
-        while self._queued and len(self._in_flight) < IN_FLIGHT:
-            row, body, until = self._queued.popleft()
-            if until > latest:
-                self._launch(row, body)
+        moved = True
+        while moved and len(self._in_flight) < IN_FLIGHT:
+            moved = False
+            for subscription_id, queue in list(self._queued.items()):
+                while queue and queue[0][2] <= latest:  # could not be sent within its lease
+                    queue.popleft()
+                    self._queued_count -= 1
+                if queue and len(self._in_flight) < IN_FLIGHT and self._may_start(subscription_id):
+                    row, body, _ = queue.popleft()
+                    self._queued_count -= 1
+                    self._launch(row, body)
+                    moved = True
+                if not queue:
+                    del self._queued[subscription_id]
 
     def fanned_out(
         self, events: Sequence[Any], leased: Sequence[webhooks.Claimed], until: datetime | None
@@ -191,7 +241,8 @@ class Sender:
         if until is not None:
             # a fanned-out delivery has its event (only a ping has none)
             bodies = {row.id: recent[row.event_row] for row in leased if row.event_row is not None}
-            self._queued.extend((row, bodies[row.id], until) for row in leased)
+            for row in leased:
+                self._enqueue(row, bodies[row.id], until)
             self._start_queued()
         while len(recent) > RECENT_BODIES:  # the oldest first (insertion order)
             del recent[next(iter(recent))]
@@ -226,10 +277,13 @@ class Sender:
                 bodies[row.id] = recent.get(row.event_row) or built.get(row.event_row)
         return bodies
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, subscription_id: int, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._busy[subscription_id] -= 1
+        if not self._busy[subscription_id]:
+            del self._busy[subscription_id]
         self._start_queued()
-        if len(self._in_flight) <= REFILL_AT and not self._queued:
+        if len(self._in_flight) <= REFILL_AT and not any(map(self._may_start, self._queued)):
             self.wake.set()
 
     async def _deliver_logged(self, row: Any, body: bytes | None) -> None:
@@ -255,6 +309,10 @@ class Sender:
         status_code, error = await self._post(row.url, body, headers)
         elapsed = time.perf_counter() - started
         WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
+        if error is None:
+            self._failing.discard(row.subscription_id)
+        else:
+            self._failing.add(row.subscription_id)
         self._record(row, at, status_code, error, elapsed)
 
     async def _post(

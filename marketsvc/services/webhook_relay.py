@@ -147,19 +147,27 @@ class Relay:
     ) -> tuple[list[int], datetime | None]:
         """Lease new deliveries to this worker's sender as they are inserted, so that it sends
         them without claiming them (a claim is a write of its own, behind the placements for
-        SQLite's one write lock): as many as it has room for (``Sender.room``), each to an
+        SQLite's one write lock): as many as it has room for (``Sender.room``; of a failing
+        subscription's, only what the sender may start at once: ``Sender.takes``), each to an
         active subscription and the first pending delivery about its subject (per-subject
         order: a delivery waits while an earlier one about the same resource is pending). Every
         row gets the lease's columns, None where not leased; the indexes of the leased rows
         and the end of their lease (None: none leased)."""
         room = self.sender.room()
-        active = {s.id for s in subscriptions if s.status == "active"}
+        # per active subscription, how many more it may lease (None: as many as there is room)
+        takes = {s.id: self.sender.takes(s.id) for s in subscriptions if s.status == "active"}
         firsts: dict[tuple[int, str], int] = {}  # (subscription, subject) -> its first row
         for n, row in enumerate(rows):
             row["lease_owner"] = row["lease_until"] = None
-            pair = (row["subscription_id"], row["subject"])
-            if row["subscription_id"] in active and pair not in firsts and len(firsts) < room:
-                firsts[pair] = n
+            subscription_id = row["subscription_id"]
+            pair = (subscription_id, row["subject"])
+            if subscription_id not in takes or pair in firsts or len(firsts) >= room:
+                continue
+            if (left := takes[subscription_id]) is not None:
+                if left <= 0:
+                    continue
+                takes[subscription_id] = left - 1
+            firsts[pair] = n
         if not firsts:
             return [], None
         waiting = await webhooks.pending_subjects(
