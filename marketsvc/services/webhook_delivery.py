@@ -7,6 +7,9 @@ the claimed deliveries' events and builds each CloudEvent once (a delivery carri
 own only when it has no event: a ping, or one whose event retention purged). New deliveries its
 worker's relay leased to it as it made them come with their events, unclaimed (``fanned_out``);
 those beyond its free slots wait in its own queue for a slot, not in the table for a claim.
+One subscription gets at most half the slots, and one whose last attempt here failed one POST at
+a time until one succeeds (``SUBSCRIPTION_IN_FLIGHT``, ``FAILING_IN_FLIGHT``): a receiver that is
+down does not hold up the others.
 It POSTs each with no transaction open (``webhook_http``), then records the attempts and their
 outcomes in batches, in short transactions of their own. A sender that dies between lease and
 record leaves a lease that runs out: the delivery is sent again (a duplicate the receiver drops
@@ -159,12 +162,13 @@ class Sender:
         async with self.database.read() as conn:
             if not await webhooks.any_due(conn, now, skip):
                 return 0
+        until = self.lease_until(now)
         claimed = await self.database.change_with(
-            webhooks.claim_due, self.owner, now, self.lease_until(now), room, skip
+            webhooks.claim_due, self.owner, now, until, room, skip
         )
         bodies = await self._bodies(claimed)
         for row in claimed:
-            self._enqueue(row, bodies[row.id], self.lease_until(now))
+            self._enqueue(row, bodies[row.id], until)
         self._start_queued()
         return len(claimed)
 
